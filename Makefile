@@ -1,0 +1,32 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11+:
+#   make run    virtualenv, install, start a local cluster and run a sample job to the end
+#   make test   virtualenv, install with test extras, run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench protos clean venv
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Shoal needs Python 3.11 or newer (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/shoal demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/latency_first_output.py
+
+protos: $(STAMP)
+	$(PY) protos/generate.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,148 @@
+"""Daemon configuration: every key, its default and its meaning, in one place.
+
+A config file is TOML with a `[head]` table and/or a `[node]` table (one file can serve both
+daemons). Values come from, in rising precedence: the defaults below, the file, command-line
+flags. Each daemon loads its config once at start-up and passes the object down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from common.errors import ConfigError
+
+DEFAULT_PORT = 7676
+DEFAULT_HEAD = f"localhost:{DEFAULT_PORT}"
+
+
+def default_state_dir(role: str) -> Path:
+    if env := os.environ.get("SHOAL_STATE_DIR"):
+        return Path(env) / role
+    if os.geteuid() == 0:
+        return Path("/var/lib/shoal") / role
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "shoal" / role
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    # Address the gRPC server binds. Port 0 picks a free port; the bound address is written
+    # to <state_dir>/head.addr either way. Plaintext until the security issue lands, so the
+    # default keeps it on loopback: use 0.0.0.0:7676 for a real cluster.
+    listen: str = f"127.0.0.1:{DEFAULT_PORT}"
+    # SQLite database, task output and the address file live here.
+    state_dir: Path = field(default_factory=lambda: default_state_dir("head"))
+    # Seconds between agent heartbeats; the head tells each agent when it connects.
+    heartbeat_interval: float = 5.0
+    # Seconds without a heartbeat (or a connection) after which a node is Unreachable and
+    # its running tasks are failed with the reason "node NAME lost".
+    node_lost_after: float = 30.0
+    # Node choice among those that fit: "pack" fills the busiest node first (keeps whole
+    # nodes free for wide tasks, as Slurm does), "spread" the least busy.
+    placement: str = "pack"
+    log_level: str = "info"
+
+    def validate(self) -> HeadConfig:
+        parse_address(self.listen, what="listen")
+        if self.heartbeat_interval <= 0:
+            raise ConfigError(f"heartbeat_interval must be > 0 seconds, got {self.heartbeat_interval}")
+        if self.node_lost_after <= self.heartbeat_interval:
+            raise ConfigError(
+                f"node_lost_after ({self.node_lost_after}s) must be longer than "
+                f"heartbeat_interval ({self.heartbeat_interval}s)"
+            )
+        if self.placement not in ("pack", "spread"):
+            raise ConfigError(f"placement must be 'pack' or 'spread', got {self.placement!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    # Head node address HOST:PORT; the agent opens the connection.
+    head: str = DEFAULT_HEAD
+    # Node name, unique in the cluster.
+    name: str = field(default_factory=socket.gethostname)
+    # Cores and memory offered to tasks; 0 means detect (psutil, cgroup limits, affinity).
+    cores: int = 0
+    memory_mb: int = 0
+    # Agent's own state (output spool).
+    state_dir: Path = field(default_factory=lambda: default_state_dir("node"))
+    # Seconds between SIGTERM and SIGKILL when a task is cancelled.
+    kill_grace: float = 5.0
+    log_level: str = "info"
+
+    def validate(self) -> NodeConfig:
+        parse_address(self.head, what="head")
+        if not self.name or any(c.isspace() for c in self.name):
+            raise ConfigError(f"node name {self.name!r} must be non-empty and contain no spaces")
+        if self.cores < 0 or self.memory_mb < 0:
+            raise ConfigError("cores and memory_mb must be >= 0 (0 means detect)")
+        if self.kill_grace < 0:
+            raise ConfigError(f"kill_grace must be >= 0 seconds, got {self.kill_grace}")
+        return self
+
+
+def parse_address(text: str, what: str = "address") -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port); ConfigError says what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{what} {text!r} is not HOST:PORT (for example 127.0.0.1:{DEFAULT_PORT})")
+    return host.strip("[]"), int(port)
+
+
+C = TypeVar("C", HeadConfig, NodeConfig)
+
+
+def load(cls: type[C], table: str, path: Path | None, overrides: dict[str, Any]) -> C:
+    """Build a config from defaults, then the file's [table], then non-None overrides."""
+    values: dict[str, Any] = {}
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+        section = data.get(table, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"[{table}] in {path} must be a table")
+        for key, value in section.items():
+            if key not in known:
+                raise ConfigError(
+                    f"unknown key {key!r} in [{table}] of {path}; known keys: {', '.join(sorted(known))}"
+                )
+            values[key] = value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    typed: dict[str, Any] = {}
+    for key, value in values.items():
+        default = known[key].default
+        if default is dataclasses.MISSING:
+            default = known[key].default_factory()  # type: ignore[misc]
+        typed[key] = _coerce(key, value, default)
+    return cls(**typed).validate()
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if isinstance(default, Path):
+            return Path(value).expanduser()
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} = {value!r} is not a valid {type(default).__name__}") from None

@@ -1,0 +1,21 @@
+"""Command-line flags of `shoal node` (kept apart from main.py so the CLI parses them without
+importing the agent)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS: `shoal --head X node` must not be overwritten by this flag's default.
+    p.add_argument("--head", metavar="HOST:PORT", default=argparse.SUPPRESS,
+                   help="head node address (default $SHOAL_HEAD or localhost:7676)")
+    p.add_argument("--name", help="node name, unique in the cluster (default: the host name)")
+    p.add_argument("--cores", type=int, help="cores offered to tasks (default: detected)")
+    p.add_argument("--memory-mb", type=int, help="memory offered to tasks in MB (default: detected)")
+    p.add_argument("--state-dir", metavar="DIR", type=Path, help="the agent's output spool")
+    p.add_argument("--config", metavar="FILE", type=Path, help="TOML file with a [node] table")
+    p.add_argument("--kill-grace", metavar="SECONDS", type=float,
+                   help="time between SIGTERM and SIGKILL when a task is cancelled (default 5)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

@@ -1,0 +1,49 @@
+"""`shoal node`: load the config once, detect capacity, run the agent until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+
+from common import config as config_mod
+from common import log
+from common.clock import SystemClock
+from common.config import NodeConfig
+from common.resources import Resources
+from computenode import capacity
+from computenode.agent import Agent
+
+_log = log.get("node")
+
+
+def run(args: argparse.Namespace, default_head: str | None) -> int:
+    config = config_mod.load(
+        NodeConfig,
+        "node",
+        args.config,
+        {
+            "head": args.head or default_head,
+            "name": args.name,
+            "cores": args.cores,
+            "memory_mb": args.memory_mb,
+            "state_dir": args.state_dir,
+            "kill_grace": args.kill_grace,
+            "log_level": args.log_level,
+        },
+    )
+    log.configure(config.log_level)
+    detected = capacity.detect()
+    offered = Resources(config.cores or detected.cores, config.memory_mb or detected.memory_mb)
+    _log.info("node_starting", node=config.name, head=config.head, cores=offered.cores, memory_mb=offered.memory_mb,
+              detected_cores=detected.cores, detected_memory_mb=detected.memory_mb)
+    return asyncio.run(_main(config, offered))
+
+
+async def _main(config: NodeConfig, offered: Resources) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return await Agent(config, offered, SystemClock()).run(stop)

@@ -1,0 +1,217 @@
+"""The agent's task table as a pure state machine: AgentState.handle(event) -> [instructions].
+
+No I/O, no clock: the agent shell (agent.py) feeds it events (what the head asked, what
+the processes did) and carries out the instructions it returns. Tasks are keyed by
+(task, attempt), so a new attempt of a task is a new entry and never confused with an old
+one. The table is an explicit transition table: an event that has no entry for a task's
+phase is ignored, which makes repeated kills, duplicate launches and late acks harmless.
+
+Phases: RUNNING -> (KILLING) -> ENDED (process gone, output still draining) -> REPORTED
+(exit sent to the head, kept until it acknowledges) -> forgotten.
+"""
+
+from __future__ import annotations
+
+import enum
+import signal as _signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.ids import TaskId
+
+Key = tuple[TaskId, int]  # (task, attempt)
+
+
+class Phase(enum.Enum):
+    RUNNING = "running"
+    KILLING = "killing"
+    ENDED = "ended"
+    REPORTED = "reported"
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequested:
+    key: Key
+    launch: Any  # the LaunchTask message, passed through to the Start instruction
+
+
+@dataclass(frozen=True, slots=True)
+class KillRequested:
+    key: Key
+
+
+@dataclass(frozen=True, slots=True)
+class KillTimeout:
+    key: Key
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStarted:
+    key: Key
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartFailed:
+    key: Key
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessExited:
+    key: Key
+    exit_code: int
+    signal: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutputDrained:
+    key: Key
+
+
+@dataclass(frozen=True, slots=True)
+class ExitAcked:
+    key: Key
+
+
+Event = (
+    LaunchRequested | KillRequested | KillTimeout | ProcessStarted | StartFailed | ProcessExited
+    | OutputDrained | ExitAcked
+)
+
+
+# -- instructions ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    key: Key
+    launch: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    key: Key
+    signal: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartKillTimer:
+    key: Key
+
+
+@dataclass(frozen=True, slots=True)
+class ReportStarted:
+    key: Key
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportExited:
+    key: Key
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    key: Key
+
+
+Instruction = Start | Signal | StartKillTimer | ReportStarted | ReportExited | Forget
+
+
+@dataclass(slots=True)
+class TaskEntry:
+    key: Key
+    phase: Phase = Phase.RUNNING
+    pid: int = 0
+    exit_code: int = 0
+    signal: int = 0
+    error: str = ""
+    drained: bool = False
+
+
+@dataclass
+class AgentState:
+    tasks: dict[Key, TaskEntry] = field(default_factory=dict)
+
+    def handle(self, event: Event) -> list[Instruction]:
+        entry = self.tasks.get(event.key)
+        phase = entry.phase if entry is not None else None
+        handler = _TABLE.get((phase, type(event)))
+        if handler is None:
+            return []
+        return handler(self, entry, event)
+
+    def entries(self) -> list[TaskEntry]:
+        return list(self.tasks.values())
+
+    # -- handlers (one per row of the table) --
+
+    def _launch(self, _: None, e: LaunchRequested) -> list[Instruction]:
+        self.tasks[e.key] = TaskEntry(e.key)
+        return [Start(e.key, e.launch)]
+
+    def _started(self, t: TaskEntry, e: ProcessStarted) -> list[Instruction]:
+        t.pid = e.pid
+        return [ReportStarted(e.key, e.pid)]
+
+    def _start_failed(self, t: TaskEntry, e: StartFailed) -> list[Instruction]:
+        t.error = e.error
+        t.drained = True
+        t.phase = Phase.REPORTED
+        return [ReportExited(e.key)]
+
+    def _kill(self, t: TaskEntry, e: KillRequested) -> list[Instruction]:
+        t.phase = Phase.KILLING
+        return [Signal(e.key, _signal.SIGTERM), StartKillTimer(e.key)]
+
+    def _kill_timeout(self, t: TaskEntry, e: KillTimeout) -> list[Instruction]:
+        return [Signal(e.key, _signal.SIGKILL)]
+
+    def _exited(self, t: TaskEntry, e: ProcessExited) -> list[Instruction]:
+        t.exit_code, t.signal = e.exit_code, e.signal
+        # Whatever the task left behind in its process group goes with it (as Slurm does).
+        out: list[Instruction] = [Signal(e.key, _signal.SIGKILL)]
+        if t.drained:
+            t.phase = Phase.REPORTED
+            out.append(ReportExited(e.key))
+        else:
+            t.phase = Phase.ENDED
+        return out
+
+    def _drained_running(self, t: TaskEntry, e: OutputDrained) -> list[Instruction]:
+        t.drained = True
+        return []
+
+    def _drained_ended(self, t: TaskEntry, e: OutputDrained) -> list[Instruction]:
+        t.drained = True
+        t.phase = Phase.REPORTED
+        return [ReportExited(e.key)]
+
+    def _acked(self, t: TaskEntry, e: ExitAcked) -> list[Instruction]:
+        del self.tasks[e.key]
+        return [Forget(e.key)]
+
+
+_Handler = Callable[[AgentState, Any, Any], list[Instruction]]
+P = Phase
+_TABLE: dict[tuple[Phase | None, type], _Handler] = {
+    (None, LaunchRequested): AgentState._launch,
+    (P.RUNNING, ProcessStarted): AgentState._started,
+    (P.KILLING, ProcessStarted): AgentState._started,
+    (P.RUNNING, StartFailed): AgentState._start_failed,
+    (P.KILLING, StartFailed): AgentState._start_failed,
+    (P.RUNNING, KillRequested): AgentState._kill,
+    (P.KILLING, KillTimeout): AgentState._kill_timeout,
+    (P.RUNNING, ProcessExited): AgentState._exited,
+    (P.KILLING, ProcessExited): AgentState._exited,
+    (P.RUNNING, OutputDrained): AgentState._drained_running,
+    (P.KILLING, OutputDrained): AgentState._drained_running,
+    (P.ENDED, OutputDrained): AgentState._drained_ended,
+    (P.REPORTED, ExitAcked): AgentState._acked,
+}
+del P

@@ -1,0 +1,1 @@
+"""The gRPC surface: thin servicers, conversions, error mapping, the server."""

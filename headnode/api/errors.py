@@ -1,0 +1,71 @@
+"""Domain errors -> gRPC status codes, in exactly one place.
+
+`@maps_errors` on a servicer class wraps every RPC method (unary or streaming): a
+ShoalError becomes its status code with its one-line message; anything else is logged with
+its traceback and answered INTERNAL, so a bug never kills the server or leaks a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from typing import Any, TypeVar
+
+import grpc
+
+from common import log
+from common.errors import ShoalError
+
+_log = log.get("api")
+T = TypeVar("T")
+
+
+def status_of(error: ShoalError) -> grpc.StatusCode:
+    return grpc.StatusCode[error.status]
+
+
+async def _abort(context: grpc.aio.ServicerContext, method: str, exc: BaseException) -> None:
+    if isinstance(exc, ShoalError):
+        await context.abort(status_of(exc), exc.message)
+    _log.exception("rpc_failed", method=method, exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method} ({type(exc).__name__}); see the head node's log")
+
+
+def _passthrough(exc: BaseException) -> bool:
+    # AbortError is how context.abort ends the call; cancellation is the client going away.
+    return isinstance(exc, (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit))
+
+
+def _wrap(name: str, fn: Any) -> Any:
+    if inspect.isasyncgenfunction(fn):
+
+        @functools.wraps(fn)
+        async def stream(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                async for item in fn(self, request, context):
+                    yield item
+            except BaseException as exc:
+                if _passthrough(exc):
+                    raise
+                await _abort(context, name, exc)
+
+        return stream
+
+    @functools.wraps(fn)
+    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await fn(self, request, context)
+        except BaseException as exc:
+            if _passthrough(exc):
+                raise
+            await _abort(context, name, exc)
+
+    return unary
+
+
+def maps_errors(cls: type[T]) -> type[T]:
+    for name, fn in list(vars(cls).items()):
+        if name[:1].isupper() and (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)):
+            setattr(cls, name, _wrap(f"{cls.__name__}.{name}", fn))
+    return cls

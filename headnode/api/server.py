@@ -1,0 +1,57 @@
+"""The grpc.aio server: the three Shoal services, standard health checking and reflection."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from common.config import parse_address
+from common.errors import ConfigError
+from shoal.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc, nodes_pb2, nodes_pb2_grpc
+
+SERVICE_NAMES = (
+    jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+    nodes_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
+
+SERVER_OPTIONS = [
+    # Agents ping to find dead connections quickly; let them.
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+]
+
+
+def build(
+    listen: str,
+    jobs: jobs_pb2_grpc.JobServiceServicer,
+    nodes: nodes_pb2_grpc.NodeServiceServicer,
+    admin: admin_pb2_grpc.AdminServiceServicer,
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """Create the server and bind it; returns it with the bound port (listen may ask for 0)."""
+    parse_address(listen, "listen")
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
+    nodes_pb2_grpc.add_NodeServiceServicer_to_server(nodes, server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError as e:
+        raise ConfigError(f"cannot listen on {listen}: {e}") from None
+    if port == 0:
+        raise ConfigError(f"cannot listen on {listen}: the address is in use or not on this host")
+    return server, port, health_servicer
+
+
+async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
+    if not serving:
+        await health_servicer.enter_graceful_shutdown()
+        return
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -1,0 +1,144 @@
+"""Job, task and node states and their transition tables (HPC Pack's names).
+
+Every state change goes through `next_state`, so a transition that is not in a table is an
+error (FailedPrecondition naming the current state), never a silent corruption.
+Terminal states have no outgoing transitions in v0 (requeue and configure arrive with the
+full job model).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from common.errors import FailedPrecondition
+
+
+class JobState(enum.Enum):
+    CONFIGURING = "Configuring"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    FINISHED = "Finished"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL_JOB
+
+
+class TaskState(enum.Enum):
+    CONFIGURING = "Configuring"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    FINISHED = "Finished"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL_TASK
+
+
+class NodeState(enum.Enum):
+    ONLINE = "Online"
+    DRAINING = "Draining"
+    OFFLINE = "Offline"
+    UNREACHABLE = "Unreachable"
+
+
+_TERMINAL_JOB = frozenset({JobState.FINISHED, JobState.FAILED, JobState.CANCELLED})
+_TERMINAL_TASK = frozenset({TaskState.FINISHED, TaskState.FAILED, TaskState.CANCELLED})
+
+
+class TaskEvent(enum.Enum):
+    SUBMIT = "submit"  # its job was queued
+    PLACE = "place"  # resources allocated on a node (HPC Pack: the task is Running from here)
+    EXIT_OK = "exit_ok"
+    EXIT_FAIL = "exit_fail"  # non-zero exit, signal, or the process could not be started
+    LOST = "lost"  # its node was lost while it ran
+    CANCEL = "cancel"
+
+
+class JobEvent(enum.Enum):
+    SUBMIT = "submit"
+    START = "start"  # a first task got resources
+    ALL_FINISHED = "all_finished"
+    SOME_FAILED = "some_failed"  # every task ended, not all of them Finished
+    CANCEL = "cancel"
+
+
+class NodeEvent(enum.Enum):
+    LOST = "lost"  # no heartbeat within the grace period
+    RETURNED = "returned"  # the agent connected again
+
+
+T, E = TaskState, TaskEvent
+TASK_TRANSITIONS: dict[tuple[TaskState, TaskEvent], TaskState] = {
+    (T.CONFIGURING, E.SUBMIT): T.QUEUED,
+    (T.CONFIGURING, E.CANCEL): T.CANCELLED,
+    (T.QUEUED, E.PLACE): T.RUNNING,
+    (T.QUEUED, E.CANCEL): T.CANCELLED,
+    (T.RUNNING, E.EXIT_OK): T.FINISHED,
+    (T.RUNNING, E.EXIT_FAIL): T.FAILED,
+    (T.RUNNING, E.LOST): T.FAILED,
+    (T.RUNNING, E.CANCEL): T.CANCELLED,
+}
+
+J, JE = JobState, JobEvent
+JOB_TRANSITIONS: dict[tuple[JobState, JobEvent], JobState] = {
+    (J.CONFIGURING, JE.SUBMIT): J.QUEUED,
+    (J.CONFIGURING, JE.CANCEL): J.CANCELLED,
+    (J.QUEUED, JE.START): J.RUNNING,
+    # A queued job can end without ever running when all its tasks are cancelled or failed.
+    (J.QUEUED, JE.SOME_FAILED): J.FAILED,
+    (J.QUEUED, JE.CANCEL): J.CANCELLED,
+    (J.RUNNING, JE.ALL_FINISHED): J.FINISHED,
+    (J.RUNNING, JE.SOME_FAILED): J.FAILED,
+    (J.RUNNING, JE.CANCEL): J.CANCELLED,
+}
+
+N, NE = NodeState, NodeEvent
+NODE_TRANSITIONS: dict[tuple[NodeState, NodeEvent], NodeState] = {
+    (N.ONLINE, NE.LOST): N.UNREACHABLE,
+    (N.DRAINING, NE.LOST): N.UNREACHABLE,
+    (N.UNREACHABLE, NE.RETURNED): N.ONLINE,
+    (N.ONLINE, NE.RETURNED): N.ONLINE,
+    (N.DRAINING, NE.RETURNED): N.DRAINING,
+    (N.OFFLINE, NE.RETURNED): N.OFFLINE,
+}
+del T, E, J, JE, N, NE
+
+
+def _allowed(table: dict, event: enum.Enum) -> str:
+    states = [s.value for (s, e) in table if e is event]
+    return ", ".join(states[:-1]) + (" or " if len(states) > 1 else "") + states[-1]
+
+
+def next_task_state(state: TaskState, event: TaskEvent, what: str = "task") -> TaskState:
+    try:
+        return TASK_TRANSITIONS[(state, event)]
+    except KeyError:
+        raise FailedPrecondition(
+            f"{what} is {state.value}; {event.value} is allowed only when it is "
+            f"{_allowed(TASK_TRANSITIONS, event)}"
+        ) from None
+
+
+def next_job_state(state: JobState, event: JobEvent, what: str = "job") -> JobState:
+    try:
+        return JOB_TRANSITIONS[(state, event)]
+    except KeyError:
+        raise FailedPrecondition(
+            f"{what} is {state.value}; {event.value} is allowed only when it is "
+            f"{_allowed(JOB_TRANSITIONS, event)}"
+        ) from None
+
+
+def next_node_state(state: NodeState, event: NodeEvent, what: str = "node") -> NodeState:
+    try:
+        return NODE_TRANSITIONS[(state, event)]
+    except KeyError:
+        raise FailedPrecondition(
+            f"{what} is {state.value}; {event.value} is allowed only when it is "
+            f"{_allowed(NODE_TRANSITIONS, event)}"
+        ) from None

@@ -1,0 +1,18 @@
+"""Command-line flags of `shoal head` (kept apart from main.py so the CLI parses them without
+importing the server)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default 127.0.0.1:7676; port 0 = any)")
+    p.add_argument("--state-dir", metavar="DIR", type=Path, help="database, output and address file")
+    p.add_argument("--config", metavar="FILE", type=Path, help="TOML file with a [head] table")
+    p.add_argument("--heartbeat-interval", metavar="SECONDS", type=float, help="told to agents (default 5)")
+    p.add_argument("--node-lost-after", metavar="SECONDS", type=float,
+                   help="silence after which a node is Unreachable (default 30)")
+    p.add_argument("--placement", choices=("pack", "spread"), help="node choice among those that fit")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

@@ -1,0 +1,144 @@
+"""`shoal head`: the composition root. Config -> store -> clock -> services -> server.
+
+Writes the bound address to <state_dir>/head.addr once it serves (so tools and tests can
+ask for port 0), holds an exclusive lock on the state dir (two head nodes on one SQLite
+file would corrupt it), and stops cleanly on SIGTERM or SIGINT: health goes NOT_SERVING,
+in-flight RPCs get a grace period, everything queued in the journal is committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import os
+import signal
+from pathlib import Path
+
+from common import config as config_mod
+from common import log
+from common.clock import Clock, SystemClock
+from common.config import HeadConfig, parse_address
+from common.errors import ConfigError
+from headnode.api import server as server_mod
+from headnode.api.admin_servicer import AdminServicer
+from headnode.api.job_servicer import JobServicer
+from headnode.api.node_servicer import NodeServicer
+from headnode.services.allocator import Allocator
+from headnode.services.events import EventBus
+from headnode.services.journal import Journal
+from headnode.services.membership import Membership
+from headnode.services.output import OutputStore
+from headnode.services.queue import QueueService
+from headnode.store.records import restore
+from headnode.store.sqlite import SqliteStore
+
+ADDRESS_FILE = "head.addr"
+_log = log.get("head")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_mod.load(
+        HeadConfig,
+        "head",
+        args.config,
+        {
+            "listen": args.listen,
+            "state_dir": args.state_dir,
+            "heartbeat_interval": args.heartbeat_interval,
+            "node_lost_after": args.node_lost_after,
+            "placement": args.placement,
+            "log_level": args.log_level,
+        },
+    )
+    log.configure(config.log_level)
+    return asyncio.run(serve(config, SystemClock()))
+
+
+class _StateDirLock:
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(state_dir / "head.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise ConfigError(f"another head node is using the state dir {state_dir}") from None
+
+    def release(self) -> None:
+        os.close(self._fd)
+
+
+async def serve(config: HeadConfig, clock: Clock) -> int:
+    state_dir = Path(config.state_dir)
+    lock = _StateDirLock(state_dir)
+    store = SqliteStore(state_dir / "shoal.db")
+    cluster = restore(store.load(), clock.now())
+    stop = asyncio.Event()
+    exit_code = 0
+
+    def on_fatal(exc: BaseException) -> None:
+        nonlocal exit_code
+        _log.critical("store_write_failed", error=repr(exc))
+        exit_code = 1
+        stop.set()
+
+    bus = EventBus()
+    journal = Journal(store, bus, on_fatal)
+    journal.start()
+    output = OutputStore(state_dir / "output", cluster.may_output)
+    allocator: Allocator
+    membership = Membership(cluster, journal, output, clock, config, on_capacity=lambda: allocator.kick())
+    allocator = Allocator(cluster, journal, membership, output, clock, config.placement)
+    queue = QueueService(cluster, journal, allocator, membership, output, bus, clock)
+    server, port, health = server_mod.build(
+        config.listen, JobServicer(queue, output), NodeServicer(membership), AdminServicer(cluster)
+    )
+    await server.start()
+    await server_mod.set_serving(health, True)
+    address = _connectable(config.listen, port)
+    _write_address(state_dir / ADDRESS_FILE, address)
+    _log.info("head_started", address=address, state_dir=str(state_dir), jobs=len(cluster.jobs),
+              queued=len(cluster.queue), nodes=len(cluster.nodes))
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    background = [
+        asyncio.create_task(allocator.run(), name="allocator"),
+        asyncio.create_task(membership.run_liveness(), name="liveness"),
+    ]
+    allocator.kick()
+    try:
+        await stop.wait()
+    finally:
+        _log.info("head_stopping")
+        await server_mod.set_serving(health, False)
+        for session in list(membership.sessions.values()):
+            session.close()
+        await server.stop(grace=2.0)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await journal.close()
+        store.close()
+        output.close()
+        (state_dir / ADDRESS_FILE).unlink(missing_ok=True)
+        lock.release()
+        _log.info("head_stopped")
+    return exit_code
+
+
+def _connectable(listen: str, port: int) -> str:
+    host, _ = parse_address(listen, "listen")
+    if host in ("0.0.0.0", "", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def _write_address(path: Path, address: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(address + "\n")
+    os.replace(tmp, path)

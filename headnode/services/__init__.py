@@ -1,0 +1,1 @@
+"""The head node's services: queue, allocator, membership, output, journal, events."""

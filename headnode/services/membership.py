@@ -1,0 +1,331 @@
+"""Node membership: agent sessions, what agents report, and reconciling it with what the
+head decided.
+
+The head decides (a task's state and its Allocation on a node); the agent observes (what
+it runs and how it ended). On Hello and on every heartbeat the agent sends its full view,
+and `_reconcile` settles every difference:
+  - the agent runs something the head did not give it (or an older attempt): kill it;
+  - the agent runs a task the head has cancelled: kill it (again; kills are idempotent);
+  - the head gave the agent a task it does not report: if the launch was never delivered
+    to this agent process, send it (again); if it was, the task is lost.
+Reports about any attempt but the current one are ignored (fencing), so a late report
+never overwrites a newer result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from common import log
+from common.clock import Clock
+from common.config import HeadConfig
+from common.errors import AlreadyExists, InvalidArgument
+from common.ids import TaskId
+from headnode.domain import lifecycle
+from headnode.domain.cluster import Cluster
+from headnode.domain.model import Change, Job, Task
+from headnode.domain.node import (
+    AckExit,
+    AgentEvent,
+    Allocation,
+    Exited,
+    Heartbeat,
+    Hello,
+    Instruction,
+    Kill,
+    Launch,
+    Node,
+    Output,
+    Started,
+    TaskReport,
+)
+from headnode.domain.states import NodeEvent, NodeState, TaskState, next_node_state
+from headnode.services.journal import Journal
+from headnode.services.output import OutputStore
+
+_log = log.get("membership")
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    heartbeat_interval: float
+    # (task, attempt, stdout offset, stderr offset) for each task the agent should go on sending.
+    resume: tuple[tuple[TaskId, int, int, int], ...]
+
+
+@dataclass(eq=False)
+class Session:
+    """One open Connect stream. The servicer drains `outbox`; None there ends the stream."""
+
+    node: str
+    instance_id: str
+    seq: int = 0
+    closed: bool = False
+    outbox: asyncio.Queue[tuple[int, Instruction | Welcome] | None] = field(default_factory=asyncio.Queue)
+
+    def send(self, message: Instruction | Welcome) -> int:
+        self.seq += 1
+        self.outbox.put_nowait((self.seq, message))
+        return self.seq
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.outbox.put_nowait(None)
+
+
+class Membership:
+    def __init__(
+        self,
+        cluster: Cluster,
+        journal: Journal,
+        output: OutputStore,
+        clock: Clock,
+        config: HeadConfig,
+        on_capacity: Callable[[], None],
+    ) -> None:
+        self.cluster = cluster
+        self.journal = journal
+        self.output = output
+        self.clock = clock
+        self.config = config
+        self._on_capacity = on_capacity
+        self.sessions: dict[str, Session] = {}
+        # Nodes loaded from the store get the full grace period from start-up to reconnect.
+        for node in cluster.nodes.values():
+            node.seen_at = clock.monotonic()
+
+    # -- sessions ------------------------------------------------------------------------
+
+    async def open_session(self, hello: Hello) -> Session:
+        _validate_hello(hello)
+        old = self.sessions.get(hello.node_name)
+        if old is not None and not old.closed:
+            if old.instance_id != hello.instance_id:
+                raise AlreadyExists(
+                    f"node {hello.node_name!r} is already connected from another agent; "
+                    f"stop that agent or start this one with a different --name"
+                )
+            old.close()  # the same agent reconnected before the old stream was noticed dead
+        now = self.clock.now()
+        node = self.cluster.nodes.get(hello.node_name)
+        if node is None:
+            node = Node(name=hello.node_name, capacity=hello.capacity, registered_at=now)
+            self.cluster.nodes[node.name] = node
+        same_agent = node.instance_id == hello.instance_id
+        node.capacity = hello.capacity
+        node.hostname = hello.hostname
+        node.agent_version = hello.agent_version
+        node.instance_id = hello.instance_id
+        node.connected = True
+        node.last_heartbeat = now
+        node.state = next_node_state(node.state, NodeEvent.RETURNED)
+        if node.state is NodeState.ONLINE:
+            node.reason = "agent connected"
+        node.seen_at = self.clock.monotonic()
+        session = Session(node.name, hello.instance_id)
+        self.sessions[node.name] = session
+        resume = []
+        for report in hello.tasks:
+            alloc = node.allocations.get(report.task)
+            if alloc is not None and alloc.attempt == report.attempt:
+                resume.append((
+                    report.task,
+                    report.attempt,
+                    self.output.size(report.task, "stdout"),
+                    self.output.size(report.task, "stderr"),
+                ))
+        session.send(Welcome(self.config.heartbeat_interval, tuple(resume)))
+        _log.info("node_connected", node=node.name, hostname=node.hostname, cores=node.capacity.cores,
+                  memory_mb=node.capacity.memory_mb, same_agent=same_agent, tasks=len(hello.tasks))
+        await self._reconcile(node, session, hello.tasks, acked_seq=None, same_agent=same_agent,
+                              persist_node=True)
+        self._on_capacity()
+        return session
+
+    def close_session(self, session: Session) -> None:
+        session.close()
+        if self.sessions.get(session.node) is session:
+            del self.sessions[session.node]
+            node = self.cluster.nodes.get(session.node)
+            if node is not None:
+                node.connected = False
+                _log.info("node_disconnected", node=node.name)
+
+    def send(self, node_name: str, message: Instruction) -> int:
+        """Queue a message to the node's open session; 0 when it has none."""
+        session = self.sessions.get(node_name)
+        if session is None or session.closed:
+            return 0
+        return session.send(message)
+
+    # -- what agents report --------------------------------------------------------------
+
+    async def handle(self, session: Session, event: AgentEvent) -> None:
+        if session.closed:
+            return
+        node = self.cluster.nodes[session.node]
+        node.seen_at = self.clock.monotonic()
+        if isinstance(event, Output):
+            alloc = node.allocations.get(event.task)
+            if alloc is not None and alloc.attempt == event.attempt:
+                self.output.write(event.task, event.stream, event.offset, event.data)
+        elif isinstance(event, Heartbeat):
+            node.last_heartbeat = self.clock.now()
+            await self._reconcile(node, session, event.tasks, acked_seq=event.acked_seq, same_agent=True)
+        elif isinstance(event, Started):
+            alloc = node.allocations.get(event.task)
+            if alloc is not None and alloc.attempt == event.attempt:
+                alloc.started = True
+        elif isinstance(event, Exited):
+            await self._exited(node, session, event)
+
+    async def _exited(self, node: Node, session: Session, event: Exited) -> None:
+        alloc = node.allocations.get(event.task)
+        if alloc is None or alloc.attempt != event.attempt:
+            session.send(AckExit(event.task, event.attempt))  # stale: let the agent forget it
+            return
+        node.release(event.task)
+        self.output.complete(event.task)
+        found = self.cluster.find_task(event.task)
+        if found is None:
+            session.send(AckExit(event.task, event.attempt))
+            return
+        job, task = found
+        changes: list[Change] = []
+        if task.attempt == event.attempt and task.node == node.name:
+            changes = lifecycle.task_exited(job, task, event.exit_code, event.signal, event.error, event.at)
+            self.cluster.sync_queue(task)
+            _log.info("task_exited", job_id=job.id, task_id=str(task.id), node=node.name,
+                      exit_code=event.exit_code, signal=event.signal, state=task.state.value)
+        # The agent forgets the exit once acknowledged, so the ack waits until it is durable;
+        # the stream is not held up meanwhile.
+        ack = AckExit(event.task, event.attempt)
+        self.journal.record(jobs=[job], tasks=[task], changes=changes).add_done_callback(
+            lambda f: None if f.cancelled() or f.exception() is not None or session.closed else session.send(ack)
+        )
+        self._on_capacity()
+
+    # -- reconciliation ------------------------------------------------------------------
+
+    async def _reconcile(
+        self,
+        node: Node,
+        session: Session,
+        reports: tuple[TaskReport, ...],
+        acked_seq: int | None,
+        same_agent: bool,
+        persist_node: bool = False,
+    ) -> None:
+        """acked_seq None means Hello (a new session); else a heartbeat in this session."""
+        reported: set[TaskId] = set()
+        for report in reports:
+            reported.add(report.task)
+            alloc = node.allocations.get(report.task)
+            if alloc is None or alloc.attempt != report.attempt:
+                if report.running:
+                    session.send(Kill(report.task, report.attempt, "not assigned to this node"))
+                else:
+                    session.send(AckExit(report.task, report.attempt))
+                continue
+            if alloc.launch_seq == 0:
+                alloc.launch_seq = -1  # delivered in an earlier session
+            if report.running:
+                alloc.started = True
+                found = self.cluster.find_task(report.task)
+                if found is None or found[1].state is not TaskState.RUNNING or found[1].attempt != report.attempt:
+                    session.send(Kill(report.task, report.attempt, "cancelled"))
+        lost: list[Allocation] = []
+        dropped: list[tuple[Job, Task]] = []
+        for alloc in list(node.allocations.values()):
+            if alloc.task in reported:
+                continue
+            if acked_seq is None:
+                # Hello: a launch this agent process never got can still be delivered to it.
+                if same_agent and not alloc.started:
+                    if (touched := self._redeliver(node, session, alloc)) is not None:
+                        dropped.append(touched)
+                else:
+                    lost.append(alloc)
+            elif 0 < alloc.launch_seq <= acked_seq:
+                _log.warning("task_vanished", node=node.name, task_id=str(alloc.task), attempt=alloc.attempt)
+                lost.append(alloc)
+        if lost or dropped or persist_node:
+            await self._lose(node, lost, dropped, persist_node)
+
+    def _redeliver(self, node: Node, session: Session, alloc: Allocation) -> tuple[Job, Task] | None:
+        """Send the launch again; returns the task if instead its allocation was dropped."""
+        found = self.cluster.find_task(alloc.task)
+        if found is None:
+            node.release(alloc.task)
+            return None
+        job, task = found
+        if task.state is TaskState.RUNNING and task.attempt == alloc.attempt:
+            alloc.launch_seq = session.send(Launch(task.id, task.attempt, task.spec, job.owner))
+            return None
+        # Cancelled before it was ever delivered: nothing runs, so nothing to kill.
+        node.release(alloc.task)
+        task.holding = False
+        return job, task
+
+    async def _lose(
+        self, node: Node, allocs: list[Allocation], dropped: list[tuple[Job, Task]], persist_node: bool
+    ) -> None:
+        """Release allocations whose processes are gone, fail their tasks, and persist."""
+        jobs: dict[int, Job] = {job.id: job for job, _ in dropped}
+        tasks: list[Task] = [task for _, task in dropped]
+        changes: list[Change] = []
+        now = self.clock.now()
+        for alloc in allocs:
+            node.release(alloc.task)
+            found = self.cluster.find_task(alloc.task)
+            if found is None:
+                continue
+            job, task = found
+            if task.attempt == alloc.attempt:
+                changes += lifecycle.task_lost(job, task, node.name, now)
+                self.cluster.sync_queue(task)
+                _log.warning("task_lost", job_id=job.id, task_id=str(task.id), node=node.name)
+            jobs[job.id] = job
+            tasks.append(task)
+        await self.journal.record(
+            jobs=jobs.values(), tasks=tasks, nodes=[node] if persist_node else [], changes=changes
+        )
+        if allocs or dropped:
+            self._on_capacity()
+
+    # -- liveness ------------------------------------------------------------------------
+
+    async def run_liveness(self) -> None:
+        """Declare nodes Unreachable after node_lost_after seconds of silence."""
+        period = min(1.0, self.config.heartbeat_interval)
+        while True:
+            await self.clock.sleep(period)
+            await self.check_liveness()
+
+    async def check_liveness(self) -> None:
+        mono = self.clock.monotonic()
+        limit = self.config.node_lost_after
+        for node in list(self.cluster.nodes.values()):
+            if node.state not in (NodeState.ONLINE, NodeState.DRAINING) or mono - node.seen_at <= limit:
+                continue
+            session = self.sessions.get(node.name)
+            if session is not None:
+                self.close_session(session)
+            node.state = next_node_state(node.state, NodeEvent.LOST)
+            node.reason = f"no heartbeat for {limit:g}s"
+            _log.warning("node_unreachable", node=node.name, tasks=len(node.allocations))
+            await self._lose(node, list(node.allocations.values()), [], persist_node=True)
+
+
+def _validate_hello(hello: Hello) -> None:
+    if not hello.node_name or any(c.isspace() for c in hello.node_name):
+        raise InvalidArgument(f"node name {hello.node_name!r} must be non-empty and contain no spaces")
+    if not hello.instance_id:
+        raise InvalidArgument("hello.instance_id is empty: the agent must send a random id per process")
+    if hello.capacity.cores < 1:
+        raise InvalidArgument(f"hello.capacity.cores must be at least 1, got {hello.capacity.cores}")
+    if hello.capacity.memory_mb < 0:
+        raise InvalidArgument(f"hello.capacity.memory_mb must be >= 0, got {hello.capacity.memory_mb}")

@@ -1,0 +1,115 @@
+"""The Store interface every backend implements, and the records it stores.
+
+The head node keeps its state in memory and writes every change through to the store in
+batches (services/journal.py); at start-up it loads the state back. Records are immutable
+snapshots made on the event loop, so the writer thread never sees an object that is still
+changing. A backend must apply a WriteBatch atomically: all of it or none of it.
+The contract suite in tests/contract runs against every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: int
+    owner: str
+    name: str
+    state: str
+    reason: str
+    created_at: float
+    submitted_at: float | None
+    started_at: float | None
+    ended_at: float | None
+    spec: str  # JSON of the job-level spec fields
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    job_id: int
+    task_id: int
+    state: str
+    reason: str
+    attempt: int
+    node: str
+    holding: bool
+    exit_code: int | None
+    signal: int
+    started_at: float | None
+    ended_at: float | None
+    # JSON of the task spec; None in updates (the spec never changes after the task is created).
+    spec: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    name: str
+    state: str
+    reason: str
+    cores: int
+    memory_mb: int
+    hostname: str
+    agent_version: str
+    # The agent process of the last session: a reconnect of the same process may be sent
+    # launches it missed; a new process cannot have them.
+    instance_id: str
+    registered_at: float
+    last_heartbeat: float
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    job_id: int
+    task_id: int  # 0: the job itself
+    at: float
+    state: str
+    reason: str
+
+
+@dataclass
+class WriteBatch:
+    """Upserts keyed by identity (a later record replaces an earlier one) plus appends."""
+
+    jobs: dict[int, JobRecord] = field(default_factory=dict)
+    tasks: dict[tuple[int, int], TaskRecord] = field(default_factory=dict)
+    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    history: list[HistoryRecord] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def merge(self, later: WriteBatch) -> None:
+        self.jobs.update(later.jobs)
+        for key, record in later.tasks.items():
+            earlier = self.tasks.get(key)
+            if record.spec is None and earlier is not None and earlier.spec is not None:
+                record = replace(record, spec=earlier.spec)
+            self.tasks[key] = record
+        self.nodes.update(later.nodes)
+        self.history.extend(later.history)
+        self.meta.update(later.meta)
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs or self.tasks or self.nodes or self.history or self.meta)
+
+
+@dataclass
+class Loaded:
+    jobs: list[JobRecord]
+    tasks: list[TaskRecord]  # ordered by (job_id, task_id)
+    nodes: list[NodeRecord]
+    meta: dict[str, str]
+
+
+class Store(Protocol):
+    def load(self) -> Loaded:
+        """Everything but history, as of the last committed batch."""
+
+    def write(self, batch: WriteBatch) -> None:
+        """Apply the batch atomically and durably (synchronous commit) before returning."""
+
+    def history(self, job_id: int) -> list[HistoryRecord]:
+        """The job's and its tasks' status changes, in the order they were written."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,180 @@
+"""A local cluster of real processes: one head node and N agents on this machine.
+
+Used by `shoal up`, `shoal demo`, the benchmarks and the test suite, so all of them run
+the very daemons an operator runs. Each daemon logs to <state_dir>/logs/<name>.log. The
+head is first started on the requested address (port 0 picks one) and later restarts reuse
+the port it got, so agents find it again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.clock import wait_until
+
+ADDRESS_FILE = "head.addr"
+
+
+class ClusterError(Exception):
+    pass
+
+
+@dataclass
+class LocalCluster:
+    state_dir: Path
+    nodes: int = 2
+    listen: str = "127.0.0.1:0"
+    cores: int | None = None
+    memory_mb: int | None = None
+    head_args: Sequence[str] = ()
+    node_args: Sequence[str] = ()
+    address: str = ""
+    head: subprocess.Popen[bytes] | None = None
+    agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir)
+        self.log_dir = self.state_dir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def node_names(self) -> list[str]:
+        return [f"node{i}" for i in range(1, self.nodes + 1)]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> str:
+        self.start_head(timeout)
+        for name in self.node_names:
+            self.start_node(name)
+        self.wait_nodes(self.node_names, timeout)
+        return self.address
+
+    def start_head(self, timeout: float = 30.0) -> str:
+        head_dir = self.state_dir / "head"
+        (head_dir / ADDRESS_FILE).unlink(missing_ok=True)
+        listen = self.address or self.listen
+        head = self.head = self._spawn("head", ["head", "--listen", listen, "--state-dir", str(head_dir),
+                                                *self.head_args])
+        path = head_dir / ADDRESS_FILE
+
+        def started() -> bool:
+            if head.poll() is not None:
+                raise ClusterError(f"the head node exited with status {head.returncode}:\n{self.log_tail('head')}")
+            return path.exists()
+
+        if not wait_until(started, timeout):
+            raise ClusterError(f"the head node did not start within {timeout:g}s:\n{self.log_tail('head')}")
+        self.address = path.read_text().strip()
+        return self.address
+
+    def start_node(self, name: str, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+        args = ["node", "--head", self.address, "--name", name, "--state-dir", str(self.state_dir / name)]
+        if self.cores:
+            args += ["--cores", str(self.cores)]
+        if self.memory_mb:
+            args += ["--memory-mb", str(self.memory_mb)]
+        proc = self._spawn(name, [*args, *self.node_args, *extra])
+        self.agents[name] = proc
+        return proc
+
+    def wait_nodes(self, names: Sequence[str], timeout: float = 30.0) -> None:
+        """Wait until every named node is connected and Online."""
+        from shoal.client import Client, RequestFailed
+        from shoal.v1 import admin_pb2
+
+        with Client(self.address, timeout=5.0) as client:
+
+            def online() -> bool:
+                for name in names:
+                    proc = self.agents.get(name)
+                    if proc is not None and proc.poll() is not None:
+                        raise ClusterError(f"agent {name} exited with status {proc.returncode}:\n{self.log_tail(name)}")
+                try:
+                    nodes = {n.name: n for n in client.list_nodes()}
+                except RequestFailed:
+                    return False
+                return all(
+                    n in nodes and nodes[n].connected and nodes[n].state == admin_pb2.NODE_STATE_ONLINE for n in names
+                )
+
+            if not wait_until(online, timeout, interval=0.05):
+                raise ClusterError(f"nodes {', '.join(names)} did not come online within {timeout:g}s")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop agents first (they stop their tasks), then the head."""
+        for proc in self.agents.values():
+            _signal(proc, signal.SIGTERM)
+        for proc in self.agents.values():
+            _wait(proc, timeout)
+        self.agents.clear()
+        self.stop_head(timeout)
+
+    def stop_head(self, timeout: float = 15.0) -> None:
+        if self.head is not None:
+            _signal(self.head, signal.SIGTERM)
+            _wait(self.head, timeout)
+            self.head = None
+
+    def kill_head(self) -> None:
+        if self.head is not None:
+            self.head.kill()
+            self.head.wait()
+            self.head = None
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        try:
+            text = (self.log_dir / f"{name}.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="false", PYTHONUNBUFFERED="1")
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "shoal", *args],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # Ctrl-C in a terminal goes to `shoal up`, which stops them in order
+            )
+        finally:
+            log.close()
+
+
+def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
+    if proc.poll() is None:
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
