@@ -43,9 +43,7 @@ def _run_sample(client: Client) -> int:
     )
     job_id = client.submit(spec)
     print(f"$ shoal job submit ...  -> job {job_id} with {SAMPLE_TASKS} tasks")
-    events = client.watch_job(job_id)
-    next(events)  # the job as it was when the watch began; the changes follow
-    for event in events:
+    for event in client.watch_job(job_id):
         if event.HasField("task"):
             who = f"task {event.task.job_id}.{event.task.task_id}"
             state = render.task_state(event.task_state)

@@ -154,15 +154,7 @@ def job_details_msg(d: JobDetails) -> jobs_pb2.Job:
     return msg
 
 
-def job_event_msg(event: JobChanged | Job) -> jobs_pb2.JobEvent:
-    if isinstance(event, Job):
-        return jobs_pb2.JobEvent(
-            time=timestamp(event.ended_at or event.started_at or event.submitted_at or event.created_at),
-            job_id=event.id,
-            job_state=JOB_STATES[event.state],
-            reason=event.reason,
-            task_counts=counts_msg(event.counts),
-        )
+def job_event_msg(event: JobChanged) -> jobs_pb2.JobEvent:
     c = event.change
     msg = jobs_pb2.JobEvent(
         time=timestamp(c.at),
@@ -170,6 +162,7 @@ def job_event_msg(event: JobChanged | Job) -> jobs_pb2.JobEvent:
         job_state=JOB_STATES[event.job_state],
         reason=c.reason,
         task_counts=counts_msg(event.counts),
+        seq=c.seq,
     )
     if c.task_id:
         msg.task.CopyFrom(common_pb2.TaskRef(job_id=c.job_id, task_id=c.task_id))

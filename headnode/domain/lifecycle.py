@@ -27,14 +27,14 @@ def create_job(job_id: int, owner: str, spec: JobSpec, now: float) -> tuple[Job,
     for number, task_spec in enumerate(spec.tasks, start=1):
         job.add_task(Task(id=TaskId(job_id, number), spec=task_spec, state=TaskState.CONFIGURING))
     job.reason = f"created by {owner}"
-    return job, [Change(job_id, 0, now, job.state.value, job.reason)]
+    return job, [job.change(0, now, job.state.value, job.reason)]
 
 
 def submit_job(job: Job, now: float, by: str) -> list[Change]:
     job.state = next_job_state(job.state, JobEvent.SUBMIT, f"job {job.id}")
     job.submitted_at = now
     job.reason = f"submitted by {by}"
-    changes = [Change(job.id, 0, now, job.state.value, job.reason)]
+    changes = [job.change(0, now, job.state.value, job.reason)]
     for task in job.tasks.values():
         _move(job, task, TaskEvent.SUBMIT, now, "", changes)
     return changes
@@ -88,7 +88,7 @@ def cancel_job(job: Job, now: float, reason: str) -> list[Change]:
     job.state = next_job_state(job.state, JobEvent.CANCEL, f"job {job.id}")
     job.ended_at = now
     job.reason = reason
-    changes = [Change(job.id, 0, now, job.state.value, reason)]
+    changes = [job.change(0, now, job.state.value, reason)]
     for task in job.tasks.values():
         if not task.state.terminal:
             task.ended_at = now
@@ -112,7 +112,7 @@ def _move(job: Job, task: Task, event: TaskEvent, now: float, reason: str, chang
     state = next_task_state(task.state, event, f"task {task.id}")
     job.set_task_state(task, state)
     task.reason = reason
-    changes.append(Change(job.id, task.id.task, now, state.value, reason))
+    changes.append(job.change(task.id.task, now, state.value, reason))
 
 
 def _derive_job(job: Job, now: float) -> list[Change]:
@@ -134,7 +134,7 @@ def _derive_job(job: Job, now: float) -> list[Change]:
         return []
     job.state = next_job_state(job.state, event, f"job {job.id}")
     job.reason = reason
-    return [Change(job.id, 0, now, job.state.value, reason)]
+    return [job.change(0, now, job.state.value, reason)]
 
 
 def _failure_summary(job: Job, total: int) -> str:

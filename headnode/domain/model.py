@@ -43,6 +43,8 @@ class Change:
     at: float
     state: str
     reason: str
+    # 1, 2, 3... within the job: orders its history and lets a watcher drop duplicates.
+    seq: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -73,8 +75,14 @@ class Job:
     started_at: float | None = None
     ended_at: float | None = None
     reason: str = ""
+    # Sequence number of the job's latest Change.
+    history_seq: int = 0
     tasks: dict[int, Task] = field(default_factory=dict)
     counts: Counter[TaskState] = field(default_factory=Counter)
+
+    def change(self, task_id: int, at: float, state: str, reason: str) -> Change:
+        self.history_seq += 1
+        return Change(self.id, task_id, at, state, reason, self.history_seq)
 
     def add_task(self, task: Task) -> None:
         self.tasks[task.id.task] = task

@@ -65,7 +65,8 @@ def explain(request: Resources, rejections: Sequence[Rejection], nodes: Sequence
     if len(dims) == 1:
         dim = dims.pop()
         largest = max(_amount_of(n.capacity, dim) for n in available)
-        return f"no node has {amount(dim, _amount_of(request, dim))}; largest has {amount(dim, largest)}"
+        largest_text = str(largest) if dim == CORES else f"{largest} MB"
+        return f"no node has {amount(dim, _amount_of(request, dim))}; largest has {largest_text}"
     sizes = ", ".join(f"{n.name}: {n.capacity.describe()}" for n in available[:5])
     return f"no node has {request.describe()} ({sizes})"
 

@@ -9,7 +9,8 @@ it reads them later.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -47,3 +48,20 @@ class EventBus:
         for event in events:
             for queue in self._watchers.get(event.change.job_id, ()):
                 queue.put_nowait(event)
+
+
+def replay(changes: Iterable[Change]) -> Iterator[JobChanged]:
+    """Rebuild the events of a stored history, with the job state and task counts each
+    change left behind (the history holds only the changes themselves)."""
+    job_state = JobState.CONFIGURING
+    tasks: dict[int, TaskState] = {}
+    counts: Counter[TaskState] = Counter()
+    for change in changes:
+        if change.task_id == 0:
+            job_state = JobState(change.state)
+        else:
+            if (old := tasks.get(change.task_id)) is not None:
+                counts[old] -= 1
+            tasks[change.task_id] = new = TaskState(change.state)
+            counts[new] += 1
+        yield JobChanged(change, job_state, tuple((s, n) for s, n in counts.items() if n))

@@ -41,6 +41,7 @@ from headnode.domain.node import (
     Started,
     TaskReport,
 )
+from headnode.domain.reconcile import reconcile
 from headnode.domain.states import NodeEvent, NodeState, TaskState, next_node_state
 from headnode.services.journal import Journal
 from headnode.services.output import OutputStore
@@ -219,41 +220,29 @@ class Membership:
         same_agent: bool,
         persist_node: bool = False,
     ) -> None:
-        """acked_seq None means Hello (a new session); else a heartbeat in this session."""
-        reported: set[TaskId] = set()
-        for report in reports:
-            reported.add(report.task)
-            alloc = node.allocations.get(report.task)
-            if alloc is None or alloc.attempt != report.attempt:
-                if report.running:
-                    session.send(Kill(report.task, report.attempt, "not assigned to this node"))
-                else:
-                    session.send(AckExit(report.task, report.attempt))
-                continue
+        """Carry out reconcile()'s decisions (see headnode/domain/reconcile.py)."""
+        d = reconcile(node.allocations, self._should_run, reports, acked_seq, same_agent)
+        for task, attempt, reason in d.kill:
+            session.send(Kill(task, attempt, reason))
+        for task, attempt in d.forget:
+            session.send(AckExit(task, attempt))
+        for task in d.confirmed:
+            alloc = node.allocations[task]
             if alloc.launch_seq == 0:
                 alloc.launch_seq = -1  # delivered in an earlier session
-            if report.running:
-                alloc.started = True
-                found = self.cluster.find_task(report.task)
-                if found is None or found[1].state is not TaskState.RUNNING or found[1].attempt != report.attempt:
-                    session.send(Kill(report.task, report.attempt, "cancelled"))
-        lost: list[Allocation] = []
-        dropped: list[tuple[Job, Task]] = []
-        for alloc in list(node.allocations.values()):
-            if alloc.task in reported:
-                continue
-            if acked_seq is None:
-                # Hello: a launch this agent process never got can still be delivered to it.
-                if same_agent and not alloc.started:
-                    if (touched := self._redeliver(node, session, alloc)) is not None:
-                        dropped.append(touched)
-                else:
-                    lost.append(alloc)
-            elif 0 < alloc.launch_seq <= acked_seq:
+        for task in d.running:
+            node.allocations[task].started = True
+        dropped = [t for task in d.redeliver if (t := self._redeliver(node, session, node.allocations[task]))]
+        lost = [node.allocations[task] for task in d.lost]
+        for alloc in lost:
+            if acked_seq is not None:
                 _log.warning("task_vanished", node=node.name, task_id=str(alloc.task), attempt=alloc.attempt)
-                lost.append(alloc)
         if lost or dropped or persist_node:
             await self._lose(node, lost, dropped, persist_node)
+
+    def _should_run(self, task_id: TaskId, attempt: int) -> bool:
+        found = self.cluster.find_task(task_id)
+        return found is not None and found[1].state is TaskState.RUNNING and found[1].attempt == attempt
 
     def _redeliver(self, node: Node, session: Session, alloc: Allocation) -> tuple[Job, Task] | None:
         """Send the launch again; returns the task if instead its allocation was dropped."""

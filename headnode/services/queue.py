@@ -20,12 +20,12 @@ from headnode.domain.model import Job, JobSpec, Task, TaskSpec
 from headnode.domain.node import Kill
 from headnode.domain.states import JobState
 from headnode.services.allocator import Allocator
-from headnode.services.events import EventBus, JobChanged
+from headnode.services.events import EventBus, JobChanged, replay
 from headnode.services.journal import Journal
 from headnode.services.membership import Membership
 from headnode.services.output import OutputStore
 from headnode.store.base import HistoryRecord
-from headnode.store.records import NEXT_JOB_ID
+from headnode.store.records import NEXT_JOB_ID, change_of
 
 _log = log.get("queue")
 
@@ -147,17 +147,29 @@ class QueueService:
             self.allocator.kick()
         return job
 
-    async def watch(self, job_id: int) -> AsyncIterator[JobChanged | Job]:
-        """First the job as it is now, then each committed change, until it is terminal."""
-        job = self.cluster.job(job_id)
+    async def watch(self, job_id: int) -> AsyncIterator[JobChanged]:
+        """The job's history from its creation, then each change as it is committed, each
+        exactly once, until the job is terminal.
+
+        The subscription starts before the history is read, so a change committed in
+        between is both in the history and in the queue; its sequence number drops the
+        second copy, and nothing falls between the two."""
+        self.cluster.job(job_id)  # NotFound before anything is sent
         with self.bus.watch(job_id) as queue:
-            yield job
-            if job.state.terminal:
-                return
+            history = await self.journal.read(lambda store: store.history(job_id))
+            last = 0
+            for event in replay(change_of(r) for r in history):
+                last = event.change.seq
+                yield event
+                if _ends(event):
+                    return
             while True:
                 event = await queue.get()
+                if event.change.seq <= last:
+                    continue
+                last = event.change.seq
                 yield event
-                if event.change.task_id == 0 and event.job_state.terminal:
+                if _ends(event):
                     return
 
     def task_for_output(self, task_id: TaskId) -> Task:
@@ -190,3 +202,7 @@ def _validate_task(where: str, task: TaskSpec) -> None:
     wd = task.working_directory
     if wd and not os.path.isabs(wd):
         raise InvalidArgument(f"{where}.working_directory {wd!r} must be an absolute path")
+
+
+def _ends(event: JobChanged) -> bool:
+    return event.change.task_id == 0 and event.job_state.terminal

@@ -24,6 +24,7 @@ class JobRecord:
     submitted_at: float | None
     started_at: float | None
     ended_at: float | None
+    history_seq: int
     spec: str  # JSON of the job-level spec fields
 
 
@@ -67,6 +68,7 @@ class HistoryRecord:
     at: float
     state: str
     reason: str
+    seq: int  # the Change's sequence number within its job
 
 
 @dataclass
@@ -110,6 +112,6 @@ class Store(Protocol):
         """Apply the batch atomically and durably (synchronous commit) before returning."""
 
     def history(self, job_id: int) -> list[HistoryRecord]:
-        """The job's and its tasks' status changes, in the order they were written."""
+        """The job's and its tasks' status changes, in sequence order."""
 
     def close(self) -> None: ...

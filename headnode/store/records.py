@@ -58,6 +58,7 @@ def job_record(job: Job) -> JobRecord:
         submitted_at=job.submitted_at,
         started_at=job.started_at,
         ended_at=job.ended_at,
+        history_seq=job.history_seq,
         spec=job_spec_to_json(JobSpec(name=job.name)),
     )
 
@@ -95,7 +96,11 @@ def node_record(node: Node) -> NodeRecord:
 
 
 def history_record(change: Change) -> HistoryRecord:
-    return HistoryRecord(change.job_id, change.task_id, change.at, change.state, change.reason)
+    return HistoryRecord(change.job_id, change.task_id, change.at, change.state, change.reason, change.seq)
+
+
+def change_of(record: HistoryRecord) -> Change:
+    return Change(record.job_id, record.task_id, record.at, record.state, record.reason, record.seq)
 
 
 def restore(loaded: Loaded, now: float) -> Cluster:
@@ -127,6 +132,7 @@ def restore(loaded: Loaded, now: float) -> Cluster:
             started_at=r.started_at,
             ended_at=r.ended_at,
             reason=r.reason,
+            history_seq=r.history_seq,
         )
         cluster.next_job_id = max(cluster.next_job_id, r.id + 1)
     for r in loaded.tasks:

@@ -20,7 +20,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE jobs (
         id INTEGER PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL,
         reason TEXT NOT NULL, created_at REAL NOT NULL, submitted_at REAL, started_at REAL,
-        ended_at REAL, spec TEXT NOT NULL
+        ended_at REAL, history_seq INTEGER NOT NULL, spec TEXT NOT NULL
     );
     CREATE TABLE tasks (
         job_id INTEGER NOT NULL, task_id INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,
@@ -29,10 +29,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (job_id, task_id)
     );
     CREATE TABLE history (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL, task_id INTEGER NOT NULL,
-        at REAL NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL
-    );
-    CREATE INDEX history_by_job ON history (job_id, seq);
+        job_id INTEGER NOT NULL, seq INTEGER NOT NULL, task_id INTEGER NOT NULL,
+        at REAL NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    ) WITHOUT ROWID;
     CREATE TABLE nodes (
         name TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT NOT NULL, cores INTEGER NOT NULL,
         memory_mb INTEGER NOT NULL, hostname TEXT NOT NULL, agent_version TEXT NOT NULL,
@@ -75,8 +75,8 @@ class SqliteStore:
     def load(self) -> Loaded:
         db = self._db
         jobs = [JobRecord(*row) for row in db.execute(
-            "SELECT id, owner, name, state, reason, created_at, submitted_at, started_at, ended_at, spec "
-            "FROM jobs ORDER BY id")]
+            "SELECT id, owner, name, state, reason, created_at, submitted_at, started_at, ended_at, history_seq, "
+            "spec FROM jobs ORDER BY id")]
         tasks = [
             TaskRecord(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], r[9], r[10], r[11])
             for r in db.execute(
@@ -96,7 +96,7 @@ class SqliteStore:
             if batch.jobs:
                 db.executemany(
                     "INSERT OR REPLACE INTO jobs (id, owner, name, state, reason, created_at, submitted_at, "
-                    "started_at, ended_at, spec) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "started_at, ended_at, history_seq, spec) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     [_job_row(j) for j in batch.jobs.values()],
                 )
             if batch.tasks:
@@ -122,8 +122,8 @@ class SqliteStore:
                 )
             if batch.history:
                 db.executemany(
-                    "INSERT INTO history (job_id, task_id, at, state, reason) VALUES (?,?,?,?,?)",
-                    [(h.job_id, h.task_id, h.at, h.state, h.reason) for h in batch.history],
+                    "INSERT INTO history (job_id, seq, task_id, at, state, reason) VALUES (?,?,?,?,?,?)",
+                    [(h.job_id, h.seq, h.task_id, h.at, h.state, h.reason) for h in batch.history],
                 )
             if batch.meta:
                 db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", batch.meta.items())
@@ -135,7 +135,7 @@ class SqliteStore:
 
     def history(self, job_id: int) -> list[HistoryRecord]:
         return [HistoryRecord(*row) for row in self._db.execute(
-            "SELECT job_id, task_id, at, state, reason FROM history WHERE job_id = ? ORDER BY seq", (job_id,))]
+            "SELECT job_id, task_id, at, state, reason, seq FROM history WHERE job_id = ? ORDER BY seq", (job_id,))]
 
     def close(self) -> None:
         self._db.close()
@@ -146,7 +146,8 @@ def _split(script: str) -> list[str]:
 
 
 def _job_row(j: JobRecord) -> tuple:
-    return (j.id, j.owner, j.name, j.state, j.reason, j.created_at, j.submitted_at, j.started_at, j.ended_at, j.spec)
+    return (j.id, j.owner, j.name, j.state, j.reason, j.created_at, j.submitted_at, j.started_at, j.ended_at,
+            j.history_seq, j.spec)
 
 
 def _task_row(t: TaskRecord) -> tuple:

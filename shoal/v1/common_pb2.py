@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15shoal/v1/common.proto\x12\x08shoal.v1\"-\n\tResources\x12\r\n\x05\x63ores\x18\x01 \x01(\x05\x12\x11\n\tmemory_mb\x18\x02 \x01(\x03\"?\n\x07TaskRef\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07task_id\x18\x02 \x01(\x05\x12\x13\n\x0binstance_id\x18\x03 \x01(\x05*a\n\x0cOutputStream\x12\x1d\n\x19OUTPUT_STREAM_UNSPECIFIED\x10\x00\x12\x18\n\x14OUTPUT_STREAM_STDOUT\x10\x01\x12\x18\n\x14OUTPUT_STREAM_STDERR\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15shoal/v1/common.proto\x12\x08shoal.v1\"O\n\tResources\x12\x12\n\x05\x63ores\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\tmemory_mb\x18\x02 \x01(\x03H\x01\x88\x01\x01\x42\x08\n\x06_coresB\x0c\n\n_memory_mb\"?\n\x07TaskRef\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07task_id\x18\x02 \x01(\x05\x12\x13\n\x0binstance_id\x18\x03 \x01(\x05*a\n\x0cOutputStream\x12\x1d\n\x19OUTPUT_STREAM_UNSPECIFIED\x10\x00\x12\x18\n\x14OUTPUT_STREAM_STDOUT\x10\x01\x12\x18\n\x14OUTPUT_STREAM_STDERR\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTPUTSTREAM']._serialized_start=147
-  _globals['_OUTPUTSTREAM']._serialized_end=244
+  _globals['_OUTPUTSTREAM']._serialized_start=181
+  _globals['_OUTPUTSTREAM']._serialized_end=278
   _globals['_RESOURCES']._serialized_start=35
-  _globals['_RESOURCES']._serialized_end=80
-  _globals['_TASKREF']._serialized_start=82
-  _globals['_TASKREF']._serialized_end=145
+  _globals['_RESOURCES']._serialized_end=114
+  _globals['_TASKREF']._serialized_start=116
+  _globals['_TASKREF']._serialized_end=179
 # @@protoc_insertion_point(module_scope)

@@ -236,7 +236,7 @@ class WatchJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[int] = ...) -> None: ...
 
 class JobEvent(_message.Message):
-    __slots__ = ("time", "job_id", "job_state", "task", "task_state", "reason", "task_counts")
+    __slots__ = ("time", "job_id", "job_state", "task", "task_state", "reason", "task_counts", "seq")
     TIME_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_STATE_FIELD_NUMBER: _ClassVar[int]
@@ -244,6 +244,7 @@ class JobEvent(_message.Message):
     TASK_STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     TASK_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     time: _timestamp_pb2.Timestamp
     job_id: int
     job_state: JobState
@@ -251,7 +252,8 @@ class JobEvent(_message.Message):
     task_state: TaskState
     reason: str
     task_counts: TaskCounts
-    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_id: _Optional[int] = ..., job_state: _Optional[_Union[JobState, str]] = ..., task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., task_state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., task_counts: _Optional[_Union[TaskCounts, _Mapping]] = ...) -> None: ...
+    seq: int
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_id: _Optional[int] = ..., job_state: _Optional[_Union[JobState, str]] = ..., task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., task_state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., task_counts: _Optional[_Union[TaskCounts, _Mapping]] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class ReadOutputRequest(_message.Message):
     __slots__ = ("task", "stream", "offset", "follow")

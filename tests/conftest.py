@@ -1,0 +1,66 @@
+"""Shared test harness: real clusters of real processes on loopback, and deadline polling.
+
+No test sleeps to hide a race: each waits for a condition with `eventually`, which fails
+with a message saying what never happened.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")  # before anything imports grpc
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from common.clock import wait_until
+
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def eventually(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
+    value = wait_until(predicate, timeout)
+    assert value, f"timed out after {timeout:g}s waiting for {what}"
+    return value
+
+
+def run_cli(*args: str, head: str | None = None, timeout: float = 60.0, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `shoal` command in a subprocess."""
+    env = dict(os.environ)
+    if head:
+        env["SHOAL_HEAD"] = head
+    return subprocess.run(
+        [sys.executable, "-m", "shoal", *args],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd,
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A head node and two agents (2 cores each) shared by a test module."""
+    from shoal.local import LocalCluster
+
+    c = LocalCluster(tmp_path_factory.mktemp("cluster"), nodes=2, cores=2, node_args=["--kill-grace", "2"])
+    with c:
+        yield c
+
+
+@pytest.fixture
+def client(cluster: object) -> Iterator[object]:
+    from shoal.client import Client
+
+    with Client(cluster.address) as c:  # type: ignore[attr-defined]
+        yield c
+        # Leave the cluster idle for the next test: cancel whatever this test left running.
+        from shoal.v1 import jobs_pb2
+
+        active = (jobs_pb2.JOB_STATE_QUEUED, jobs_pb2.JOB_STATE_RUNNING)
+        for job in c.list_jobs(states=active):
+            c.cancel_job(job.id, "test teardown")
+        eventually(lambda: all(n.running_tasks == 0 for n in c.list_nodes()), what="nodes to be idle after teardown")

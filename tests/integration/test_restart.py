@@ -1,0 +1,104 @@
+"""Head-node restarts and lost nodes, each on a cluster of its own (these tests kill daemons)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from common.ids import TaskId
+from shoal.client import Client, task_spec
+from shoal.local import LocalCluster
+from shoal.v1 import admin_pb2, jobs_pb2
+from tests.conftest import eventually
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def small_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalCluster]:
+    """Two one-core nodes with heartbeats every 0.2 s. A node is lost after 30 s of silence
+    (agents back off while the head is down), or after `lost_after` when a test says so."""
+    lost_after = getattr(request, "param", 30.0)
+    cluster = LocalCluster(tmp_path / "cluster", nodes=2, cores=1,
+                           head_args=["--heartbeat-interval", "0.2", "--node-lost-after", str(lost_after)])
+    with cluster:
+        yield cluster
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_head_restart_keeps_a_queued_job_which_then_runs(small_cluster: LocalCluster, tmp_path: Path) -> None:
+    with Client(small_cluster.address) as client:
+        # Fill both one-core nodes, then queue a job behind them.
+        blocker = client.submit(jobs_pb2.JobSpec(name="blocker", tasks=[
+            task_spec(f"echo $$ > {tmp_path}/pid$SHOAL_TASK_ID; exec sleep 300") for _ in range(2)]))
+        eventually(lambda: (tmp_path / "pid1").exists() and (tmp_path / "pid2").exists()
+                   and (tmp_path / "pid2").read_text().strip(), what="the blocker to run")
+        pids = [int((tmp_path / f"pid{i}").read_text()) for i in (1, 2)]
+        queued = client.submit(jobs_pb2.JobSpec(name="queued", tasks=[task_spec("echo ran after the restart")]))
+        eventually(lambda: client.get_job(queued).pending_reason.startswith("waiting for resources"),
+                   what="the queued job's pending reason")
+
+    small_cluster.kill_head()  # SIGKILL: no chance to flush anything
+    small_cluster.start_head()
+    small_cluster.wait_nodes(small_cluster.node_names)
+
+    with Client(small_cluster.address) as client:
+        job = client.get_job(queued)
+        assert job.state == jobs_pb2.JOB_STATE_QUEUED and job.name == "queued"
+        # The running tasks went on through the head's absence and were reconciled, not re-run.
+        running = client.get_job(blocker)
+        assert [t.state for t in running.tasks] == [jobs_pb2.TASK_STATE_RUNNING] * 2
+        assert [t.attempt for t in running.tasks] == [1, 1]
+        assert all(alive(p) for p in pids)
+        client.cancel_job(blocker)
+        done = client.wait_job(queued)
+        assert done.state == jobs_pb2.JOB_STATE_FINISHED
+        assert b"".join(client.read_output(TaskId(queued, 1))) == b"ran after the restart\n"
+        eventually(lambda: not any(alive(p) for p in pids), what="the blocker's processes to be killed")
+        # Job ids keep increasing across the restart.
+        assert client.submit(jobs_pb2.JobSpec(tasks=[task_spec("true")])) > queued
+
+
+@pytest.mark.parametrize("small_cluster", [1.5], indirect=True)
+def test_a_lost_node_fails_its_running_task_with_the_reason(small_cluster: LocalCluster, tmp_path: Path) -> None:
+    with Client(small_cluster.address) as client:
+        job_id = client.submit(jobs_pb2.JobSpec(tasks=[task_spec(f"echo $$ > {tmp_path}/pid; exec sleep 300")]))
+        pid_file = tmp_path / "pid"
+        eventually(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the task to start")
+        pid = int(pid_file.read_text())
+        node = client.get_job(job_id).tasks[0].node
+        agent = small_cluster.agents.pop(node)
+        try:
+            agent.kill()  # the agent dies; its task's process group lives on, unsupervised
+            agent.wait()
+
+            def lost() -> bool:
+                nodes = {n.name: n for n in client.list_nodes()}
+                return nodes[node].state == admin_pb2.NODE_STATE_UNREACHABLE
+
+            eventually(lost, timeout=10, what=f"{node} to be declared Unreachable")
+            job = client.get_job(job_id)
+            assert job.state == jobs_pb2.JOB_STATE_FAILED
+            assert job.tasks[0].state == jobs_pb2.TASK_STATE_FAILED and job.tasks[0].reason == f"node {node} lost"
+            assert {n.name: n for n in client.list_nodes()}[node].running_tasks == 0
+        finally:
+            if alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_second_agent_with_a_taken_name_is_refused(small_cluster: LocalCluster) -> None:
+    duplicate = small_cluster.start_node("node1-duplicate", extra=["--name", "node1"])
+    small_cluster.agents.pop("node1-duplicate")
+    assert duplicate.wait(timeout=20) == 1
+    assert "already connected" in small_cluster.log_tail("node1-duplicate")

@@ -1,0 +1,85 @@
+"""Small pure pieces: resources, ids, config, backoff, the fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from common.clock import FakeClock
+from common.config import HeadConfig, NodeConfig, load, parse_address
+from common.errors import ConfigError, InvalidArgument
+from common.ids import TaskId, parse_job_id
+from common.resources import CORES, MEMORY, Resources, shortfall
+from common.retry import Backoff
+
+
+def test_shortfall_names_the_first_dimension_that_does_not_fit() -> None:
+    assert shortfall(Resources(2, 100), Resources(2, 100)) is None
+    assert shortfall(Resources(3, 100), Resources(2, 50)).dimension == CORES
+    s = shortfall(Resources(1, 100), Resources(2, 50))
+    assert (s.dimension, s.requested, s.available) == (MEMORY, 100, 50)
+
+
+def test_task_ids_parse_and_print() -> None:
+    assert TaskId.parse("12.3") == TaskId(12, 3)
+    assert str(TaskId.parse("12.3.4")) == "12.3.4"
+    for bad in ("12", "a.b", "0.1", "1.2.3.4", ""):
+        with pytest.raises(InvalidArgument, match="is not of the form JOB.TASK|start at 1"):
+            TaskId.parse(bad)
+    with pytest.raises(InvalidArgument, match="not a positive integer"):
+        parse_job_id("x")
+
+
+def test_config_layers_file_then_flags(tmp_path: Path) -> None:
+    f = tmp_path / "shoal.toml"
+    f.write_text('[head]\nlisten = "0.0.0.0:9000"\nheartbeat_interval = 2\n[node]\nname = "n7"\n')
+    head = load(HeadConfig, "head", f, {"heartbeat_interval": 1.5, "state_dir": None})
+    assert head.listen == "0.0.0.0:9000" and head.heartbeat_interval == 1.5
+    assert load(NodeConfig, "node", f, {}).name == "n7"
+
+
+def test_config_errors_say_what_to_fix(tmp_path: Path) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text('[head]\nlisten_on = "x"\n')
+    with pytest.raises(ConfigError, match="unknown key 'listen_on' in \\[head\\]"):
+        load(HeadConfig, "head", f, {})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load(HeadConfig, "head", tmp_path / "missing.toml", {})
+    with pytest.raises(ConfigError, match="is not HOST:PORT"):
+        parse_address("localhost")
+    with pytest.raises(ConfigError, match="must be longer than"):
+        load(HeadConfig, "head", None, {"heartbeat_interval": 10, "node_lost_after": 5})
+    with pytest.raises(ConfigError, match="not a valid float"):
+        load(HeadConfig, "head", None, {"heartbeat_interval": "soon"})
+
+
+def test_backoff_grows_with_jitter_and_resets() -> None:
+    b = Backoff(initial=0.1, maximum=1.0)
+    delays = [b.next_delay() for _ in range(8)]
+    assert 0.05 <= delays[0] <= 0.1
+    assert all(d <= 1.0 for d in delays) and delays[-1] >= 0.5
+    b.reset()
+    assert b.next_delay() <= 0.1
+
+
+def test_fake_clock_wakes_sleepers_in_order() -> None:
+    async def scenario() -> list[str]:
+        clock = FakeClock()
+        woke: list[str] = []
+
+        async def sleeper(name: str, seconds: float) -> None:
+            await clock.sleep(seconds)
+            woke.append(name)
+
+        tasks = [asyncio.create_task(sleeper("late", 5)), asyncio.create_task(sleeper("early", 1))]
+        await asyncio.sleep(0)
+        clock.advance(2)
+        await asyncio.sleep(0)
+        assert woke == ["early"]
+        clock.advance(3)
+        await asyncio.gather(*tasks)
+        return woke
+
+    assert asyncio.run(scenario()) == ["early", "late"]
