@@ -255,9 +255,12 @@ class Agent:
 
     def _on_exit(self, key: object, exit_code: int, signal: int) -> None:
         self._apply(st.ProcessExited(key, exit_code, signal))  # type: ignore[arg-type]
-        assert self.launcher is not None
-        launcher = self.launcher
-        self._timer(key, DRAIN_GRACE, lambda: launcher.close_pipes(key))  # type: ignore[arg-type]
+        entry = self.state.tasks.get(key)  # type: ignore[arg-type]
+        if entry is not None and entry.phase is st.Phase.ENDED:
+            # Something that left the process group may still hold the pipes open.
+            launcher = self.launcher
+            assert launcher is not None
+            self._timer(key, DRAIN_GRACE, lambda: launcher.close_pipes(key))  # type: ignore[arg-type]
 
     def _on_drained(self, key: object) -> None:
         self._cancel_timer(key)  # type: ignore[arg-type]

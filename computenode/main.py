@@ -1,17 +1,18 @@
-"""`shoal node`: load the config once, detect capacity, run the agent until SIGTERM/SIGINT."""
+"""`shoal node`: load the config once, detect capacity, lock the state dir, run the agent until
+SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import signal
-from pathlib import Path
 
 from common import config as config_mod
 from common import log
 from common.clock import SystemClock
 from common.config import NodeConfig
 from common.resources import Resources
+from common.statedir import StateDirLock
 from computenode import capacity
 from computenode.agent import Agent
 
@@ -42,8 +43,12 @@ def run(args: argparse.Namespace, default_head: str | None) -> int:
 
 
 async def _main(config: NodeConfig, offered: Resources) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return await Agent(config, offered, SystemClock()).run(stop)
+    lock = StateDirLock(config.state_dir, "agent")
+    try:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await Agent(config, offered, SystemClock()).run(stop)
+    finally:
+        lock.release()

@@ -1,16 +1,15 @@
 """`shoal head`: the composition root. Config -> store -> clock -> services -> server.
 
 Writes the bound address to <state_dir>/head.addr once it serves (so tools and tests can
-ask for port 0), holds an exclusive lock on the state dir (two head nodes on one SQLite
-file would corrupt it), and stops cleanly on SIGTERM or SIGINT: health goes NOT_SERVING,
-in-flight RPCs get a grace period, everything queued in the journal is committed.
+ask for port 0), holds an exclusive lock on the state dir, and stops cleanly on SIGTERM
+or SIGINT: health goes NOT_SERVING, in-flight RPCs get a grace period, and everything
+queued in the journal is committed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import os
 import signal
 from pathlib import Path
@@ -19,7 +18,7 @@ from common import config as config_mod
 from common import log
 from common.clock import Clock, SystemClock
 from common.config import HeadConfig, parse_address
-from common.errors import ConfigError
+from common.statedir import StateDirLock
 from headnode.api import server as server_mod
 from headnode.api.admin_servicer import AdminServicer
 from headnode.api.job_servicer import JobServicer
@@ -55,23 +54,9 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(serve(config, SystemClock()))
 
 
-class _StateDirLock:
-    def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(state_dir / "head.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            raise ConfigError(f"another head node is using the state dir {state_dir}") from None
-
-    def release(self) -> None:
-        os.close(self._fd)
-
-
 async def serve(config: HeadConfig, clock: Clock) -> int:
     state_dir = Path(config.state_dir)
-    lock = _StateDirLock(state_dir)
+    lock = StateDirLock(state_dir, "head node")
     store = SqliteStore(state_dir / "shoal.db")
     cluster = restore(store.load(), clock.now())
     stop = asyncio.Event()

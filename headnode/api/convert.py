@@ -142,10 +142,11 @@ def job_details_msg(d: JobDetails) -> jobs_pb2.Job:
     for h in d.history:
         if h.task_id == 0:
             msg.history.append(jobs_pb2.JobUpdate(time=timestamp(h.at), state=JOB_STATES[JobState(h.state)],
-                                                  reason=h.reason))
+                                                  reason=h.reason, seq=h.seq))
         else:
             task_history.setdefault(h.task_id, []).append(
-                jobs_pb2.TaskUpdate(time=timestamp(h.at), state=TASK_STATES[TaskState(h.state)], reason=h.reason)
+                jobs_pb2.TaskUpdate(time=timestamp(h.at), state=TASK_STATES[TaskState(h.state)], reason=h.reason,
+                                    seq=h.seq)
             )
     for number, task in d.job.tasks.items():
         t = task_msg(task, d.task_pending.get(number, ""), d.output_sizes.get(number, (0, 0)))

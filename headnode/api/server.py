@@ -17,6 +17,9 @@ SERVICE_NAMES = (
 )
 
 SERVER_OPTIONS = [
+    # grpc sets SO_REUSEPORT by default, which lets a second head node bind the same port and
+    # silently share the traffic; a busy port must be an error instead.
+    ("grpc.so_reuseport", 0),
     # Agents ping to find dead connections quickly; let them.
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
@@ -42,10 +45,13 @@ def build(
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     try:
         port = server.add_insecure_port(listen)
-    except RuntimeError as e:
-        raise ConfigError(f"cannot listen on {listen}: {e}") from None
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise ConfigError(f"cannot listen on {listen}: the address is in use or not on this host")
+        raise ConfigError(
+            f"cannot listen on {listen}: the port is in use or the address is not on this host "
+            f"(choose another with --listen)"
+        )
     return server, port, health_servicer
 
 

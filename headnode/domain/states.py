@@ -9,6 +9,7 @@ full job model).
 from __future__ import annotations
 
 import enum
+from typing import Any, TypeVar
 
 from common.errors import FailedPrecondition
 
@@ -109,36 +110,27 @@ NODE_TRANSITIONS: dict[tuple[NodeState, NodeEvent], NodeState] = {
 del T, E, J, JE, N, NE
 
 
-def _allowed(table: dict, event: enum.Enum) -> str:
-    states = [s.value for (s, e) in table if e is event]
-    return ", ".join(states[:-1]) + (" or " if len(states) > 1 else "") + states[-1]
+S = TypeVar("S", TaskState, JobState, NodeState)
+
+
+def _next(table: dict[tuple[S, Any], S], state: S, event: enum.Enum, what: str) -> S:
+    try:
+        return table[(state, event)]
+    except KeyError:
+        allowed = [s.value for (s, e) in table if e is event]
+        listing = ", ".join(allowed[:-1]) + (" or " if len(allowed) > 1 else "") + allowed[-1]
+        raise FailedPrecondition(
+            f"{what} is {state.value}; {event.value} is allowed only when it is {listing}"
+        ) from None
 
 
 def next_task_state(state: TaskState, event: TaskEvent, what: str = "task") -> TaskState:
-    try:
-        return TASK_TRANSITIONS[(state, event)]
-    except KeyError:
-        raise FailedPrecondition(
-            f"{what} is {state.value}; {event.value} is allowed only when it is "
-            f"{_allowed(TASK_TRANSITIONS, event)}"
-        ) from None
+    return _next(TASK_TRANSITIONS, state, event, what)
 
 
 def next_job_state(state: JobState, event: JobEvent, what: str = "job") -> JobState:
-    try:
-        return JOB_TRANSITIONS[(state, event)]
-    except KeyError:
-        raise FailedPrecondition(
-            f"{what} is {state.value}; {event.value} is allowed only when it is "
-            f"{_allowed(JOB_TRANSITIONS, event)}"
-        ) from None
+    return _next(JOB_TRANSITIONS, state, event, what)
 
 
 def next_node_state(state: NodeState, event: NodeEvent, what: str = "node") -> NodeState:
-    try:
-        return NODE_TRANSITIONS[(state, event)]
-    except KeyError:
-        raise FailedPrecondition(
-            f"{what} is {state.value}; {event.value} is allowed only when it is "
-            f"{_allowed(NODE_TRANSITIONS, event)}"
-        ) from None
+    return _next(NODE_TRANSITIONS, state, event, what)

@@ -197,7 +197,9 @@ class Membership:
         job, task = found
         changes: list[Change] = []
         if task.attempt == event.attempt and task.node == node.name:
-            changes = lifecycle.task_exited(job, task, event.exit_code, event.signal, event.error, event.at)
+            # The head's clock stamps the head's history; an agent's clock may be skewed.
+            changes = lifecycle.task_exited(job, task, event.exit_code, event.signal, event.error,
+                                            self.clock.now())
             self.cluster.sync_queue(task)
             _log.info("task_exited", job_id=job.id, task_id=str(task.id), node=node.name,
                       exit_code=event.exit_code, signal=event.signal, state=task.state.value)

@@ -119,17 +119,14 @@ def job_view(job: jobs_pb2.Job, now: float) -> str:
         out.append("")
         out.append(table(["TASK", "STATE", "NODE", "EXIT", "CORES", "MEMORY", "TIME", "COMMAND"], rows, right=(3, 4, 5, 6)))
     if job.history or any(t.history for t in job.tasks):
-        # Changes made at the same instant read best in lifecycle order, a job's tasks before
-        # the job itself (the tasks' changes are what moved the job).
-        events = [(u.time.ToNanoseconds(), u.state, 1, f"job {job.id}", job_state(u.state), u.reason)
-                  for u in job.history]
+        events = [(u.seq, u.time, f"job {job.id}", job_state(u.state), u.reason) for u in job.history]
         for t in job.tasks:
-            events += [(u.time.ToNanoseconds(), u.state, 0, f"task {t.ref.job_id}.{t.ref.task_id}",
-                        task_state(u.state), u.reason) for u in t.history]
-        events.sort(key=lambda e: e[:3])
+            events += [(u.seq, u.time, f"task {t.ref.job_id}.{t.ref.task_id}", task_state(u.state), u.reason)
+                       for u in t.history]
+        events.sort(key=lambda e: e[0])
         out.append("")
         out.append("History")
-        rows = [[datetime.fromtimestamp(e[0] / 1e9).strftime("%H:%M:%S.%f")[:-3], e[3], e[4], e[5]] for e in events]
+        rows = [[datetime.fromtimestamp(_secs(e[1]) or 0).strftime("%H:%M:%S.%f")[:-3], *e[2:]] for e in events]
         out.append(_indent(table(["TIME", "WHAT", "STATE", "REASON"], rows)))
     return "\n".join(out)
 

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shoal.v1 import common_pb2 as shoal_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/jobs.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\xdf\x01\n\x08TaskSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommand_line\x18\x02 \x01(\t\x12&\n\tresources\x18\x03 \x01(\x0b\x32\x13.shoal.v1.Resources\x12\x38\n\x0b\x65nvironment\x18\x04 \x03(\x0b\x32#.shoal.v1.TaskSpec.EnvironmentEntry\x12\x19\n\x11working_directory\x18\x05 \x01(\t\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\x07JobSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x05tasks\x18\x02 \x03(\x0b\x32\x12.shoal.v1.TaskSpec\"h\n\tJobUpdate\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x05state\x18\x02 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"j\n\nTaskUpdate\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"w\n\nTaskCounts\x12\x13\n\x0b\x63onfiguring\x18\x01 \x01(\x05\x12\x0e\n\x06queued\x18\x02 \x01(\x05\x12\x0f\n\x07running\x18\x03 \x01(\x05\x12\x10\n\x08\x66inished\x18\x04 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x05\x12\x11\n\tcancelled\x18\x06 \x01(\x05\"\x9a\x03\n\x04Task\x12\x1e\n\x03ref\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.shoal.v1.TaskSpec\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x16\n\x0epending_reason\x18\x05 \x01(\t\x12\x0c\n\x04node\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x16\n\texit_code\x18\x08 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06signal\x18\t \x01(\x05\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x07history\x18\x0c \x03(\x0b\x32\x14.shoal.v1.TaskUpdate\x12\x14\n\x0cstdout_bytes\x18\r \x01(\x03\x12\x14\n\x0cstderr_bytes\x18\x0e \x01(\x03\x42\x0c\n\n_exit_code\"\xa9\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12!\n\x05state\x18\x04 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x16\n\x0epending_reason\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bsubmit_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x0btask_counts\x18\x0b \x01(\x0b\x32\x14.shoal.v1.TaskCounts\x12\x1d\n\x05tasks\x18\x0c \x03(\x0b\x32\x0e.shoal.v1.Task\x12$\n\x07history\x18\r \x03(\x0b\x32\x13.shoal.v1.JobUpdate\"3\n\x10SubmitJobRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.shoal.v1.JobSpec\"#\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"@\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x1f\n\x04view\x18\x02 \x01(\x0e\x32\x11.shoal.v1.JobView\"k\n\x0fListJobsRequest\x12\"\n\x06states\x18\x01 \x03(\x0e\x32\x12.shoal.v1.JobState\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.shoal.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"\xfd\x01\n\x08JobEvent\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12%\n\tjob_state\x18\x03 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x1f\n\x04task\x18\x04 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\'\n\ntask_state\x18\x05 \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12)\n\x0btask_counts\x18\x07 \x01(\x0b\x32\x14.shoal.v1.TaskCounts\x12\x0b\n\x03seq\x18\x08 \x01(\x04\"|\n\x11ReadOutputRequest\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12&\n\x06stream\x18\x02 \x01(\x0e\x32\x16.shoal.v1.OutputStream\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\"+\n\x0bOutputChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c*\xb4\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15JOB_STATE_CONFIGURING\x10\x01\x12\x14\n\x10JOB_STATE_QUEUED\x10\x02\x12\x15\n\x11JOB_STATE_RUNNING\x10\x03\x12\x16\n\x12JOB_STATE_FINISHED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x06*\xbc\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16TASK_STATE_CONFIGURING\x10\x01\x12\x15\n\x11TASK_STATE_QUEUED\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x17\n\x13TASK_STATE_FINISHED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x06*L\n\x07JobView\x12\x18\n\x14JOB_VIEW_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_VIEW_SUMMARY\x10\x01\x12\x11\n\rJOB_VIEW_FULL\x10\x02\x32\x80\x03\n\nJobService\x12\x44\n\tSubmitJob\x12\x1a.shoal.v1.SubmitJobRequest\x1a\x1b.shoal.v1.SubmitJobResponse\x12\x30\n\x06GetJob\x12\x17.shoal.v1.GetJobRequest\x1a\r.shoal.v1.Job\x12\x41\n\x08ListJobs\x12\x19.shoal.v1.ListJobsRequest\x1a\x1a.shoal.v1.ListJobsResponse\x12\x36\n\tCancelJob\x12\x1a.shoal.v1.CancelJobRequest\x1a\r.shoal.v1.Job\x12;\n\x08WatchJob\x12\x19.shoal.v1.WatchJobRequest\x1a\x12.shoal.v1.JobEvent0\x01\x12\x42\n\nReadOutput\x12\x1b.shoal.v1.ReadOutputRequest\x1a\x15.shoal.v1.OutputChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/jobs.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\xdf\x01\n\x08TaskSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommand_line\x18\x02 \x01(\t\x12&\n\tresources\x18\x03 \x01(\x0b\x32\x13.shoal.v1.Resources\x12\x38\n\x0b\x65nvironment\x18\x04 \x03(\x0b\x32#.shoal.v1.TaskSpec.EnvironmentEntry\x12\x19\n\x11working_directory\x18\x05 \x01(\t\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\x07JobSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x05tasks\x18\x02 \x03(\x0b\x32\x12.shoal.v1.TaskSpec\"u\n\tJobUpdate\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x05state\x18\x02 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0b\n\x03seq\x18\x04 \x01(\x04\"w\n\nTaskUpdate\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0b\n\x03seq\x18\x04 \x01(\x04\"w\n\nTaskCounts\x12\x13\n\x0b\x63onfiguring\x18\x01 \x01(\x05\x12\x0e\n\x06queued\x18\x02 \x01(\x05\x12\x0f\n\x07running\x18\x03 \x01(\x05\x12\x10\n\x08\x66inished\x18\x04 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x05\x12\x11\n\tcancelled\x18\x06 \x01(\x05\"\x9a\x03\n\x04Task\x12\x1e\n\x03ref\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.shoal.v1.TaskSpec\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x16\n\x0epending_reason\x18\x05 \x01(\t\x12\x0c\n\x04node\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x16\n\texit_code\x18\x08 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06signal\x18\t \x01(\x05\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x07history\x18\x0c \x03(\x0b\x32\x14.shoal.v1.TaskUpdate\x12\x14\n\x0cstdout_bytes\x18\r \x01(\x03\x12\x14\n\x0cstderr_bytes\x18\x0e \x01(\x03\x42\x0c\n\n_exit_code\"\xa9\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12!\n\x05state\x18\x04 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x16\n\x0epending_reason\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bsubmit_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x0btask_counts\x18\x0b \x01(\x0b\x32\x14.shoal.v1.TaskCounts\x12\x1d\n\x05tasks\x18\x0c \x03(\x0b\x32\x0e.shoal.v1.Task\x12$\n\x07history\x18\r \x03(\x0b\x32\x13.shoal.v1.JobUpdate\"3\n\x10SubmitJobRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.shoal.v1.JobSpec\"#\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"@\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x1f\n\x04view\x18\x02 \x01(\x0e\x32\x11.shoal.v1.JobView\"k\n\x0fListJobsRequest\x12\"\n\x06states\x18\x01 \x03(\x0e\x32\x12.shoal.v1.JobState\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.shoal.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"\xfd\x01\n\x08JobEvent\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12%\n\tjob_state\x18\x03 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x1f\n\x04task\x18\x04 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\'\n\ntask_state\x18\x05 \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12)\n\x0btask_counts\x18\x07 \x01(\x0b\x32\x14.shoal.v1.TaskCounts\x12\x0b\n\x03seq\x18\x08 \x01(\x04\"|\n\x11ReadOutputRequest\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12&\n\x06stream\x18\x02 \x01(\x0e\x32\x16.shoal.v1.OutputStream\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\"+\n\x0bOutputChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c*\xb4\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15JOB_STATE_CONFIGURING\x10\x01\x12\x14\n\x10JOB_STATE_QUEUED\x10\x02\x12\x15\n\x11JOB_STATE_RUNNING\x10\x03\x12\x16\n\x12JOB_STATE_FINISHED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x06*\xbc\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16TASK_STATE_CONFIGURING\x10\x01\x12\x15\n\x11TASK_STATE_QUEUED\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x17\n\x13TASK_STATE_FINISHED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x06*L\n\x07JobView\x12\x18\n\x14JOB_VIEW_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_VIEW_SUMMARY\x10\x01\x12\x11\n\rJOB_VIEW_FULL\x10\x02\x32\x80\x03\n\nJobService\x12\x44\n\tSubmitJob\x12\x1a.shoal.v1.SubmitJobRequest\x1a\x1b.shoal.v1.SubmitJobResponse\x12\x30\n\x06GetJob\x12\x17.shoal.v1.GetJobRequest\x1a\r.shoal.v1.Job\x12\x41\n\x08ListJobs\x12\x19.shoal.v1.ListJobsRequest\x1a\x1a.shoal.v1.ListJobsResponse\x12\x36\n\tCancelJob\x12\x1a.shoal.v1.CancelJobRequest\x1a\r.shoal.v1.Job\x12;\n\x08WatchJob\x12\x19.shoal.v1.WatchJobRequest\x1a\x12.shoal.v1.JobEvent0\x01\x12\x42\n\nReadOutput\x12\x1b.shoal.v1.ReadOutputRequest\x1a\x15.shoal.v1.OutputChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,12 +35,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TASKSPEC_ENVIRONMENTENTRY']._loaded_options = None
   _globals['_TASKSPEC_ENVIRONMENTENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=2405
-  _globals['_JOBSTATE']._serialized_end=2585
-  _globals['_TASKSTATE']._serialized_start=2588
-  _globals['_TASKSTATE']._serialized_end=2776
-  _globals['_JOBVIEW']._serialized_start=2778
-  _globals['_JOBVIEW']._serialized_end=2854
+  _globals['_JOBSTATE']._serialized_start=2431
+  _globals['_JOBSTATE']._serialized_end=2611
+  _globals['_TASKSTATE']._serialized_start=2614
+  _globals['_TASKSTATE']._serialized_end=2802
+  _globals['_JOBVIEW']._serialized_start=2804
+  _globals['_JOBVIEW']._serialized_end=2880
   _globals['_TASKSPEC']._serialized_start=90
   _globals['_TASKSPEC']._serialized_end=313
   _globals['_TASKSPEC_ENVIRONMENTENTRY']._serialized_start=263
@@ -48,35 +48,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBSPEC']._serialized_start=315
   _globals['_JOBSPEC']._serialized_end=373
   _globals['_JOBUPDATE']._serialized_start=375
-  _globals['_JOBUPDATE']._serialized_end=479
-  _globals['_TASKUPDATE']._serialized_start=481
-  _globals['_TASKUPDATE']._serialized_end=587
-  _globals['_TASKCOUNTS']._serialized_start=589
-  _globals['_TASKCOUNTS']._serialized_end=708
-  _globals['_TASK']._serialized_start=711
-  _globals['_TASK']._serialized_end=1121
-  _globals['_JOB']._serialized_start=1124
-  _globals['_JOB']._serialized_end=1549
-  _globals['_SUBMITJOBREQUEST']._serialized_start=1551
-  _globals['_SUBMITJOBREQUEST']._serialized_end=1602
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=1604
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=1639
-  _globals['_GETJOBREQUEST']._serialized_start=1641
-  _globals['_GETJOBREQUEST']._serialized_end=1705
-  _globals['_LISTJOBSREQUEST']._serialized_start=1707
-  _globals['_LISTJOBSREQUEST']._serialized_end=1814
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1816
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1888
-  _globals['_CANCELJOBREQUEST']._serialized_start=1890
-  _globals['_CANCELJOBREQUEST']._serialized_end=1940
-  _globals['_WATCHJOBREQUEST']._serialized_start=1942
-  _globals['_WATCHJOBREQUEST']._serialized_end=1975
-  _globals['_JOBEVENT']._serialized_start=1978
-  _globals['_JOBEVENT']._serialized_end=2231
-  _globals['_READOUTPUTREQUEST']._serialized_start=2233
-  _globals['_READOUTPUTREQUEST']._serialized_end=2357
-  _globals['_OUTPUTCHUNK']._serialized_start=2359
-  _globals['_OUTPUTCHUNK']._serialized_end=2402
-  _globals['_JOBSERVICE']._serialized_start=2857
-  _globals['_JOBSERVICE']._serialized_end=3241
+  _globals['_JOBUPDATE']._serialized_end=492
+  _globals['_TASKUPDATE']._serialized_start=494
+  _globals['_TASKUPDATE']._serialized_end=613
+  _globals['_TASKCOUNTS']._serialized_start=615
+  _globals['_TASKCOUNTS']._serialized_end=734
+  _globals['_TASK']._serialized_start=737
+  _globals['_TASK']._serialized_end=1147
+  _globals['_JOB']._serialized_start=1150
+  _globals['_JOB']._serialized_end=1575
+  _globals['_SUBMITJOBREQUEST']._serialized_start=1577
+  _globals['_SUBMITJOBREQUEST']._serialized_end=1628
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=1630
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=1665
+  _globals['_GETJOBREQUEST']._serialized_start=1667
+  _globals['_GETJOBREQUEST']._serialized_end=1731
+  _globals['_LISTJOBSREQUEST']._serialized_start=1733
+  _globals['_LISTJOBSREQUEST']._serialized_end=1840
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1842
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1914
+  _globals['_CANCELJOBREQUEST']._serialized_start=1916
+  _globals['_CANCELJOBREQUEST']._serialized_end=1966
+  _globals['_WATCHJOBREQUEST']._serialized_start=1968
+  _globals['_WATCHJOBREQUEST']._serialized_end=2001
+  _globals['_JOBEVENT']._serialized_start=2004
+  _globals['_JOBEVENT']._serialized_end=2257
+  _globals['_READOUTPUTREQUEST']._serialized_start=2259
+  _globals['_READOUTPUTREQUEST']._serialized_end=2383
+  _globals['_OUTPUTCHUNK']._serialized_start=2385
+  _globals['_OUTPUTCHUNK']._serialized_end=2428
+  _globals['_JOBSERVICE']._serialized_start=2883
+  _globals['_JOBSERVICE']._serialized_end=3267
 # @@protoc_insertion_point(module_scope)

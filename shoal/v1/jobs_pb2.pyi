@@ -84,24 +84,28 @@ class JobSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskSpec, _Mapping]]] = ...) -> None: ...
 
 class JobUpdate(_message.Message):
-    __slots__ = ("time", "state", "reason")
+    __slots__ = ("time", "state", "reason", "seq")
     TIME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     time: _timestamp_pb2.Timestamp
     state: JobState
     reason: str
-    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    seq: int
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class TaskUpdate(_message.Message):
-    __slots__ = ("time", "state", "reason")
+    __slots__ = ("time", "state", "reason", "seq")
     TIME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     time: _timestamp_pb2.Timestamp
     state: TaskState
     reason: str
-    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    seq: int
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class TaskCounts(_message.Message):
     __slots__ = ("configuring", "queued", "running", "finished", "failed", "cancelled")

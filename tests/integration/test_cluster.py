@@ -48,6 +48,8 @@ def test_a_job_runs_to_finished_with_its_output_and_history(client: Client) -> N
     assert times == sorted(times)
     assert [jobs_pb2.TaskState.Name(u.state) for u in task.history] == [
         "TASK_STATE_QUEUED", "TASK_STATE_RUNNING", "TASK_STATE_FINISHED"]
+    seqs = sorted([u.seq for u in job.history] + [u.seq for u in task.history])
+    assert seqs == list(range(1, 8)), "job and task updates share one gap-free sequence"
     assert job.owner and job.id >= 1
 
 
@@ -60,7 +62,7 @@ def test_non_zero_exit_fails_the_task_and_the_job(client: Client) -> None:
 
 
 def test_a_job_of_many_tasks_queues_what_does_not_fit_and_finishes(client: Client) -> None:
-    commands = [f"echo task $SHOAL_TASK_ID of job $SHOAL_JOB_ID on $SHOAL_NODE" for _ in range(6)]
+    commands = ["echo task $SHOAL_TASK_ID of job $SHOAL_JOB_ID on $SHOAL_NODE" for _ in range(6)]
     job = client.wait_job(submit(client, *commands))  # 6 one-core tasks on 4 cores
     assert job.state == FINISHED and job.task_counts.finished == 6
     for t in job.tasks:
@@ -264,3 +266,11 @@ def test_cli_errors_are_one_line_with_the_right_exit_code(cluster: object) -> No
     assert down.returncode == 3
     assert down.stderr.startswith("shoal: cannot reach the head node at 127.0.0.1:1")
     assert down.stderr.count("\n") == 1
+
+
+def test_a_second_head_node_cannot_take_a_busy_port_or_state_dir(cluster: object, tmp_path: Path) -> None:
+    busy = run_cli("head", "--listen", cluster.address, "--state-dir", str(tmp_path / "other"), timeout=30)  # type: ignore[attr-defined]
+    assert busy.returncode == 2 and "port is in use" in busy.stderr
+    head_dir = cluster.state_dir / "head"  # type: ignore[attr-defined]
+    shared = run_cli("head", "--listen", "127.0.0.1:0", "--state-dir", str(head_dir), timeout=30)
+    assert shared.returncode == 2 and f"another head node is using the state dir {head_dir}" in shared.stderr

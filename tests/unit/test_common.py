@@ -83,3 +83,9 @@ def test_fake_clock_wakes_sleepers_in_order() -> None:
         return woke
 
     assert asyncio.run(scenario()) == ["early", "late"]
+
+
+def test_the_example_config_in_deploy_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "shoal.example.toml"
+    assert load(HeadConfig, "head", example, {}).listen == "127.0.0.1:7676"
+    assert load(NodeConfig, "node", example, {}).head == "headnode.example.org:7676"
