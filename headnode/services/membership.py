@@ -1,13 +1,9 @@
-"""Node membership: agent sessions, what agents report, and reconciling it with what the
-head decided.
+"""Node membership: agent sessions, what agents report, and node liveness.
 
 The head decides (a task's state and its Allocation on a node); the agent observes (what
-it runs and how it ended). On Hello and on every heartbeat the agent sends its full view,
-and `_reconcile` settles every difference:
-  - the agent runs something the head did not give it (or an older attempt): kill it;
-  - the agent runs a task the head has cancelled: kill it (again; kills are idempotent);
-  - the head gave the agent a task it does not report: if the launch was never delivered
-    to this agent process, send it (again); if it was, the task is lost.
+it runs and how it ended). Hello and every heartbeat carry the agent's full view; the pure
+`headnode/domain/reconcile.py` decides what to do about each difference and this module
+carries it out (send kills, forget stale exits, redeliver launches, fail lost tasks).
 Reports about any attempt but the current one are ignored (fencing), so a late report
 never overwrites a newer result.
 """
