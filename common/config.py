@@ -46,6 +46,9 @@ class HeadConfig:
     # Node choice among those that fit: "pack" fills the busiest node first (keeps whole
     # nodes free for wide tasks, as Slurm does), "spread" the least busy.
     placement: str = "pack"
+    # Seconds a Finished, Failed or Cancelled job is kept before it is purged with its
+    # output (HPC Pack's TTLCompletedJobs; default 5 days).
+    completed_job_ttl: float = 5 * 86400.0
     log_level: str = "info"
 
     def validate(self) -> HeadConfig:
@@ -57,6 +60,8 @@ class HeadConfig:
                 f"node_lost_after ({self.node_lost_after}s) must be longer than "
                 f"heartbeat_interval ({self.heartbeat_interval}s)"
             )
+        if self.completed_job_ttl <= 0:
+            raise ConfigError(f"completed_job_ttl must be > 0 seconds, got {self.completed_job_ttl}")
         if self.placement not in ("pack", "spread"):
             raise ConfigError(f"placement must be 'pack' or 'spread', got {self.placement!r}")
         return self

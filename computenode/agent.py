@@ -81,6 +81,7 @@ class Agent:
         self.heartbeat_interval = 5.0
         self._conn: _Conn | None = None
         self._timers: dict[st.Key, asyncio.Task[None]] = {}
+        self._user_files: dict[st.Key, dict[str, int]] = {}
         self._changed = asyncio.Event()
         self.launcher: Launcher | None = None
 
@@ -183,7 +184,8 @@ class Agent:
             if self._conn is not None and key not in self.state.tasks:
                 for stream in STREAMS:
                     self._conn.sent[(key, stream)] = 0
-            self._apply(st.LaunchRequested(key, msg.launch))
+            limit = msg.launch.runtime_limit.ToNanoseconds() / 1e9 if msg.launch.HasField("runtime_limit") else 0.0
+            self._apply(st.LaunchRequested(key, msg.launch, limit))
         elif kind == "kill":
             self._apply(st.KillRequested((task_id(msg.kill.task), msg.kill.attempt)))
         elif kind == "exit_ack":
@@ -205,6 +207,8 @@ class Agent:
             self.launcher.signal(ins.key, ins.signal)
         elif isinstance(ins, st.StartKillTimer):
             self._timer(ins.key, self.config.kill_grace, lambda k=ins.key: self._apply(st.KillTimeout(k)))
+        elif isinstance(ins, st.StartRuntimeTimer):
+            self._timer(ins.key, ins.seconds, lambda k=ins.key: self._apply(st.RuntimeExceeded(k)))
         elif isinstance(ins, st.ReportStarted):
             if self._conn is not None:
                 task, attempt = ins.key
@@ -217,6 +221,7 @@ class Agent:
                 self._conn.wake.set()
         elif isinstance(ins, st.Forget):
             self._cancel_timer(ins.key)
+            self._close_user_files(ins.key)
             self.spool.remove(ins.key)
             self.launcher.release(ins.key)
             if self._conn is not None:
@@ -228,28 +233,46 @@ class Agent:
         task, attempt = key
         self.spool.open(key)
         env = dict(os.environ)
-        env.update(launch.environment)
-        env.update({
-            "SHOAL_JOB_ID": str(task.job),
-            "SHOAL_TASK_ID": str(task.task),
-            "SHOAL_TASK": str(task),
-            "SHOAL_ATTEMPT": str(attempt),
-            "SHOAL_NODE": self.config.name,
-            "SHOAL_CORES": str(launch.resources.cores),
-            "SHOAL_OWNER": launch.owner,
-        })
+        env.update(launch.environment)  # the head resolved the task's SHOAL_* variables
+        env.update({"SHOAL_NODE": self.config.name, "SHOAL_ATTEMPT": str(attempt)})
         cwd = launch.working_directory or os.path.expanduser("~")
         try:
-            pid = self.launcher.start(key, launch.command_line, env, cwd)
+            self._open_user_files(key, cwd, launch)
+            pid = self.launcher.start(key, launch.command_line, env, cwd, launch.stdin_path)
         except LaunchError as e:
+            self._close_user_files(key)
             _log.warning("launch_failed", task_id=str(task), attempt=attempt, error=str(e))
             self._apply(st.StartFailed(key, str(e)))
             return
         _log.info("task_started", task_id=str(task), attempt=attempt, pid=pid)
         self._apply(st.ProcessStarted(key, pid))
 
+    def _open_user_files(self, key: st.Key, cwd: str, launch: nodes_pb2.LaunchTask) -> None:
+        """The task's own stdout/stderr files on the node (besides the copy the head keeps)."""
+        if not os.path.isdir(cwd):
+            return  # the launcher reports the missing directory
+        for stream, path in (("stdout", launch.stdout_path), ("stderr", launch.stderr_path)):
+            if not path:
+                continue
+            full = os.path.join(cwd, path)
+            try:
+                fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            except OSError as e:
+                raise LaunchError(f"cannot open {stream} file {full}: {e.strerror}") from None
+            self._user_files.setdefault(key, {})[stream] = fd
+
+    def _close_user_files(self, key: st.Key) -> None:
+        for fd in self._user_files.pop(key, {}).values():
+            os.close(fd)
+
     def _on_output(self, key: object, stream: str, data: bytes) -> None:
         self.spool.append(key, stream, data)  # type: ignore[arg-type]
+        files = self._user_files.get(key)  # type: ignore[arg-type]
+        if files and stream in files:
+            try:
+                os.write(files[stream], data)
+            except OSError as e:  # a full disk must not stop the copy the head keeps
+                _log.warning("output_file_write_failed", task_id=str(key[0]), error=e.strerror)  # type: ignore[index]
         if self._conn is not None:
             self._conn.wake.set()
 
@@ -264,6 +287,7 @@ class Agent:
 
     def _on_drained(self, key: object) -> None:
         self._cancel_timer(key)  # type: ignore[arg-type]
+        self._close_user_files(key)  # type: ignore[arg-type]
         self._apply(st.OutputDrained(key))  # type: ignore[arg-type]
 
     def _timer(self, key: st.Key, seconds: float, fire: object) -> None:
@@ -291,7 +315,7 @@ class Agent:
             out.append(nodes_pb2.TaskReport(
                 task=task_ref(task), attempt=attempt,
                 phase=nodes_pb2.TASK_PHASE_RUNNING if running else nodes_pb2.TASK_PHASE_EXITED,
-                exit_code=e.exit_code, signal=e.signal, error=e.error,
+                exit_code=e.exit_code, signal=e.signal, error=e.error, runtime_exceeded=e.runtime_exceeded,
                 stdout_bytes=self.spool.size(e.key, "stdout"), stderr_bytes=self.spool.size(e.key, "stderr"),
             ))
         return out
@@ -347,7 +371,7 @@ class Agent:
         task, attempt = key
         return nodes_pb2.AgentMessage(exited=nodes_pb2.TaskExited(
             task=task_ref(task), attempt=attempt, exit_code=e.exit_code, signal=e.signal, error=e.error,
-            time=timestamp(self.clock.now()),
+            runtime_exceeded=e.runtime_exceeded, time=timestamp(self.clock.now()),
             stdout_bytes=self.spool.size(key, "stdout"), stderr_bytes=self.spool.size(key, "stderr"),
         ))
 

@@ -49,15 +49,22 @@ class Launcher:
         self._procs: dict[object, _Proc] = {}
         self._loop = asyncio.get_running_loop()
 
-    def start(self, key: object, command_line: str, env: Mapping[str, str], cwd: str) -> int:
+    def start(self, key: object, command_line: str, env: Mapping[str, str], cwd: str, stdin_path: str = "") -> int:
         if not os.path.isdir(cwd):
             raise LaunchError(f"working directory {cwd} does not exist on this node")
+        stdin: int = subprocess.DEVNULL
+        if stdin_path:
+            path = os.path.join(cwd, stdin_path)
+            try:
+                stdin = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise LaunchError(f"cannot open stdin file {path}: {e.strerror}") from None
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
             popen = subprocess.Popen(
                 ["/bin/sh", "-c", command_line],
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 stdout=out_w,
                 stderr=err_w,
                 cwd=cwd,
@@ -72,6 +79,8 @@ class Launcher:
         finally:
             os.close(out_w)
             os.close(err_w)
+            if stdin != subprocess.DEVNULL:
+                os.close(stdin)
         proc = _Proc(key, popen, os.pidfd_open(popen.pid))
         self._procs[key] = proc
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):

@@ -7,7 +7,8 @@ one. The table is an explicit transition table: an event that has no entry for a
 phase is ignored, which makes repeated kills, duplicate launches and late acks harmless.
 
 Phases: RUNNING -> (KILLING) -> ENDED (process gone, output still draining) -> REPORTED
-(exit sent to the head, kept until it acknowledges) -> forgotten.
+(exit sent to the head, kept until it acknowledges) -> forgotten. A task past its runtime
+limit is killed like a cancelled one, and its exit says so.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Phase(enum.Enum):
 class LaunchRequested:
     key: Key
     launch: Any  # the LaunchTask message, passed through to the Start instruction
+    runtime_limit: float = 0.0  # seconds; 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,11 @@ class KillRequested:
 
 @dataclass(frozen=True, slots=True)
 class KillTimeout:
+    key: Key
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeExceeded:
     key: Key
 
 
@@ -79,8 +86,8 @@ class ExitAcked:
 
 
 Event = (
-    LaunchRequested | KillRequested | KillTimeout | ProcessStarted | StartFailed | ProcessExited
-    | OutputDrained | ExitAcked
+    LaunchRequested | KillRequested | KillTimeout | RuntimeExceeded | ProcessStarted | StartFailed
+    | ProcessExited | OutputDrained | ExitAcked
 )
 
 
@@ -105,6 +112,12 @@ class StartKillTimer:
 
 
 @dataclass(frozen=True, slots=True)
+class StartRuntimeTimer:
+    key: Key
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class ReportStarted:
     key: Key
     pid: int
@@ -120,7 +133,7 @@ class Forget:
     key: Key
 
 
-Instruction = Start | Signal | StartKillTimer | ReportStarted | ReportExited | Forget
+Instruction = Start | Signal | StartKillTimer | StartRuntimeTimer | ReportStarted | ReportExited | Forget
 
 
 @dataclass(slots=True)
@@ -132,6 +145,8 @@ class TaskEntry:
     signal: int = 0
     error: str = ""
     drained: bool = False
+    runtime_limit: float = 0.0
+    runtime_exceeded: bool = False
 
 
 @dataclass
@@ -152,12 +167,19 @@ class AgentState:
     # -- handlers (one per row of the table) --
 
     def _launch(self, _: None, e: LaunchRequested) -> list[Instruction]:
-        self.tasks[e.key] = TaskEntry(e.key)
+        self.tasks[e.key] = TaskEntry(e.key, runtime_limit=e.runtime_limit)
         return [Start(e.key, e.launch)]
 
     def _started(self, t: TaskEntry, e: ProcessStarted) -> list[Instruction]:
         t.pid = e.pid
-        return [ReportStarted(e.key, e.pid)]
+        out: list[Instruction] = [ReportStarted(e.key, e.pid)]
+        if t.runtime_limit > 0 and t.phase is Phase.RUNNING:
+            out.append(StartRuntimeTimer(e.key, t.runtime_limit))
+        return out
+
+    def _runtime_exceeded(self, t: TaskEntry, e: RuntimeExceeded) -> list[Instruction]:
+        t.runtime_exceeded = True
+        return self._kill(t, KillRequested(e.key))
 
     def _start_failed(self, t: TaskEntry, e: StartFailed) -> list[Instruction]:
         t.error = e.error
@@ -206,6 +228,7 @@ _TABLE: dict[tuple[Phase | None, type], _Handler] = {
     (P.RUNNING, StartFailed): AgentState._start_failed,
     (P.KILLING, StartFailed): AgentState._start_failed,
     (P.RUNNING, KillRequested): AgentState._kill,
+    (P.RUNNING, RuntimeExceeded): AgentState._runtime_exceeded,
     (P.KILLING, KillTimeout): AgentState._kill_timeout,
     (P.RUNNING, ProcessExited): AgentState._exited,
     (P.KILLING, ProcessExited): AgentState._exited,

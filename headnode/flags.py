@@ -15,4 +15,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node-lost-after", metavar="SECONDS", type=float,
                    help="silence after which a node is Unreachable (default 30)")
     p.add_argument("--placement", choices=("pack", "spread"), help="node choice among those that fit")
+    p.add_argument("--completed-job-ttl", metavar="SECONDS", type=float,
+                   help="purge ended jobs after this long (default 432000, 5 days)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

@@ -21,14 +21,17 @@ from common.config import HeadConfig, parse_address
 from common.statedir import StateDirLock
 from headnode.api import server as server_mod
 from headnode.api.admin_servicer import AdminServicer
-from headnode.api.job_servicer import JobServicer
+from headnode.api.job_servicer import JobServicer, TemplateServicer
 from headnode.api.node_servicer import NodeServicer
 from headnode.services.allocator import Allocator
+from headnode.services.effects import Effects
 from headnode.services.events import EventBus
+from headnode.services.housekeeping import Housekeeping
 from headnode.services.journal import Journal
 from headnode.services.membership import Membership
 from headnode.services.output import OutputStore
 from headnode.services.queue import QueueService
+from headnode.services.templates import TemplateService
 from headnode.store.records import restore
 from headnode.store.sqlite import SqliteStore
 
@@ -47,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
             "heartbeat_interval": args.heartbeat_interval,
             "node_lost_after": args.node_lost_after,
             "placement": args.placement,
+            "completed_job_ttl": args.completed_job_ttl,
             "log_level": args.log_level,
         },
     )
@@ -58,7 +62,8 @@ async def serve(config: HeadConfig, clock: Clock) -> int:
     state_dir = Path(config.state_dir)
     lock = StateDirLock(state_dir, "head node")
     store = SqliteStore(state_dir / "shoal.db")
-    cluster = restore(store.load(), clock.now())
+    loaded = store.load()
+    cluster = restore(loaded, clock.now())
     stop = asyncio.Event()
     exit_code = 0
 
@@ -73,11 +78,17 @@ async def serve(config: HeadConfig, clock: Clock) -> int:
     journal.start()
     output = OutputStore(state_dir / "output", cluster.may_output)
     allocator: Allocator
-    membership = Membership(cluster, journal, output, clock, config, on_capacity=lambda: allocator.kick())
-    allocator = Allocator(cluster, journal, membership, output, clock, config.placement)
-    queue = QueueService(cluster, journal, allocator, membership, output, bus, clock)
+    membership: Membership
+    effects = Effects(cluster, journal, clock, send_kill=lambda node, kill: membership.send(node, kill),
+                      kick=lambda: allocator.kick())
+    membership = Membership(cluster, effects, output, clock, config, on_capacity=lambda: allocator.kick())
+    allocator = Allocator(cluster, effects, membership, output, clock, config.placement)
+    queue = QueueService(cluster, journal, effects, allocator, output, bus, clock)
+    templates = TemplateService(journal, clock, loaded.templates)
+    housekeeping = Housekeeping(cluster, effects, journal, output, clock, config.completed_job_ttl)
     server, port, health = server_mod.build(
-        config.listen, JobServicer(queue, output), NodeServicer(membership), AdminServicer(cluster)
+        config.listen, JobServicer(queue, output, templates), NodeServicer(membership), AdminServicer(cluster),
+        TemplateServicer(templates),
     )
     await server.start()
     await server_mod.set_serving(health, True)
@@ -92,6 +103,7 @@ async def serve(config: HeadConfig, clock: Clock) -> int:
     background = [
         asyncio.create_task(allocator.run(), name="allocator"),
         asyncio.create_task(membership.run_liveness(), name="liveness"),
+        asyncio.create_task(housekeeping.run(), name="housekeeping"),
     ]
     allocator.kick()
     try:

@@ -12,8 +12,18 @@ from typing import Any, TypeVar
 
 import grpc
 
+from google.protobuf import field_mask_pb2
+
 from common.ids import TaskId
-from shoal.v1 import admin_pb2, admin_pb2_grpc, common_pb2, jobs_pb2, jobs_pb2_grpc
+from shoal.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    common_pb2,
+    jobs_pb2,
+    jobs_pb2_grpc,
+    templates_pb2,
+    templates_pb2_grpc,
+)
 
 USER_METADATA = "shoal-user"
 T = TypeVar("T")
@@ -35,20 +45,49 @@ def task_spec(
     *,
     name: str = "",
     cores: int | None = None,
+    max_cores: int = 0,
     memory_mb: int | None = None,
     environment: Mapping[str, str] | None = None,
     working_directory: str = "",
+    depends_on: tuple[str, ...] | list[str] = (),
+    sweep: tuple[int, int, int] | None = None,
+    instances: int = 0,
+    runtime_limit: float = 0.0,
+    valid_exit_codes: str = "",
+    stdin_path: str = "",
+    stdout_path: str = "",
+    stderr_path: str = "",
+    exclusive: bool = False,
+    rerunnable: bool | None = None,
+    max_retries: int | None = None,
 ) -> jobs_pb2.TaskSpec:
+    """A TaskSpec with the given fields set (and the others left unset, i.e. defaults)."""
     spec = jobs_pb2.TaskSpec(
         name=name,
         command_line=command_line,
         environment=dict(environment or {}),
         working_directory=working_directory,
+        max_cores=max_cores,
+        depends_on=list(depends_on),
+        instances=instances,
+        valid_exit_codes=valid_exit_codes,
+        stdin_path=stdin_path,
+        stdout_path=stdout_path,
+        stderr_path=stderr_path,
+        exclusive=exclusive,
     )
     if cores is not None:
         spec.resources.cores = cores
     if memory_mb is not None:
         spec.resources.memory_mb = memory_mb
+    if sweep is not None:
+        spec.sweep.CopyFrom(jobs_pb2.ParametricSweep(start=sweep[0], end=sweep[1], step=sweep[2]))
+    if runtime_limit:
+        spec.runtime_limit.FromNanoseconds(int(runtime_limit * 1e9))
+    if rerunnable is not None:
+        spec.rerunnable = rerunnable
+    if max_retries is not None:
+        spec.max_retries = max_retries
     return spec
 
 
@@ -59,6 +98,7 @@ class Client:
         self._channel = grpc.insecure_channel(address)
         self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
         self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
+        self._templates = templates_pb2_grpc.TemplateServiceStub(self._channel)
         self._metadata = ((USER_METADATA, user or getpass.getuser()),)
 
     def close(self) -> None:
@@ -73,17 +113,100 @@ class Client:
     # -- jobs ------------------------------------------------------------------------------
 
     def submit(self, spec: jobs_pb2.JobSpec) -> int:
+        """Create, add the tasks and queue, in one call (HPC Pack's QueueJob)."""
         return self._unary(self._jobs.SubmitJob, jobs_pb2.SubmitJobRequest(spec=spec)).job_id
+
+    def submit_existing(self, job_id: int) -> int:
+        """Queue a Configuring job."""
+        return self._unary(self._jobs.SubmitJob, jobs_pb2.SubmitJobRequest(job_id=job_id)).job_id
+
+    def create_job(self, spec: jobs_pb2.JobSpec) -> jobs_pb2.Job:
+        return self._unary(self._jobs.CreateJob, jobs_pb2.CreateJobRequest(spec=spec))
+
+    def add_tasks(self, job_id: int, *tasks: jobs_pb2.TaskSpec) -> list[int]:
+        return list(self._unary(self._jobs.AddTasks, jobs_pb2.AddTasksRequest(job_id=job_id, tasks=tasks)).task_ids)
+
+    def modify_task(self, task: TaskId, spec: jobs_pb2.TaskSpec, fields: list[str] | None = None) -> jobs_pb2.Task:
+        request = jobs_pb2.ModifyTaskRequest(task=_ref(task), spec=spec,
+                                             update_mask=field_mask_pb2.FieldMask(paths=fields or []))
+        return self._unary(self._jobs.ModifyTask, request)
+
+    def modify_job(self, job_id: int, spec: jobs_pb2.JobSpec, fields: list[str] | None = None) -> jobs_pb2.Job:
+        request = jobs_pb2.ModifyJobRequest(job_id=job_id, spec=spec,
+                                            update_mask=field_mask_pb2.FieldMask(paths=fields or []))
+        return self._unary(self._jobs.ModifyJob, request)
+
+    def get_task(self, task: TaskId) -> jobs_pb2.Task:
+        return self._unary(self._jobs.GetTask, jobs_pb2.GetTaskRequest(task=_ref(task)))
+
+    def list_tasks(self, job_id: int, task: int = 0, states: tuple[int, ...] = (), page_size: int = 0
+                   ) -> Iterator[jobs_pb2.Task]:
+        for page in self._pages(jobs_pb2.ListTasksRequest(job_id=job_id, task_id=task, states=states,
+                                                          page_size=page_size)):
+            yield from page.tasks
+
+    def list_instances(self, job_id: int, task: int = 0, states: tuple[int, ...] = (), page_size: int = 0
+                       ) -> Iterator[jobs_pb2.Instance]:
+        for page in self._pages(jobs_pb2.ListTasksRequest(job_id=job_id, task_id=task, states=states,
+                                                          instances=True, page_size=page_size)):
+            yield from page.instances
+
+    def _pages(self, request: jobs_pb2.ListTasksRequest) -> Iterator[jobs_pb2.ListTasksResponse]:
+        while True:
+            page = self._unary(self._jobs.ListTasks, request)
+            yield page
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
+
+    def cancel_task(self, task: TaskId, reason: str = "") -> jobs_pb2.Task:
+        return self._unary(self._jobs.CancelTask, jobs_pb2.CancelTaskRequest(task=_ref(task), reason=reason))
+
+    def requeue_job(self, job_id: int, tasks: list[TaskId] | None = None) -> jobs_pb2.Job:
+        request = jobs_pb2.RequeueJobRequest(job_id=job_id, tasks=[_ref(t) for t in tasks or ()])
+        return self._unary(self._jobs.RequeueJob, request)
+
+    def configure_job(self, job_id: int) -> jobs_pb2.Job:
+        return self._unary(self._jobs.ConfigureJob, jobs_pb2.JobRequest(job_id=job_id))
+
+    def clone_job(self, job_id: int) -> jobs_pb2.Job:
+        return self._unary(self._jobs.CloneJob, jobs_pb2.JobRequest(job_id=job_id))
+
+    def hold_job(self, job_id: int, reason: str = "") -> jobs_pb2.Job:
+        return self._unary(self._jobs.HoldJob, jobs_pb2.JobRequest(job_id=job_id, reason=reason))
+
+    def release_job(self, job_id: int) -> jobs_pb2.Job:
+        return self._unary(self._jobs.ReleaseJob, jobs_pb2.JobRequest(job_id=job_id))
+
+    def watch_jobs(self, owner: str = "") -> Iterator[jobs_pb2.JobEvent]:
+        """Every change to every job (of this owner), from now on."""
+        return self._stream(self._jobs.WatchJobs, jobs_pb2.WatchJobsRequest(owner=owner))
+
+    # -- templates -------------------------------------------------------------------------
+
+    def create_template(self, template: templates_pb2.Template, replace: bool = False) -> templates_pb2.Template:
+        request = templates_pb2.CreateTemplateRequest(template=template, replace=replace)
+        return self._unary(self._templates.CreateTemplate, request)
+
+    def get_template(self, name: str) -> templates_pb2.Template:
+        return self._unary(self._templates.GetTemplate, templates_pb2.GetTemplateRequest(name=name))
+
+    def list_templates(self) -> list[templates_pb2.Template]:
+        return list(self._unary(self._templates.ListTemplates, templates_pb2.ListTemplatesRequest()).templates)
+
+    def delete_template(self, name: str) -> None:
+        self._unary(self._templates.DeleteTemplate, templates_pb2.DeleteTemplateRequest(name=name))
 
     def get_job(self, job_id: int, full: bool = True) -> jobs_pb2.Job:
         view = jobs_pb2.JOB_VIEW_FULL if full else jobs_pb2.JOB_VIEW_SUMMARY
         return self._unary(self._jobs.GetJob, jobs_pb2.GetJobRequest(job_id=job_id, view=view))
 
-    def list_jobs(self, states: tuple[int, ...] = (), owner: str = "", page_size: int = 0) -> Iterator[jobs_pb2.Job]:
+    def list_jobs(self, states: tuple[int, ...] = (), owner: str = "", page_size: int = 0, name: str = ""
+                  ) -> Iterator[jobs_pb2.Job]:
         token = ""
         while True:
             page = self._unary(self._jobs.ListJobs, jobs_pb2.ListJobsRequest(
-                states=states, owner=owner, page_size=page_size, page_token=token))
+                states=states, owner=owner, page_size=page_size, page_token=token, name=name))
             yield from page.jobs
             token = page.next_page_token
             if not token:
@@ -105,7 +228,7 @@ class Client:
         self, task: TaskId, stderr: bool = False, offset: int = 0, follow: bool = False
     ) -> Iterator[bytes]:
         request = jobs_pb2.ReadOutputRequest(
-            task=common_pb2.TaskRef(job_id=task.job, task_id=task.task, instance_id=task.instance),
+            task=_ref(task),
             stream=common_pb2.OUTPUT_STREAM_STDERR if stderr else common_pb2.OUTPUT_STREAM_STDOUT,
             offset=offset,
             follow=follow,
@@ -143,6 +266,10 @@ class Client:
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return HeadUnreachable(code, f"the head node at {self.address} did not answer within {self.timeout:g}s")
         return RequestFailed(code, details)
+
+
+def _ref(task: TaskId) -> common_pb2.TaskRef:
+    return common_pb2.TaskRef(job_id=task.job, task_id=task.task, instance_id=task.instance)
 
 
 def _short(details: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from headnode.api import convert
+from headnode.api import node_convert as convert
 from headnode.api.errors import maps_errors
 from headnode.domain.cluster import Cluster
 from shoal.v1 import admin_pb2, admin_pb2_grpc

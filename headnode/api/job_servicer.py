@@ -1,46 +1,127 @@
-"""JobService: from_proto -> QueueService / OutputStore -> to_proto. Nothing else."""
+"""JobService and TemplateService: from_proto -> service call -> to_proto. Nothing else."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import grpc
+from google.protobuf import json_format
 
 from common.errors import InvalidArgument
-from common.wire import STREAM_NAMES, task_id
+from common.ids import TaskId
+from common.wire import STREAM_NAMES, task_id, timestamp
 from headnode.api import convert
 from headnode.api.errors import maps_errors
 from headnode.api.identity import caller
 from headnode.services.output import OutputStore
 from headnode.services.queue import QueueService
-from shoal.v1 import jobs_pb2, jobs_pb2_grpc
+from headnode.services.templates import TemplateService
+from headnode.store.base import TemplateRecord
+from shoal.v1 import jobs_pb2, jobs_pb2_grpc, templates_pb2, templates_pb2_grpc
+
+
+def template_msg(record: TemplateRecord) -> templates_pb2.Template:
+    msg = json_format.Parse(record.body, templates_pb2.Template())
+    msg.owner = record.owner
+    msg.create_time.CopyFrom(timestamp(record.created_at))
+    return msg
 
 
 @maps_errors
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, queue: QueueService, output: OutputStore) -> None:
+    def __init__(self, queue: QueueService, output: OutputStore, templates: TemplateService) -> None:
         self.queue = queue
         self.output = output
+        self.templates = templates
+
+    def _spec(self, spec: jobs_pb2.JobSpec) -> jobs_pb2.JobSpec:
+        if spec.template:
+            return convert.merge_template(template_msg(self.templates.get(spec.template)), spec)
+        return spec
 
     async def SubmitJob(self, request: jobs_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext):
-        job_id = await self.queue.submit(convert.job_spec(request.spec), caller(context))
+        if request.job_id:
+            if request.HasField("spec"):
+                raise InvalidArgument("give either spec (a new job) or job_id (a Configuring job), not both")
+            job_id = await self.queue.submit_existing(request.job_id, caller(context))
+        else:
+            job_id = await self.queue.submit(convert.job_spec(self._spec(request.spec)), caller(context))
         return jobs_pb2.SubmitJobResponse(job_id=job_id)
+
+    async def CreateJob(self, request: jobs_pb2.CreateJobRequest, context: grpc.aio.ServicerContext):
+        job = await self.queue.create(convert.job_spec(self._spec(request.spec)), caller(context))
+        return convert.job_msg(job)
+
+    async def AddTasks(self, request: jobs_pb2.AddTasksRequest, context: grpc.aio.ServicerContext):
+        specs = [convert.task_spec(t, f"tasks[{i}]") for i, t in enumerate(request.tasks)]
+        numbers = await self.queue.add_tasks(request.job_id, specs, caller(context))
+        return jobs_pb2.AddTasksResponse(task_ids=numbers)
+
+    async def ModifyTask(self, request: jobs_pb2.ModifyTaskRequest, context: grpc.aio.ServicerContext):
+        ref = task_id(request.task)
+        current = self.queue.task_spec(ref)
+        spec = convert.merged_task_spec(current, request.spec, request.update_mask)
+        task = await self.queue.modify_task(ref, spec, caller(context))
+        return convert.task_msg(task, "")
+
+    async def ModifyJob(self, request: jobs_pb2.ModifyJobRequest, context: grpc.aio.ServicerContext):
+        current = self.queue.job_spec(request.job_id)
+        fields = convert.job_fields(request.spec, request.update_mask, current)
+        job = await self.queue.modify_job(request.job_id, fields, caller(context))
+        return convert.job_msg(job, self.queue.job_pending_reason(job))
 
     async def GetJob(self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext):
         full = request.view != jobs_pb2.JOB_VIEW_SUMMARY
         return convert.job_details_msg(await self.queue.details(request.job_id, full))
 
+    async def GetTask(self, request: jobs_pb2.GetTaskRequest, context: grpc.aio.ServicerContext):
+        return convert.task_details_msg(await self.queue.task_details(task_id(request.task)))
+
     async def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext):
-        jobs, token = self.queue.list_jobs(
-            convert.job_states(list(request.states)), request.owner, request.page_size, request.page_token
-        )
+        jobs, token = self.queue.list_jobs(convert.job_states(list(request.states)), request.owner, request.name,
+                                           request.page_size, request.page_token)
         return jobs_pb2.ListJobsResponse(
             jobs=[convert.job_msg(j, self.queue.job_pending_reason(j)) for j in jobs], next_page_token=token
         )
 
+    async def ListTasks(self, request: jobs_pb2.ListTasksRequest, context: grpc.aio.ServicerContext):
+        states = convert.task_states(list(request.states))
+        if request.instances:
+            units, token = self.queue.list_units(request.job_id, request.task_id, states, request.page_size,
+                                                 request.page_token)
+            return jobs_pb2.ListTasksResponse(instances=[convert.unit_msg(u) for u in units], next_page_token=token)
+        tasks, token = self.queue.list_tasks(request.job_id, request.task_id, states, request.page_size,
+                                             request.page_token)
+        return jobs_pb2.ListTasksResponse(tasks=[convert.task_msg(t, why) for t, why in tasks], next_page_token=token)
+
     async def CancelJob(self, request: jobs_pb2.CancelJobRequest, context: grpc.aio.ServicerContext):
-        job = await self.queue.cancel(request.job_id, caller(context), request.reason)
-        return convert.job_msg(job)
+        return convert.job_msg(await self.queue.cancel(request.job_id, caller(context), request.reason))
+
+    async def CancelTask(self, request: jobs_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext):
+        task = await self.queue.cancel_task(task_id(request.task), caller(context), request.reason)
+        return convert.task_msg(task, "")
+
+    async def RequeueJob(self, request: jobs_pb2.RequeueJobRequest, context: grpc.aio.ServicerContext):
+        chosen = [TaskId(request.job_id, t.task_id, t.instance_id) for t in request.tasks]
+        for t in request.tasks:
+            if t.job_id and t.job_id != request.job_id:
+                raise InvalidArgument(f"tasks: {t.job_id}.{t.task_id} is not a task of job {request.job_id}")
+        job = await self.queue.requeue(request.job_id, caller(context), chosen)
+        return convert.job_msg(job, self.queue.job_pending_reason(job))
+
+    async def ConfigureJob(self, request: jobs_pb2.JobRequest, context: grpc.aio.ServicerContext):
+        return convert.job_msg(await self.queue.configure(request.job_id, caller(context)))
+
+    async def CloneJob(self, request: jobs_pb2.JobRequest, context: grpc.aio.ServicerContext):
+        return convert.job_msg(await self.queue.clone(request.job_id, caller(context)))
+
+    async def HoldJob(self, request: jobs_pb2.JobRequest, context: grpc.aio.ServicerContext):
+        job = await self.queue.hold(request.job_id, caller(context), request.reason)
+        return convert.job_msg(job, self.queue.job_pending_reason(job))
+
+    async def ReleaseJob(self, request: jobs_pb2.JobRequest, context: grpc.aio.ServicerContext):
+        job = await self.queue.release(request.job_id, caller(context))
+        return convert.job_msg(job, self.queue.job_pending_reason(job))
 
     async def WatchJob(
         self, request: jobs_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
@@ -48,12 +129,49 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         async for event in self.queue.watch(request.job_id):
             yield convert.job_event_msg(event)
 
+    async def WatchJobs(
+        self, request: jobs_pb2.WatchJobsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[jobs_pb2.JobEvent]:
+        async for event in self.queue.watch_all(request.owner):
+            yield convert.job_event_msg(event)
+
     async def ReadOutput(
         self, request: jobs_pb2.ReadOutputRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.OutputChunk]:
         if request.offset < 0:
             raise InvalidArgument(f"offset must be >= 0, got {request.offset}")
-        task = self.queue.task_for_output(task_id(request.task))
+        target = self.queue.output_target(task_id(request.task))
         stream = STREAM_NAMES.get(request.stream, "stdout")
-        async for offset, data in self.output.read(task.id, stream, request.offset, request.follow):
+        async for offset, data in self.output.read(target, stream, request.offset, request.follow):
             yield jobs_pb2.OutputChunk(offset=offset, data=data)
+
+
+@maps_errors
+class TemplateServicer(templates_pb2_grpc.TemplateServiceServicer):
+    def __init__(self, templates: TemplateService) -> None:
+        self.templates = templates
+
+    async def CreateTemplate(self, request: templates_pb2.CreateTemplateRequest, context: grpc.aio.ServicerContext):
+        t = templates_pb2.Template()
+        t.CopyFrom(request.template)
+        t.ClearField("owner")
+        t.ClearField("create_time")
+        if t.job.template:
+            raise InvalidArgument("template.job.template must be empty: a template cannot start from another")
+        # Its tasks must make sense once merged with the task defaults (an empty job is fine).
+        probe = convert.merge_template(t, jobs_pb2.JobSpec())
+        for i, task in enumerate(probe.tasks):
+            convert.task_spec(task, f"template.job.tasks[{i}]")
+        body = json_format.MessageToJson(t, preserving_proto_field_name=True, indent=None)
+        record = await self.templates.create(t.name, body, caller(context), request.replace)
+        return template_msg(record)
+
+    async def GetTemplate(self, request: templates_pb2.GetTemplateRequest, context: grpc.aio.ServicerContext):
+        return template_msg(self.templates.get(request.name))
+
+    async def ListTemplates(self, request: templates_pb2.ListTemplatesRequest, context: grpc.aio.ServicerContext):
+        return templates_pb2.ListTemplatesResponse(templates=[template_msg(r) for r in self.templates.list()])
+
+    async def DeleteTemplate(self, request: templates_pb2.DeleteTemplateRequest, context: grpc.aio.ServicerContext):
+        await self.templates.delete(request.name)
+        return templates_pb2.DeleteTemplateResponse()

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from common import log
-from headnode.api import convert
+from headnode.api import node_convert as convert
 from headnode.api.errors import maps_errors
 from headnode.services.membership import Membership, Session
 from shoal.v1 import nodes_pb2, nodes_pb2_grpc

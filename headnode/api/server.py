@@ -8,12 +8,22 @@ from grpc_reflection.v1alpha import reflection
 
 from common.config import parse_address
 from common.errors import ConfigError
-from shoal.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2, jobs_pb2_grpc, nodes_pb2, nodes_pb2_grpc
+from shoal.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    jobs_pb2,
+    jobs_pb2_grpc,
+    nodes_pb2,
+    nodes_pb2_grpc,
+    templates_pb2,
+    templates_pb2_grpc,
+)
 
 SERVICE_NAMES = (
     jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     nodes_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    templates_pb2.DESCRIPTOR.services_by_name["TemplateService"].full_name,
 )
 
 SERVER_OPTIONS = [
@@ -33,6 +43,7 @@ def build(
     jobs: jobs_pb2_grpc.JobServiceServicer,
     nodes: nodes_pb2_grpc.NodeServiceServicer,
     admin: admin_pb2_grpc.AdminServiceServicer,
+    templates: templates_pb2_grpc.TemplateServiceServicer,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Create the server and bind it; returns it with the bound port (listen may ask for 0)."""
     parse_address(listen, "listen")
@@ -40,6 +51,7 @@ def build(
     jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
     nodes_pb2_grpc.add_NodeServiceServicer_to_server(nodes, server)
     admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
+    templates_pb2_grpc.add_TemplateServiceServicer_to_server(templates, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

@@ -1,28 +1,34 @@
 """The head node's in-memory view of the cluster: jobs, the queue, nodes (no I/O).
 
 While the head node runs, this is the authoritative state; every change to it is also
-written to the store (services/journal.py), from which it is rebuilt at start-up. The queue
-holds the Queued tasks in first-come first-served order (job id, then task id).
+written to the store (services/journal.py), from which it is rebuilt at start-up.
+
+The queue holds the tasks that have instances waiting and nothing blocking them (see
+eligibility.py), ordered by priority (higher first), then job id (submission order), then
+task number. `sync` keeps a task's place right after anything that may change it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from sortedcontainers import SortedDict
+
 from common.errors import NotFound
 from common.ids import TaskId
-from headnode.domain.model import Job, Task
+from headnode.domain import eligibility
+from headnode.domain.model import Instance, Job, Task
 from headnode.domain.node import Node
-from headnode.domain.states import TaskState
 
 
 class Cluster:
     def __init__(self, next_job_id: int = 1) -> None:
         self.jobs: dict[int, Job] = {}
         self.nodes: dict[str, Node] = {}
-        # dict as an ordered set: insertion order is queue order.
-        self.queue: dict[TaskId, Task] = {}
+        self.queue: SortedDict = SortedDict()  # (-priority, job id, task number) -> Task
         self.next_job_id = next_job_id
+        # Job id -> ids of the jobs that depend on it.
+        self.dependents: dict[int, set[int]] = {}
 
     def allocate_job_id(self) -> int:
         job_id = self.next_job_id
@@ -31,8 +37,26 @@ class Cluster:
 
     def add_job(self, job: Job) -> None:
         self.jobs[job.id] = job
+        self.index_dependencies(job)
+        self.sync_job(job)
+
+    def index_dependencies(self, job: Job) -> None:
+        for dep in job.spec.dependencies:
+            self.dependents.setdefault(dep.job_id, set()).add(job.id)
+
+    def unindex_dependencies(self, job: Job) -> None:
+        for dep in job.spec.dependencies:
+            children = self.dependents.get(dep.job_id)
+            if children is not None:
+                children.discard(job.id)
+                if not children:
+                    del self.dependents[dep.job_id]
+
+    def remove_job(self, job: Job) -> None:
         for task in job.tasks.values():
-            self.sync_queue(task)
+            self._unqueue(task)
+        self.unindex_dependencies(job)
+        self.jobs.pop(job.id, None)
 
     def job(self, job_id: int) -> Job:
         try:
@@ -45,12 +69,14 @@ class Cluster:
         try:
             return job.tasks[task_id.task]
         except KeyError:
-            raise NotFound(f"task {task_id} does not exist (job {job.id} has {len(job.tasks)} tasks)") from None
+            raise NotFound(f"task {task_id.job}.{task_id.task} does not exist (job {job.id} has "
+                           f"{len(job.tasks)} tasks)") from None
 
-    def find_task(self, task_id: TaskId) -> tuple[Job, Task] | None:
+    def find_instance(self, task_id: TaskId) -> tuple[Job, Task, Instance] | None:
         job = self.jobs.get(task_id.job)
         task = job.tasks.get(task_id.task) if job else None
-        return (job, task) if job and task else None
+        inst = task.instances.get(task_id.instance) if task else None
+        return (job, task, inst) if job and task and inst else None
 
     def node(self, name: str) -> Node:
         try:
@@ -58,18 +84,42 @@ class Cluster:
         except KeyError:
             raise NotFound(f"node {name!r} does not exist") from None
 
-    def sync_queue(self, task: Task) -> None:
-        """Keep the queue index in step with the task's state; call after any task change."""
-        if task.state is TaskState.QUEUED:
-            self.queue.setdefault(task.id, task)
+    # -- the queue -----------------------------------------------------------------------
+
+    def blocked_reason(self, job: Job, task: Task) -> str | None:
+        return eligibility.task_blocked(self.jobs, job, task)
+
+    def sync(self, job: Job, task: Task) -> None:
+        """Put the task in the queue, move it, or take it out, as its state says."""
+        if task.pending and self.blocked_reason(job, task) is None:
+            key = (-job.spec.priority, job.id, task.id.task)
+            if task.queue_key != key:
+                self._unqueue(task)
+                self.queue[key] = task
+                task.queue_key = key
         else:
-            self.queue.pop(task.id, None)
+            self._unqueue(task)
+
+    def sync_job(self, job: Job) -> None:
+        for task in job.tasks.values():
+            self.sync(job, task)
 
     def queued(self) -> Iterator[Task]:
         return iter(self.queue.values())
 
+    def _unqueue(self, task: Task) -> None:
+        if task.queue_key is not None:
+            self.queue.pop(task.queue_key, None)
+            task.queue_key = None
+
     def may_output(self, task_id: TaskId) -> bool:
-        """Whether more output may still arrive for the task (it has not run, or its
-        process has not been reported gone)."""
-        found = self.find_task(task_id)
-        return found is not None and (found[1].holding or not found[1].state.terminal)
+        """Whether more output may still arrive for the instance: it has not run yet, or
+        its process has not been reported gone."""
+        job = self.jobs.get(task_id.job)
+        task = job.tasks.get(task_id.task) if job else None
+        if task is None:
+            return False
+        inst = task.instances.get(task_id.instance)
+        if inst is None:
+            return not task.unstarted.terminal
+        return inst.holding or not inst.state.terminal

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from common.ids import TaskId
 from common.resources import ZERO, Resources
-from headnode.domain.model import TaskSpec
+from headnode.domain.launch import RunSpec
 from headnode.domain.states import NodeState
 
 
@@ -76,8 +76,7 @@ class Node:
 class Launch:
     task: TaskId
     attempt: int
-    spec: TaskSpec
-    owner: str
+    run: RunSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +108,7 @@ class TaskReport:
     error: str = ""
     stdout_bytes: int = 0
     stderr_bytes: int = 0
+    runtime_exceeded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +154,7 @@ class Exited:
     at: float
     stdout_bytes: int = 0
     stderr_bytes: int = 0
+    runtime_exceeded: bool = False
 
 
 AgentEvent = Heartbeat | Started | Output | Exited

@@ -1,9 +1,10 @@
 """Job, task and node states and their transition tables (HPC Pack's names).
 
-Every state change goes through `next_state`, so a transition that is not in a table is an
-error (FailedPrecondition naming the current state), never a silent corruption.
-Terminal states have no outgoing transitions in v0 (requeue and configure arrive with the
-full job model).
+Every state change goes through a `next_*_state` lookup, so a transition that is not in a
+table is an error (FailedPrecondition naming the current state and the states that allow
+it), never a silent corruption. The end states (Finished, Failed, Cancelled) accept no
+reports: the only ways out are a user's explicit requeue or configure, and Finished jobs
+have none at all.
 """
 
 from __future__ import annotations
@@ -52,12 +53,17 @@ _TERMINAL_TASK = frozenset({TaskState.FINISHED, TaskState.FAILED, TaskState.CANC
 
 
 class TaskEvent(enum.Enum):
+    """Events of one instance (the run unit; a plain task's instance is the task)."""
+
     SUBMIT = "submit"  # its job was queued
     PLACE = "place"  # resources allocated on a node (HPC Pack: the task is Running from here)
     EXIT_OK = "exit_ok"
-    EXIT_FAIL = "exit_fail"  # non-zero exit, signal, or the process could not be started
-    LOST = "lost"  # its node was lost while it ran
+    EXIT_FAIL = "exit_fail"  # non-zero exit, signal, runtime limit, or could not start
+    LOST = "lost"  # its node was lost while it ran, no retries left
+    RETRY = "retry"  # its node was lost while it ran; queued again
     CANCEL = "cancel"
+    REQUEUE = "requeue"  # put back in the queue by a user
+    CONFIGURE = "configure"  # its job went back to Configuring
 
 
 class JobEvent(enum.Enum):
@@ -65,7 +71,11 @@ class JobEvent(enum.Enum):
     START = "start"  # a first task got resources
     ALL_FINISHED = "all_finished"
     SOME_FAILED = "some_failed"  # every task ended, not all of them Finished
+    ALL_CANCELLED = "all_cancelled"  # every task was cancelled, one by one
+    FAIL = "fail"  # failed as a whole: a task failed with fail_on_task_failure, runtime limit
     CANCEL = "cancel"
+    REQUEUE = "requeue"
+    CONFIGURE = "configure"
 
 
 class NodeEvent(enum.Enum):
@@ -82,7 +92,15 @@ TASK_TRANSITIONS: dict[tuple[TaskState, TaskEvent], TaskState] = {
     (T.RUNNING, E.EXIT_OK): T.FINISHED,
     (T.RUNNING, E.EXIT_FAIL): T.FAILED,
     (T.RUNNING, E.LOST): T.FAILED,
+    (T.RUNNING, E.RETRY): T.QUEUED,
     (T.RUNNING, E.CANCEL): T.CANCELLED,
+    # Out of the end states only by a user's explicit requeue or configure.
+    (T.FAILED, E.REQUEUE): T.QUEUED,
+    (T.CANCELLED, E.REQUEUE): T.QUEUED,
+    (T.FINISHED, E.REQUEUE): T.QUEUED,  # only when chosen by name (requeue --task)
+    (T.FAILED, E.CONFIGURE): T.CONFIGURING,
+    (T.CANCELLED, E.CONFIGURE): T.CONFIGURING,
+    (T.QUEUED, E.CONFIGURE): T.CONFIGURING,
 }
 
 J, JE = JobState, JobEvent
@@ -92,10 +110,19 @@ JOB_TRANSITIONS: dict[tuple[JobState, JobEvent], JobState] = {
     (J.QUEUED, JE.START): J.RUNNING,
     # A queued job can end without ever running when all its tasks are cancelled or failed.
     (J.QUEUED, JE.SOME_FAILED): J.FAILED,
+    (J.QUEUED, JE.ALL_CANCELLED): J.CANCELLED,
+    (J.QUEUED, JE.FAIL): J.FAILED,
     (J.QUEUED, JE.CANCEL): J.CANCELLED,
     (J.RUNNING, JE.ALL_FINISHED): J.FINISHED,
     (J.RUNNING, JE.SOME_FAILED): J.FAILED,
+    (J.RUNNING, JE.ALL_CANCELLED): J.CANCELLED,
+    (J.RUNNING, JE.FAIL): J.FAILED,
     (J.RUNNING, JE.CANCEL): J.CANCELLED,
+    # Finished is final; Failed and Cancelled jobs may be requeued or reconfigured (HPC Pack).
+    (J.FAILED, JE.REQUEUE): J.QUEUED,
+    (J.CANCELLED, JE.REQUEUE): J.QUEUED,
+    (J.FAILED, JE.CONFIGURE): J.CONFIGURING,
+    (J.CANCELLED, JE.CONFIGURE): J.CONFIGURING,
 }
 
 N, NE = NodeState, NodeEvent

@@ -29,11 +29,13 @@ class Rejection:
     shortfall: Shortfall | None = None
 
 
-def check(node: NodeView, free: Resources, request: Resources) -> Rejection | None:
+def check(node: NodeView, free: Resources, request: Resources, exclusive: bool = False) -> Rejection | None:
     if node.unavailable:
         return Rejection(node.name, Why.UNAVAILABLE, node.unavailable)
     if (s := shortfall(request, node.capacity)) is not None:
         return Rejection(node.name, Why.TOO_SMALL, shortfall=s)
+    if exclusive and free != node.capacity:
+        return Rejection(node.name, Why.BUSY, "not a whole free node")
     if (s := shortfall(request, free)) is not None:
         return Rejection(node.name, Why.BUSY, shortfall=s)
     return None
@@ -53,6 +55,9 @@ def explain(request: Resources, rejections: Sequence[Rejection], nodes: Sequence
         more = f" and {len(rejections) - 5} more" if len(rejections) > 5 else ""
         return f"no node is online ({listing}{more})"
     busy = [r for r in rejections if r.why is Why.BUSY]
+    if busy and all(r.shortfall is None for r in busy):
+        return "waiting for a whole free node (exclusive)"
+    busy = [r for r in busy if r.shortfall is not None]
     if busy:
         dim = busy[0].shortfall.dimension if busy[0].shortfall else CORES
         most = max(_amount_of(n.free, dim) for n in available)

@@ -23,8 +23,14 @@ class NodeView:
 
 @dataclass(frozen=True, slots=True)
 class TaskRequest:
+    """A task with `count` instances waiting, each needing `resources` (cores: the minimum)."""
+
     id: TaskId
     resources: Resources
+    count: int = 1
+    max_cores: int = 0  # up to this many cores when free; 0: the minimum
+    exclusive: bool = False  # a whole node each
+    gang: bool = False  # all `count` instances start together or none does
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
 """The allocator loop: snapshot -> schedule -> commit -> dispatch.
 
-Event-driven: anything that may let a task start (a submission, a task's end, a node
+Event-driven: anything that may let a task start (a submission, an instance's end, a node
 joining) calls `kick()`, and kicks that arrive during a pass fold into the next one. A pass
 commits its placements to the store before sending a single launch, so a head-node crash
-can never leave an agent running a task the store does not know was placed. Each placement
-is checked again with the same fit check the scheduler used before it is committed.
+can never leave an agent running an instance the store does not know was placed. Each
+placement is checked again with the same fit check the scheduler used before it is
+committed.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from dataclasses import dataclass
 
 from common import log
 from common.clock import Clock
-from common.ids import TaskId
 from common.resources import fits
 from headnode.domain import lifecycle
 from headnode.domain.cluster import Cluster
-from headnode.domain.model import Change, Job, Task
+from headnode.domain.launch import resolve
+from headnode.domain.lifecycle import Outcome
+from headnode.domain.model import Instance, Job, Task
 from headnode.domain.node import Allocation, Launch, Node
 from headnode.domain.states import TaskState
 from headnode.scheduling.core import Plan, schedule
 from headnode.scheduling.snapshot import NodeView, Snapshot, TaskRequest
-from headnode.services.journal import Journal
+from headnode.services.effects import Effects
 from headnode.services.membership import Membership
 from headnode.services.output import OutputStore
 
@@ -37,7 +39,14 @@ def take_snapshot(cluster: Cluster) -> Snapshot:
         NodeView(n.name, n.capacity, n.used, n.unavailable_reason())
         for n in sorted(cluster.nodes.values(), key=lambda n: n.name)
     )
-    queue = tuple(TaskRequest(t.id, t.spec.resources) for t in cluster.queued())
+    queue = tuple(
+        TaskRequest(
+            t.id, t.spec.resources, count=t.pending, max_cores=t.spec.max_cores, exclusive=t.spec.exclusive,
+            # A multi-instance task starts all its instances together the first time.
+            gang=t.spec.multi and not t.instances,
+        )
+        for t in cluster.queued()
+    )
     return Snapshot(nodes, queue)
 
 
@@ -45,6 +54,7 @@ def take_snapshot(cluster: Cluster) -> Snapshot:
 class _Placed:
     job: Job
     task: Task
+    inst: Instance
     node: Node
     attempt: int
 
@@ -53,14 +63,14 @@ class Allocator:
     def __init__(
         self,
         cluster: Cluster,
-        journal: Journal,
+        effects: Effects,
         membership: Membership,
         output: OutputStore,
         clock: Clock,
         policy: str,
     ) -> None:
         self.cluster = cluster
-        self.journal = journal
+        self.effects = effects
         self.membership = membership
         self.output = output
         self.clock = clock
@@ -91,50 +101,53 @@ class Allocator:
         self._last = plan
         if not plan.placements:
             return
+        o = Outcome()
         placed: list[_Placed] = []
-        jobs: dict[int, Job] = {}
-        changes: list[Change] = []
         for p in plan.placements:
-            found = self.cluster.find_task(p.task)
+            job = self.cluster.jobs.get(p.task.job)
+            task = job.tasks.get(p.task.task) if job else None
             node = self.cluster.nodes.get(p.node)
-            if found is None or node is None:
+            if job is None or task is None or node is None:
                 continue
-            job, task = found
-            if task.state is not TaskState.QUEUED or not node.schedulable or not fits(p.resources, node.free):
+            if not task.pending or not node.schedulable or not fits(p.resources, node.free):
                 continue
-            changes += lifecycle.place_task(job, task, node.name, now)
-            self.cluster.sync_queue(task)
-            node.allocate(Allocation(task.id, task.attempt, p.resources))
-            self.output.reset(task.id)
-            jobs[job.id] = job
-            placed.append(_Placed(job, task, node, task.attempt))
+            iid = lifecycle.take_pending(task)
+            if iid is None:
+                continue
+            inst = lifecycle.place(job, task, iid, node.name, p.resources.cores, p.resources.memory_mb, now, o)
+            node.allocate(Allocation(inst.id, inst.attempt, p.resources))
+            self.output.reset(inst.id)
+            placed.append(_Placed(job, task, inst, node, inst.attempt))
         if not placed:
             return
-        await self.journal.record(jobs=jobs.values(), tasks=[p.task for p in placed], changes=changes)
+        await self.effects.apply(o)
         for p in placed:
-            alloc = p.node.allocations.get(p.task.id)
+            alloc = p.node.allocations.get(p.inst.id)
             if alloc is None or alloc.attempt != p.attempt:
                 continue  # cancelled while the placement was being committed
             alloc.launch_seq = self.membership.send(
-                p.node.name, Launch(p.task.id, p.attempt, p.task.spec, p.job.owner)
+                p.node.name, Launch(p.inst.id, p.attempt, resolve(p.job, p.task, p.inst))
             )
-            _log.info("task_placed", job_id=p.job.id, task_id=str(p.task.id), node=p.node.name,
-                      attempt=p.attempt, sent=alloc.launch_seq > 0)
+            _log.info("task_placed", job_id=p.job.id, task_id=str(p.inst.id), node=p.node.name,
+                      attempt=p.attempt, cores=p.inst.cores, sent=alloc.launch_seq > 0)
 
-    def pending_reason(self, task: Task) -> str:
-        """Why a queued task is not running, from the last pass."""
-        if task.state is not TaskState.QUEUED:
+    def pending_reason(self, job: Job, task: Task) -> str:
+        """Why a task with waiting instances is not running them (empty if it has none)."""
+        if not task.pending or task.state.terminal:
             return ""
+        if task.queue_key is None:
+            return self.cluster.blocked_reason(job, task) or WAITING_FOR_SCHEDULER
         reason = self._last.pending.get(task.id)
         if reason is not None:
             return reason
         blocker = self._last.blocked_at
-        if blocker is not None and _queue_key(task.id) > _queue_key(blocker):
-            if blocker.job == task.id.job:
+        blocker_job = self.cluster.jobs.get(blocker.job) if blocker else None
+        blocker_task = blocker_job.tasks.get(blocker.task) if blocker_job else None
+        if blocker_task is not None and blocker_task.queue_key is not None and task.queue_key > blocker_task.queue_key:
+            if blocker.job == job.id:
                 return self._last.pending.get(blocker, WAITING_FOR_SCHEDULER)
-            return f"waiting behind job {blocker.job}, first in the queue (first come, first served)"
+            return f"waiting behind job {blocker.job}, ahead in the queue (first come, first served)"
         return WAITING_FOR_SCHEDULER
 
-
-def _queue_key(task: TaskId) -> tuple[int, int, int]:
-    return (task.job, task.task, task.instance)
+    def instance_pending_reason(self, job: Job, task: Task, state: TaskState) -> str:
+        return self.pending_reason(job, task) if state is TaskState.QUEUED else ""

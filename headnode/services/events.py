@@ -9,7 +9,6 @@ it reads them later.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,15 +21,21 @@ from headnode.domain.states import JobState, TaskState
 class JobChanged:
     change: Change
     job_state: JobState
+    # Run units by state when the change was made; empty when not known (replayed history).
     counts: tuple[tuple[TaskState, int], ...]
+    owner: str = ""
+
+
+ALL_JOBS = 0
 
 
 class EventBus:
     def __init__(self) -> None:
+        # Job id (or ALL_JOBS) -> the queues of its watchers.
         self._watchers: dict[int, set[asyncio.Queue[JobChanged]]] = {}
 
     @contextmanager
-    def watch(self, job_id: int) -> Iterator[asyncio.Queue[JobChanged]]:
+    def watch(self, job_id: int = ALL_JOBS) -> Iterator[asyncio.Queue[JobChanged]]:
         queue: asyncio.Queue[JobChanged] = asyncio.Queue()
         self._watchers.setdefault(job_id, set()).add(queue)
         try:
@@ -45,23 +50,20 @@ class EventBus:
     def publish(self, events: list[JobChanged]) -> None:
         if not self._watchers:
             return
+        everyone = self._watchers.get(ALL_JOBS, ())
         for event in events:
-            for queue in self._watchers.get(event.change.job_id, ()):
+            for queue in (*self._watchers.get(event.change.job_id, ()), *everyone):
                 queue.put_nowait(event)
 
 
-def replay(changes: Iterable[Change]) -> Iterator[JobChanged]:
-    """Rebuild the events of a stored history, with the job state and task counts each
-    change left behind (the history holds only the changes themselves)."""
+def replay(changes: Iterable[Change], counts_now: tuple[tuple[TaskState, int], ...]) -> Iterator[JobChanged]:
+    """Rebuild the events of a stored history, with the job state each change left behind.
+
+    Counts are given only to the last event (as they are now): instances that never ran
+    change state in bulk without an entry each, so earlier counts cannot be rebuilt."""
+    items = list(changes)
     job_state = JobState.CONFIGURING
-    tasks: dict[int, TaskState] = {}
-    counts: Counter[TaskState] = Counter()
-    for change in changes:
+    for i, change in enumerate(items):
         if change.task_id == 0:
             job_state = JobState(change.state)
-        else:
-            if (old := tasks.get(change.task_id)) is not None:
-                counts[old] -= 1
-            tasks[change.task_id] = new = TaskState(change.state)
-            counts[new] += 1
-        yield JobChanged(change, job_state, tuple((s, n) for s, n in counts.items() if n))
+        yield JobChanged(change, job_state, counts_now if i == len(items) - 1 else ())

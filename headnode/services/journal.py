@@ -18,11 +18,13 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from common import log
-from headnode.domain.model import Change, Job, Task
+from headnode.domain.lifecycle import Outcome
+from headnode.domain.states import JobState, TaskState
+from headnode.domain.model import Change, Instance, Job, Task
 from headnode.domain.node import Node
 from headnode.services.events import EventBus, JobChanged
-from headnode.store.base import Store, WriteBatch
-from headnode.store.records import history_record, job_record, node_record, task_record
+from headnode.store.base import Store, TemplateRecord, WriteBatch
+from headnode.store.records import history_record, instance_record, job_record, node_record, task_record
 
 R = TypeVar("R")
 _STOP = object()
@@ -75,9 +77,12 @@ class Journal:
         jobs: Iterable[Job] = (),
         tasks: Iterable[Task] = (),
         new_tasks: Iterable[Task] = (),
+        instances: Iterable[Instance] = (),
         nodes: Iterable[Node] = (),
         changes: Iterable[Change] = (),
         meta: dict[str, str] | None = None,
+        templates: dict[str, TemplateRecord | None] | None = None,
+        deleted_jobs: Iterable[int] = (),
     ) -> asyncio.Future[None]:
         """Queue the current state of these objects for writing; the future resolves when durable.
 
@@ -88,21 +93,40 @@ class Journal:
         job_list = list(jobs)
         for job in job_list:
             batch.jobs[job.id] = job_record(job)
-        for task in new_tasks:
-            batch.tasks[(task.id.job, task.id.task)] = task_record(task, with_spec=True)
         for task in tasks:
             batch.tasks[(task.id.job, task.id.task)] = task_record(task)
+        for task in new_tasks:
+            batch.tasks[(task.id.job, task.id.task)] = task_record(task, with_spec=True)
+        for inst in instances:
+            batch.instances[(inst.id.job, inst.id.task, inst.id.instance)] = instance_record(inst)
         for node in nodes:
             batch.nodes[node.name] = node_record(node)
         change_list = list(changes)
         batch.history.extend(history_record(c) for c in change_list)
         if meta:
             batch.meta.update(meta)
+        if templates:
+            batch.templates.update(templates)
+        batch.deleted_jobs.update(deleted_jobs)
         events = _events_for(change_list, job_list)
         future: asyncio.Future[None] = self._loop.create_future()
         future.add_done_callback(_retrieve)
         self._queue.put(_Write(batch, future, events))
         return future
+
+    def record_outcome(
+        self, o: Outcome, nodes: Iterable[Node] = (), meta: dict[str, str] | None = None
+    ) -> asyncio.Future[None]:
+        """Write everything a domain operation touched."""
+        return self.record(
+            jobs=o.jobs.values(),
+            tasks=[t for key, t in o.tasks.items() if key not in o.new_tasks],
+            new_tasks=o.new_tasks.values(),
+            instances=o.instances.values(),
+            nodes=nodes,
+            changes=o.changes,
+            meta=meta,
+        )
 
     def read(self, fn: Callable[[Store], R]) -> asyncio.Future[R]:
         """Run fn(store) on the writer thread after every write queued before it."""
@@ -194,12 +218,15 @@ def _events_for(changes: list[Change], jobs: list[Job]) -> list[JobChanged]:
     if not changes:
         return []
     by_id = {job.id: job for job in jobs}
+    snapshots: dict[int, tuple[JobState, tuple[tuple[TaskState, int], ...]]] = {}
     events = []
     for change in changes:
         job = by_id.get(change.job_id)
         if job is None:
             _log.warning("change_without_job", job_id=change.job_id)
             continue
-        counts = tuple((state, n) for state, n in job.counts.items() if n)
-        events.append(JobChanged(change, job.state, counts))
+        if job.id not in snapshots:
+            snapshots[job.id] = (job.state, tuple((state, n) for state, n in job.counts.items() if n))
+        state, counts = snapshots[job.id]
+        events.append(JobChanged(change, state, counts, job.owner))
     return events

@@ -21,7 +21,9 @@ from common.errors import AlreadyExists, InvalidArgument
 from common.ids import TaskId
 from headnode.domain import lifecycle
 from headnode.domain.cluster import Cluster
-from headnode.domain.model import Change, Job, Task
+from headnode.domain.launch import resolve
+from headnode.domain.lifecycle import Outcome
+from headnode.domain.model import Instance
 from headnode.domain.node import (
     AckExit,
     AgentEvent,
@@ -39,7 +41,7 @@ from headnode.domain.node import (
 )
 from headnode.domain.reconcile import reconcile
 from headnode.domain.states import NodeEvent, NodeState, TaskState, next_node_state
-from headnode.services.journal import Journal
+from headnode.services.effects import Effects
 from headnode.services.output import OutputStore
 
 _log = log.get("membership")
@@ -77,14 +79,14 @@ class Membership:
     def __init__(
         self,
         cluster: Cluster,
-        journal: Journal,
+        effects: Effects,
         output: OutputStore,
         clock: Clock,
         config: HeadConfig,
         on_capacity: Callable[[], None],
     ) -> None:
         self.cluster = cluster
-        self.journal = journal
+        self.effects = effects
         self.output = output
         self.clock = clock
         self.config = config
@@ -186,23 +188,22 @@ class Membership:
             return
         node.release(event.task)
         self.output.complete(event.task)
-        found = self.cluster.find_task(event.task)
-        if found is None:
-            session.send(AckExit(event.task, event.attempt))
+        ack = AckExit(event.task, event.attempt)
+        found = self.cluster.find_instance(event.task)
+        if found is None or found[2].attempt != event.attempt or found[2].node != node.name:
+            session.send(ack)
+            self._on_capacity()
             return
-        job, task = found
-        changes: list[Change] = []
-        if task.attempt == event.attempt and task.node == node.name:
-            # The head's clock stamps the head's history; an agent's clock may be skewed.
-            changes = lifecycle.task_exited(job, task, event.exit_code, event.signal, event.error,
-                                            self.clock.now())
-            self.cluster.sync_queue(task)
-            _log.info("task_exited", job_id=job.id, task_id=str(task.id), node=node.name,
-                      exit_code=event.exit_code, signal=event.signal, state=task.state.value)
+        job, task, inst = found
+        o = Outcome()
+        # The head's clock stamps the head's history; an agent's clock may be skewed.
+        lifecycle.exited(job, task, inst, event.exit_code, event.signal, event.error, event.runtime_exceeded,
+                         self.clock.now(), o)
+        _log.info("task_exited", job_id=job.id, task_id=str(inst.id), node=node.name,
+                  exit_code=event.exit_code, signal=event.signal, state=inst.state.value)
         # The agent forgets the exit once acknowledged, so the ack waits until it is durable;
         # the stream is not held up meanwhile.
-        ack = AckExit(event.task, event.attempt)
-        self.journal.record(jobs=[job], tasks=[task], changes=changes).add_done_callback(
+        self.effects.apply(o).add_done_callback(
             lambda f: None if f.cancelled() or f.exception() is not None or session.closed else session.send(ack)
         )
         self._on_capacity()
@@ -230,7 +231,7 @@ class Membership:
                 alloc.launch_seq = -1  # delivered in an earlier session
         for task in d.running:
             node.allocations[task].started = True
-        dropped = [t for task in d.redeliver if (t := self._redeliver(node, session, node.allocations[task]))]
+        dropped = [i for task in d.redeliver if (i := self._redeliver(node, session, node.allocations[task]))]
         lost = [node.allocations[task] for task in d.lost]
         for alloc in lost:
             if acked_seq is not None:
@@ -239,47 +240,43 @@ class Membership:
             await self._lose(node, lost, dropped, persist_node)
 
     def _should_run(self, task_id: TaskId, attempt: int) -> bool:
-        found = self.cluster.find_task(task_id)
-        return found is not None and found[1].state is TaskState.RUNNING and found[1].attempt == attempt
+        found = self.cluster.find_instance(task_id)
+        return found is not None and found[2].state is TaskState.RUNNING and found[2].attempt == attempt
 
-    def _redeliver(self, node: Node, session: Session, alloc: Allocation) -> tuple[Job, Task] | None:
-        """Send the launch again; returns the task if instead its allocation was dropped."""
-        found = self.cluster.find_task(alloc.task)
+    def _redeliver(self, node: Node, session: Session, alloc: Allocation) -> Instance | None:
+        """Send the launch again; returns the instance if instead its allocation was dropped."""
+        found = self.cluster.find_instance(alloc.task)
         if found is None:
             node.release(alloc.task)
             return None
-        job, task = found
-        if task.state is TaskState.RUNNING and task.attempt == alloc.attempt:
-            alloc.launch_seq = session.send(Launch(task.id, task.attempt, task.spec, job.owner))
+        job, task, inst = found
+        if inst.state is TaskState.RUNNING and inst.attempt == alloc.attempt:
+            alloc.launch_seq = session.send(Launch(inst.id, inst.attempt, resolve(job, task, inst)))
             return None
-        # Cancelled before it was ever delivered: nothing runs, so nothing to kill.
+        # Stopped before it was ever delivered: nothing runs, so nothing to kill.
         node.release(alloc.task)
-        task.holding = False
-        return job, task
+        inst.holding = False
+        return inst
 
-    async def _lose(
-        self, node: Node, allocs: list[Allocation], dropped: list[tuple[Job, Task]], persist_node: bool
-    ) -> None:
-        """Release allocations whose processes are gone, fail their tasks, and persist."""
-        jobs: dict[int, Job] = {job.id: job for job, _ in dropped}
-        tasks: list[Task] = [task for _, task in dropped]
-        changes: list[Change] = []
+    async def _lose(self, node: Node, allocs: list[Allocation], dropped: list[Instance], persist_node: bool) -> None:
+        """Release allocations whose processes are gone, fail or requeue their instances, persist."""
+        o = Outcome()
         now = self.clock.now()
+        for inst in dropped:
+            job, task, _ = self.cluster.find_instance(inst.id) or (None, None, None)
+            if job is not None:
+                o.touch(job, task, inst)
         for alloc in allocs:
             node.release(alloc.task)
-            found = self.cluster.find_task(alloc.task)
+            found = self.cluster.find_instance(alloc.task)
             if found is None:
                 continue
-            job, task = found
-            if task.attempt == alloc.attempt:
-                changes += lifecycle.task_lost(job, task, node.name, now)
-                self.cluster.sync_queue(task)
-                _log.warning("task_lost", job_id=job.id, task_id=str(task.id), node=node.name)
-            jobs[job.id] = job
-            tasks.append(task)
-        await self.journal.record(
-            jobs=jobs.values(), tasks=tasks, nodes=[node] if persist_node else [], changes=changes
-        )
+            job, task, inst = found
+            if inst.attempt == alloc.attempt:
+                lifecycle.lost(job, task, inst, node.name, now, o)
+                _log.warning("task_lost", job_id=job.id, task_id=str(inst.id), node=node.name,
+                             state=inst.state.value)
+        await self.effects.apply(o, nodes=[node] if persist_node else [])
         if allocs or dropped:
             self._on_capacity()
 

@@ -1,29 +1,31 @@
-"""The job queue as clients use it: submit, view, list, cancel, watch.
+"""The job queue as clients use it: the HPC Pack lifecycle operations, views and watches.
 
-A submission is acknowledged only once it is durable in the store, and enters the
-in-memory queue only then, so the scheduler never places a job a crash could lose.
+Every operation runs the pure domain (headnode/domain/operations.py) into an Outcome and
+hands it to Effects, which persists it before the call returns. A new job enters the
+in-memory cluster only once it is durable, so the scheduler never places a job that a
+crash could lose.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from common import log
 from common.clock import Clock
 from common.errors import InvalidArgument
 from common.ids import TaskId
-from headnode.domain import lifecycle
+from headnode.domain import eligibility, operations
 from headnode.domain.cluster import Cluster
-from headnode.domain.model import Job, JobSpec, Task, TaskSpec
-from headnode.domain.node import Kill
-from headnode.domain.states import JobState
+from headnode.domain.lifecycle import Outcome
+from headnode.domain.model import Instance, Job, JobSpec, Task, TaskSpec
+from headnode.domain.states import JobState, TaskState
 from headnode.services.allocator import Allocator
+from headnode.services.effects import Effects
 from headnode.services.events import EventBus, JobChanged, replay
 from headnode.services.journal import Journal
-from headnode.services.membership import Membership
 from headnode.services.output import OutputStore
+from headnode.services.validation import validate_dependencies, validate_job_spec, validate_task
 from headnode.store.base import HistoryRecord
 from headnode.store.records import NEXT_JOB_ID, change_of
 
@@ -37,10 +39,32 @@ MAX_PAGE_SIZE = 10_000
 class JobDetails:
     job: Job
     pending_reason: str
-    # Per task number: pending reason and (stdout, stderr) sizes.
-    task_pending: dict[int, str]
-    output_sizes: dict[int, tuple[int, int]]
+    task_pending: dict[int, str]  # task number -> pending reason
+    output_sizes: dict[int, tuple[int, int]]  # plain tasks' (stdout, stderr) sizes
     history: list[HistoryRecord] | None
+
+
+@dataclass(frozen=True)
+class UnitView:
+    """One run unit for listing: a materialized instance, or one that never ran."""
+
+    job: Job
+    task: Task
+    instance_id: int
+    inst: Instance | None
+    state: TaskState
+    pending_reason: str
+    sizes: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class TaskDetails:
+    job: Job
+    task: Task
+    unit: UnitView | None  # set when an instance was asked for
+    pending_reason: str
+    sizes: tuple[int, int]
+    history: list[HistoryRecord]
 
 
 class QueueService:
@@ -48,121 +72,282 @@ class QueueService:
         self,
         cluster: Cluster,
         journal: Journal,
+        effects: Effects,
         allocator: Allocator,
-        membership: Membership,
         output: OutputStore,
         bus: EventBus,
         clock: Clock,
     ) -> None:
         self.cluster = cluster
         self.journal = journal
+        self.effects = effects
         self.allocator = allocator
-        self.membership = membership
         self.output = output
         self.bus = bus
         self.clock = clock
 
+    # -- creating and submitting ----------------------------------------------------------
+
     async def submit(self, spec: JobSpec, owner: str) -> int:
-        validate_job_spec(spec)
+        """HPC Pack's QueueJob: create, add the tasks and queue, in one durable step."""
+        validate_job_spec(spec, self.cluster.jobs)
+        o = Outcome()
         now = self.clock.now()
-        job_id = self.cluster.allocate_job_id()
-        job, changes = lifecycle.create_job(job_id, owner, spec, now)
-        changes += lifecycle.submit_job(job, now, owner)
-        await self.journal.record(
-            jobs=[job],
-            new_tasks=job.tasks.values(),
-            changes=changes,
-            meta={NEXT_JOB_ID: str(self.cluster.next_job_id)},
-        )
+        job = operations.create_job(self.cluster.allocate_job_id(), owner, spec, now, o)
+        operations.submit_job(job, owner, now, o)
+        await self._add_new(job, o)
+        _log.info("job_submitted", job_id=job.id, owner=owner, tasks=len(job.tasks), units=job.total)
+        return job.id
+
+    async def create(self, spec: JobSpec, owner: str) -> Job:
+        validate_job_spec(spec, self.cluster.jobs, need_tasks=False)
+        o = Outcome()
+        job = operations.create_job(self.cluster.allocate_job_id(), owner, spec, self.clock.now(), o)
+        await self._add_new(job, o)
+        return job
+
+    async def _add_new(self, job: Job, o: Outcome) -> None:
+        # Cancel at once if a dependency can already never be met and the job asked for that.
+        if job.spec.cancel_on_unsatisfiable_dependency and job.state is JobState.QUEUED:
+            if why := eligibility.never_satisfiable(self.cluster.jobs, job):
+                operations.cancel_job(job, why, self.clock.now(), o)
         self.cluster.add_job(job)
-        self.allocator.kick()
-        _log.info("job_submitted", job_id=job_id, owner=owner, tasks=len(job.tasks))
+        await self.effects.apply(o, meta={NEXT_JOB_ID: str(self.cluster.next_job_id)})
+
+    async def add_tasks(self, job_id: int, specs: list[TaskSpec], by: str) -> list[int]:
+        job = self.cluster.job(job_id)
+        if not specs:
+            raise InvalidArgument("tasks is empty: give at least one task to add")
+        for i, spec in enumerate(specs):
+            validate_task(f"tasks[{i}]", spec)
+        o = Outcome()
+        numbers = operations.add_tasks(job, specs, by, self.clock.now(), o)
+        await self.effects.apply(o)
+        return numbers
+
+    async def modify_task(self, task_id: TaskId, spec: TaskSpec, by: str) -> Task:
+        job, task = self.cluster.job(task_id.job), self.cluster.task(task_id)
+        validate_task("spec", spec)
+        o = Outcome()
+        operations.modify_task(job, task, spec, by, self.clock.now(), o)
+        await self.effects.apply(o)
+        return task
+
+    async def submit_existing(self, job_id: int, by: str) -> int:
+        job = self.cluster.job(job_id)
+        o = Outcome()
+        operations.submit_job(job, by, self.clock.now(), o)
+        await self._apply_then_follow(job, o)
         return job_id
+
+    async def _apply_then_follow(self, job: Job, o: Outcome) -> None:
+        if job.spec.cancel_on_unsatisfiable_dependency and job.state is JobState.QUEUED:
+            if why := eligibility.never_satisfiable(self.cluster.jobs, job):
+                operations.cancel_job(job, why, self.clock.now(), o)
+        await self.effects.apply(o)
+
+    # -- changing the course of a job ------------------------------------------------------
+
+    async def cancel(self, job_id: int, by: str, reason: str = "") -> Job:
+        job = self.cluster.job(job_id)
+        o = Outcome()
+        operations.cancel_job(job, _by(by, "cancelled", reason), self.clock.now(), o)
+        await self.effects.apply(o)
+        _log.info("job_cancelled", job_id=job_id, by=by, stopping=len(o.kill))
+        return job
+
+    async def cancel_task(self, task_id: TaskId, by: str, reason: str = "") -> Task:
+        job, task = self.cluster.job(task_id.job), self.cluster.task(task_id)
+        o = Outcome()
+        operations.cancel_task(job, task, task_id.instance or None, _by(by, "cancelled", reason),
+                               self.clock.now(), o)
+        await self.effects.apply(o)
+        return task
+
+    async def requeue(self, job_id: int, by: str, chosen: list[TaskId]) -> Job:
+        job = self.cluster.job(job_id)
+        o = Outcome()
+        operations.requeue_job(job, by, chosen or None, self.clock.now(), o)
+        await self._apply_then_follow(job, o)
+        return job
+
+    async def configure(self, job_id: int, by: str) -> Job:
+        job = self.cluster.job(job_id)
+        o = Outcome()
+        operations.configure_job(job, by, self.clock.now(), o)
+        await self.effects.apply(o)
+        return job
+
+    async def clone(self, job_id: int, by: str) -> Job:
+        source = self.cluster.job(job_id)
+        o = Outcome()
+        job = operations.clone_job(source, self.cluster.allocate_job_id(), by, self.clock.now(), o)
+        await self._add_new(job, o)
+        return job
+
+    async def modify_job(self, job_id: int, fields: dict[str, object], by: str) -> Job:
+        job = self.cluster.job(job_id)
+        if not fields:
+            raise InvalidArgument("nothing to modify: set at least one field (or list them in update_mask)")
+        unknown = set(fields) - operations.MODIFIABLE_JOB_FIELDS
+        if not unknown:  # (the domain names unknown fields in its own error)
+            validate_job_spec(replace(job.spec, **fields), self.cluster.jobs, need_tasks=False)
+        o = Outcome()
+        self.cluster.unindex_dependencies(job)
+        try:
+            operations.modify_job(job, fields, by, self.clock.now(), o)
+        finally:
+            self.cluster.index_dependencies(job)
+        await self._apply_then_follow(job, o)
+        return job
+
+    async def hold(self, job_id: int, by: str, reason: str = "") -> Job:
+        job = self.cluster.job(job_id)
+        o = Outcome()
+        operations.hold_job(job, by, reason, self.clock.now(), o)
+        await self.effects.apply(o)
+        return job
+
+    async def release(self, job_id: int, by: str) -> Job:
+        job = self.cluster.job(job_id)
+        o = Outcome()
+        operations.release_job(job, by, self.clock.now(), o)
+        await self.effects.apply(o)
+        return job
+
+    # -- views ----------------------------------------------------------------------------
+
+    def task_spec(self, task_id: TaskId) -> TaskSpec:
+        return self.cluster.task(task_id).spec
+
+    def job_spec(self, job_id: int) -> JobSpec:
+        return self.cluster.job(job_id).spec
 
     async def details(self, job_id: int, full: bool = True) -> JobDetails:
         job = self.cluster.job(job_id)
         history = None
+        task_pending: dict[int, str] = {}
+        sizes: dict[int, tuple[int, int]] = {}
         if full:
-            history = await self.journal.read(lambda store: store.history(job_id))
-        task_pending = {n: self.allocator.pending_reason(t) for n, t in job.tasks.items()} if full else {}
-        sizes = (
-            {n: (self.output.size(t.id, "stdout"), self.output.size(t.id, "stderr")) for n, t in job.tasks.items()}
-            if full
-            else {}
-        )
+            # Job- and task-level entries; instances' own entries are listed per instance.
+            history = await self.journal.read(lambda store: store.history(job_id, instance_id=0))
+            for number, task in job.tasks.items():
+                task_pending[number] = self.allocator.pending_reason(job, task)
+                if task.spec.plain:
+                    sizes[number] = self._sizes(task.id)
         return JobDetails(job, self.job_pending_reason(job), task_pending, sizes, history)
+
+    async def task_details(self, task_id: TaskId) -> TaskDetails:
+        job, task = self.cluster.job(task_id.job), self.cluster.task(task_id)
+        unit = None
+        if task_id.instance:
+            operations.check_instance(task, task_id.instance)
+            unit = self._unit(job, task, task_id.instance)
+            history = await self.journal.read(
+                lambda store: store.history(job.id, task_id=task.id.task, instance_id=task_id.instance))
+        else:
+            history = await self.journal.read(lambda store: store.history(job.id, task_id=task.id.task))
+        sizes = self._sizes(task.id) if task.spec.plain else (0, 0)
+        return TaskDetails(job, task, unit, self.allocator.pending_reason(job, task), sizes, history)
 
     def job_pending_reason(self, job: Job) -> str:
         if job.state is not JobState.QUEUED:
             return ""
+        if reason := eligibility.job_blocked(self.cluster.jobs, job):
+            return reason
         for task in job.tasks.values():
-            if reason := self.allocator.pending_reason(task):
+            if reason := self.allocator.pending_reason(job, task):
                 return reason
         return ""
 
     def list_jobs(
-        self, states: Iterable[JobState], owner: str, page_size: int, page_token: str
+        self, states: Iterable[JobState], owner: str, name: str, page_size: int, page_token: str
     ) -> tuple[list[Job], str]:
-        if page_size < 0:
-            raise InvalidArgument(f"page_size must be >= 0, got {page_size}")
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        after = 0
-        if page_token:
-            if not page_token.isdigit():
-                raise InvalidArgument(f"page_token {page_token!r} is not one this server returned")
-            after = int(page_token)
+        size = _page_size(page_size)
+        after = _int_token(page_token)
         wanted = set(states)
         page: list[Job] = []
         for job in self.cluster.jobs.values():
             if job.id <= after or (wanted and job.state not in wanted) or (owner and job.owner != owner):
+                continue
+            if name and name not in job.name:
                 continue
             if len(page) == size:
                 return page, str(page[-1].id)
             page.append(job)
         return page, ""
 
-    async def cancel(self, job_id: int, by: str, reason: str = "") -> Job:
+    def list_tasks(
+        self, job_id: int, task_no: int, states: Iterable[TaskState], page_size: int, page_token: str
+    ) -> tuple[list[tuple[Task, str]], str]:
         job = self.cluster.job(job_id)
-        text = f"cancelled by {by}" + (f": {reason}" if reason else "")
-        running = [t for t in job.tasks.values() if t.holding]
-        changes = lifecycle.cancel_job(job, self.clock.now(), text)
-        released = False
-        for task in job.tasks.values():
-            self.cluster.sync_queue(task)
-        for task in running:
-            node = self.cluster.nodes.get(task.node)
-            alloc = node.allocations.get(task.id) if node else None
-            if node is None or alloc is None:
-                task.holding = False
-            elif alloc.launch_seq == 0 and not alloc.started:
-                # Never sent to the agent: nothing runs, so release at once.
-                node.release(task.id)
-                task.holding = False
-                released = True
-            else:
-                self.membership.send(node.name, Kill(task.id, task.attempt, text))
-        await self.journal.record(jobs=[job], tasks=job.tasks.values(), changes=changes)
-        _log.info("job_cancelled", job_id=job_id, by=by, running=len(running))
-        if released:
-            self.allocator.kick()
-        return job
+        size, after, wanted = _page_size(page_size), _int_token(page_token), set(states)
+        page: list[tuple[Task, str]] = []
+        for number, task in job.tasks.items():
+            if number <= after or (task_no and number != task_no) or (wanted and task.state not in wanted):
+                continue
+            if len(page) == size:
+                return page, str(page[-1][0].id.task)
+            page.append((task, self.allocator.pending_reason(job, task)))
+        if task_no and task_no not in job.tasks:
+            self.cluster.task(TaskId(job_id, task_no))  # NotFound
+        return page, ""
+
+    def list_units(
+        self, job_id: int, task_no: int, states: Iterable[TaskState], page_size: int, page_token: str
+    ) -> tuple[list[UnitView], str]:
+        """Run units in (task, instance) order, paged: never-ran instances are views, not
+        objects, so listing a huge sweep costs only the page asked for."""
+        job = self.cluster.job(job_id)
+        if task_no:
+            self.cluster.task(TaskId(job_id, task_no))  # NotFound
+        size, wanted = _page_size(page_size), set(states)
+        start_task, start_index = _pair_token(page_token)
+        page: list[UnitView] = []
+        for number, task in job.tasks.items():
+            if number < start_task or (task_no and number != task_no):
+                continue
+            first = start_index if number == start_task else 0
+            for index in range(first, task.spec.count):
+                iid = task.spec.instance_id(index)
+                state = task.instance_state(iid)
+                if wanted and state not in wanted:
+                    continue
+                if len(page) == size:
+                    return page, f"{number}:{index}"
+                page.append(self._unit(job, task, iid))
+        return page, ""
+
+    def _unit(self, job: Job, task: Task, iid: int) -> UnitView:
+        inst = task.instances.get(iid)
+        state = inst.state if inst is not None else task.unstarted
+        sizes = self._sizes(inst.id) if inst is not None else (0, 0)
+        return UnitView(job, task, iid, inst, state, self.allocator.instance_pending_reason(job, task, state), sizes)
+
+    def _sizes(self, task_id: TaskId) -> tuple[int, int]:
+        return self.output.size(task_id, "stdout"), self.output.size(task_id, "stderr")
+
+    # -- watching -------------------------------------------------------------------------
 
     async def watch(self, job_id: int) -> AsyncIterator[JobChanged]:
         """The job's history from its creation, then each change as it is committed, each
-        exactly once, until the job is terminal.
+        exactly once, until the job has ended.
 
         The subscription starts before the history is read, so a change committed in
         between is both in the history and in the queue; its sequence number drops the
         second copy, and nothing falls between the two."""
-        self.cluster.job(job_id)  # NotFound before anything is sent
+        job = self.cluster.job(job_id)  # NotFound before anything is sent
         with self.bus.watch(job_id) as queue:
             history = await self.journal.read(lambda store: store.history(job_id))
+            counts = tuple((s, n) for s, n in job.counts.items() if n)
             last = 0
-            for event in replay(change_of(r) for r in history):
+            ended = False
+            for event in replay((change_of(r) for r in history), counts):
                 last = event.change.seq
+                ended = _ends(event)
                 yield event
-                if _ends(event):
-                    return
+            if ended:
+                return
             while True:
                 event = await queue.get()
                 if event.change.seq <= last:
@@ -172,37 +357,54 @@ class QueueService:
                 if _ends(event):
                     return
 
-    def task_for_output(self, task_id: TaskId) -> Task:
-        if task_id.instance:
-            raise InvalidArgument(f"task {task_id}: instances are not supported yet")
-        return self.cluster.task(task_id)
+    async def watch_all(self, owner: str) -> AsyncIterator[JobChanged]:
+        with self.bus.watch() as queue:
+            while True:
+                event = await queue.get()
+                if not owner or event.owner == owner:
+                    yield event
 
-
-def validate_job_spec(spec: JobSpec) -> None:
-    if not spec.tasks:
-        raise InvalidArgument("spec.tasks is empty: a job needs at least one task")
-    for i, task in enumerate(spec.tasks):
-        _validate_task(f"spec.tasks[{i}]", task)
-
-
-def _validate_task(where: str, task: TaskSpec) -> None:
-    if not task.command_line.strip():
-        raise InvalidArgument(f"{where}.command_line is empty: give the command to run")
-    if "\0" in task.command_line:
-        raise InvalidArgument(f"{where}.command_line contains a NUL byte")
-    if task.resources.cores < 1:
-        raise InvalidArgument(f"{where}.resources.cores must be at least 1, got {task.resources.cores}")
-    if task.resources.memory_mb < 0:
-        raise InvalidArgument(f"{where}.resources.memory_mb must be at least 1, got {task.resources.memory_mb}")
-    for key, value in task.environment.items():
-        if not key or "=" in key or "\0" in key:
-            raise InvalidArgument(f"{where}.environment has an invalid name {key!r} (empty, '=' or NUL)")
-        if "\0" in value:
-            raise InvalidArgument(f"{where}.environment[{key!r}] contains a NUL byte")
-    wd = task.working_directory
-    if wd and not os.path.isabs(wd):
-        raise InvalidArgument(f"{where}.working_directory {wd!r} must be an absolute path")
+    def output_target(self, task_id: TaskId) -> TaskId:
+        task = self.cluster.task(task_id)
+        if task.spec.plain and task_id.instance:
+            operations.check_instance(task, task_id.instance)
+        if not task.spec.plain:
+            if not task_id.instance:
+                raise InvalidArgument(
+                    f"task {task.id} has {task.spec.count} instances; name one, for example {task.id}.1"
+                )
+            operations.check_instance(task, task_id.instance)
+        return task_id
 
 
 def _ends(event: JobChanged) -> bool:
+    """A job's own change to an end state comes after its tasks' changes in the same step."""
     return event.change.task_id == 0 and event.job_state.terminal
+
+
+def _by(by: str, verb: str, reason: str) -> str:
+    return f"{verb} by {by}" + (f": {reason}" if reason else "")
+
+
+def _page_size(page_size: int) -> int:
+    if page_size < 0:
+        raise InvalidArgument(f"page_size must be >= 0, got {page_size}")
+    return min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def _int_token(token: str) -> int:
+    if not token:
+        return 0
+    if not token.isdigit():
+        raise InvalidArgument(f"page_token {token!r} is not one this server returned")
+    return int(token)
+
+
+def _pair_token(token: str) -> tuple[int, int]:
+    if not token:
+        return 0, 0
+    a, sep, b = token.partition(":")
+    if not sep or not a.isdigit() or not b.isdigit():
+        raise InvalidArgument(f"page_token {token!r} is not one this server returned")
+    return int(a), int(b)
+

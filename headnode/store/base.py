@@ -17,13 +17,13 @@ from typing import Protocol
 class JobRecord:
     id: int
     owner: str
-    name: str
     state: str
     reason: str
     created_at: float
     submitted_at: float | None
     started_at: float | None
     ended_at: float | None
+    held_by: str
     history_seq: int
     spec: str  # JSON of the job-level spec fields
 
@@ -34,6 +34,23 @@ class TaskRecord:
     task_id: int
     state: str
     reason: str
+    unstarted: str  # state of the instances that never ran
+    cursor: int
+    ahead: int
+    requeued: str  # JSON list of instance ids waiting to run again
+    started_at: float | None
+    ended_at: float | None
+    # JSON of the task spec; None in updates that leave the spec as stored.
+    spec: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    job_id: int
+    task_id: int
+    instance_id: int
+    state: str
+    reason: str
     attempt: int
     node: str
     holding: bool
@@ -41,8 +58,9 @@ class TaskRecord:
     signal: int
     started_at: float | None
     ended_at: float | None
-    # JSON of the task spec; None in updates (the spec never changes after the task is created).
-    spec: str | None
+    retries: int
+    cores: int
+    memory_mb: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +87,28 @@ class HistoryRecord:
     state: str
     reason: str
     seq: int  # the Change's sequence number within its job
+    instance_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateRecord:
+    name: str
+    owner: str
+    created_at: float
+    body: str  # the template as the API defines it (JSON); the store does not look inside
 
 
 @dataclass
 class WriteBatch:
-    """Upserts keyed by identity (a later record replaces an earlier one) plus appends."""
+    """Upserts keyed by identity (a later record replaces an earlier one), appends, deletes."""
 
     jobs: dict[int, JobRecord] = field(default_factory=dict)
     tasks: dict[tuple[int, int], TaskRecord] = field(default_factory=dict)
+    instances: dict[tuple[int, int, int], InstanceRecord] = field(default_factory=dict)
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     history: list[HistoryRecord] = field(default_factory=list)
+    templates: dict[str, TemplateRecord | None] = field(default_factory=dict)  # None: delete
+    deleted_jobs: set[int] = field(default_factory=set)  # with their tasks, instances, history
     meta: dict[str, str] = field(default_factory=dict)
 
     def merge(self, later: WriteBatch) -> None:
@@ -88,19 +118,25 @@ class WriteBatch:
             if record.spec is None and earlier is not None and earlier.spec is not None:
                 record = replace(record, spec=earlier.spec)
             self.tasks[key] = record
+        self.instances.update(later.instances)
         self.nodes.update(later.nodes)
         self.history.extend(later.history)
+        self.templates.update(later.templates)
+        self.deleted_jobs |= later.deleted_jobs
         self.meta.update(later.meta)
 
     def __bool__(self) -> bool:
-        return bool(self.jobs or self.tasks or self.nodes or self.history or self.meta)
+        return bool(self.jobs or self.tasks or self.instances or self.nodes or self.history or self.templates
+                    or self.deleted_jobs or self.meta)
 
 
 @dataclass
 class Loaded:
     jobs: list[JobRecord]
     tasks: list[TaskRecord]  # ordered by (job_id, task_id)
+    instances: list[InstanceRecord]
     nodes: list[NodeRecord]
+    templates: list[TemplateRecord]
     meta: dict[str, str]
 
 
@@ -109,9 +145,11 @@ class Store(Protocol):
         """Everything but history, as of the last committed batch."""
 
     def write(self, batch: WriteBatch) -> None:
-        """Apply the batch atomically and durably (synchronous commit) before returning."""
+        """Apply the batch atomically and durably (synchronous commit) before returning.
+        Deletions apply before the upserts of the same batch."""
 
-    def history(self, job_id: int) -> list[HistoryRecord]:
-        """The job's and its tasks' status changes, in sequence order."""
+    def history(self, job_id: int, task_id: int | None = None, instance_id: int | None = None) -> list[HistoryRecord]:
+        """The job's status changes in sequence order: all of them, or only those of one task
+        (task_id; 0 is the job itself) and/or one instance (instance_id; 0 is the task level)."""
 
     def close(self) -> None: ...

@@ -4,62 +4,129 @@ the in-memory Cluster from a loaded store at start-up."""
 from __future__ import annotations
 
 import json
+from collections import deque
 from types import MappingProxyType
+from typing import Any
 
 from common.ids import TaskId
 from common.resources import Resources
 from headnode.domain.cluster import Cluster
-from headnode.domain.model import Change, Job, JobSpec, Task, TaskSpec
+from headnode.domain.model import (
+    DEFAULT_MAX_RETRIES,
+    NORMAL_PRIORITY,
+    Change,
+    DependencyKind,
+    Instance,
+    Job,
+    JobDependency,
+    JobSpec,
+    Sweep,
+    Task,
+    TaskSpec,
+)
 from headnode.domain.node import Allocation, Node
+from headnode.domain.operations import index_dependencies
 from headnode.domain.states import JobState, NodeState, TaskState
-from headnode.store.base import HistoryRecord, JobRecord, Loaded, NodeRecord, TaskRecord
+from headnode.store.base import HistoryRecord, InstanceRecord, JobRecord, Loaded, NodeRecord, TaskRecord
 
 NEXT_JOB_ID = "next_job_id"
 
 
+def _dumps(d: dict[str, Any]) -> str:
+    return json.dumps(d, separators=(",", ":"))
+
+
 def task_spec_to_json(spec: TaskSpec) -> str:
-    return json.dumps(
-        {
-            "command_line": spec.command_line,
-            "name": spec.name,
-            "cores": spec.resources.cores,
-            "memory_mb": spec.resources.memory_mb,
-            "environment": dict(spec.environment),
-            "working_directory": spec.working_directory,
-        },
-        separators=(",", ":"),
-    )
+    d: dict[str, Any] = {
+        "command_line": spec.command_line,
+        "name": spec.name,
+        "cores": spec.resources.cores,
+        "memory_mb": spec.resources.memory_mb,
+        "max_cores": spec.max_cores,
+        "environment": dict(spec.environment),
+        "working_directory": spec.working_directory,
+        "stdin_path": spec.stdin_path,
+        "stdout_path": spec.stdout_path,
+        "stderr_path": spec.stderr_path,
+        "depends_on": list(spec.depends_on),
+        "runtime_limit": spec.runtime_limit,
+        "valid_exit_codes": [list(r) for r in spec.valid_exit_codes],
+        "rerunnable": spec.rerunnable,
+        "max_retries": spec.max_retries,
+        "exclusive": spec.exclusive,
+        "instances": spec.instances,
+    }
+    if spec.sweep is not None:
+        d["sweep"] = [spec.sweep.start, spec.sweep.end, spec.sweep.step]
+    return _dumps(d)
 
 
 def task_spec_from_json(text: str) -> TaskSpec:
     d = json.loads(text)
+    sweep = d.get("sweep")
     return TaskSpec(
         command_line=d["command_line"],
         name=d.get("name", ""),
         resources=Resources(d.get("cores", 1), d.get("memory_mb", 0)),
+        max_cores=d.get("max_cores", 0),
         environment=MappingProxyType(dict(d.get("environment", {}))),
         working_directory=d.get("working_directory", ""),
+        stdin_path=d.get("stdin_path", ""),
+        stdout_path=d.get("stdout_path", ""),
+        stderr_path=d.get("stderr_path", ""),
+        depends_on=tuple(d.get("depends_on", ())),
+        runtime_limit=d.get("runtime_limit", 0.0),
+        valid_exit_codes=tuple((lo, hi) for lo, hi in d.get("valid_exit_codes", ())),
+        rerunnable=d.get("rerunnable", True),
+        max_retries=d.get("max_retries", DEFAULT_MAX_RETRIES),
+        exclusive=d.get("exclusive", False),
+        sweep=Sweep(*sweep) if sweep else None,
+        instances=d.get("instances", 0),
     )
 
 
 def job_spec_to_json(spec: JobSpec) -> str:
-    # Tasks are stored in their own rows; the job row keeps the job-level fields.
-    return json.dumps({"name": spec.name}, separators=(",", ":"))
+    return _dumps({
+        "name": spec.name,
+        "project": spec.project,
+        "priority": spec.priority,
+        "runtime_limit": spec.runtime_limit,
+        "fail_on_task_failure": spec.fail_on_task_failure,
+        "dependencies": [[d.kind.value, d.job_id] for d in spec.dependencies],
+        "cancel_on_unsatisfiable_dependency": spec.cancel_on_unsatisfiable_dependency,
+        "run_dependents_after_failure": spec.run_dependents_after_failure,
+        "hold": spec.hold,
+    })
+
+
+def job_spec_from_json(text: str) -> JobSpec:
+    d = json.loads(text)
+    return JobSpec(
+        name=d.get("name", ""),
+        project=d.get("project", ""),
+        priority=d.get("priority", NORMAL_PRIORITY),
+        runtime_limit=d.get("runtime_limit", 0.0),
+        fail_on_task_failure=d.get("fail_on_task_failure", False),
+        dependencies=tuple(JobDependency(DependencyKind(k), j) for k, j in d.get("dependencies", ())),
+        cancel_on_unsatisfiable_dependency=d.get("cancel_on_unsatisfiable_dependency", False),
+        run_dependents_after_failure=d.get("run_dependents_after_failure", False),
+        hold=d.get("hold", False),
+    )
 
 
 def job_record(job: Job) -> JobRecord:
     return JobRecord(
         id=job.id,
         owner=job.owner,
-        name=job.name,
         state=job.state.value,
         reason=job.reason,
         created_at=job.created_at,
         submitted_at=job.submitted_at,
         started_at=job.started_at,
         ended_at=job.ended_at,
+        held_by=job.held_by,
         history_seq=job.history_seq,
-        spec=job_spec_to_json(JobSpec(name=job.name)),
+        spec=job_spec_to_json(job.spec),
     )
 
 
@@ -69,14 +136,33 @@ def task_record(task: Task, with_spec: bool = False) -> TaskRecord:
         task_id=task.id.task,
         state=task.state.value,
         reason=task.reason,
-        attempt=task.attempt,
-        node=task.node,
-        holding=task.holding,
-        exit_code=task.exit_code,
-        signal=task.signal,
+        unstarted=task.unstarted.value,
+        cursor=task.cursor,
+        ahead=task.ahead,
+        requeued=json.dumps(list(task.requeued)),
         started_at=task.started_at,
         ended_at=task.ended_at,
         spec=task_spec_to_json(task.spec) if with_spec else None,
+    )
+
+
+def instance_record(inst: Instance) -> InstanceRecord:
+    return InstanceRecord(
+        job_id=inst.id.job,
+        task_id=inst.id.task,
+        instance_id=inst.id.instance,
+        state=inst.state.value,
+        reason=inst.reason,
+        attempt=inst.attempt,
+        node=inst.node,
+        holding=inst.holding,
+        exit_code=inst.exit_code,
+        signal=inst.signal,
+        started_at=inst.started_at,
+        ended_at=inst.ended_at,
+        retries=inst.retries,
+        cores=inst.cores,
+        memory_mb=inst.memory_mb,
     )
 
 
@@ -96,11 +182,13 @@ def node_record(node: Node) -> NodeRecord:
 
 
 def history_record(change: Change) -> HistoryRecord:
-    return HistoryRecord(change.job_id, change.task_id, change.at, change.state, change.reason, change.seq)
+    return HistoryRecord(change.job_id, change.task_id, change.at, change.state, change.reason, change.seq,
+                         change.instance_id)
 
 
 def change_of(record: HistoryRecord) -> Change:
-    return Change(record.job_id, record.task_id, record.at, record.state, record.reason, record.seq)
+    return Change(record.job_id, record.task_id, record.at, record.state, record.reason, record.seq,
+                  record.instance_id)
 
 
 def restore(loaded: Loaded, now: float) -> Cluster:
@@ -108,58 +196,97 @@ def restore(loaded: Loaded, now: float) -> Cluster:
     heartbeat set to `now`, so the grace period for agents to reconnect starts at start-up."""
     cluster = Cluster(next_job_id=int(loaded.meta.get(NEXT_JOB_ID, "1")))
     for r in loaded.nodes:
-        cluster.nodes[r.name] = Node(
-            name=r.name,
-            capacity=Resources(r.cores, r.memory_mb),
-            state=NodeState(r.state),
-            reason=r.reason,
-            connected=False,
-            hostname=r.hostname,
-            agent_version=r.agent_version,
-            instance_id=r.instance_id,
-            registered_at=r.registered_at,
-            last_heartbeat=now,
-        )
+        cluster.nodes[r.name] = _node(r, now)
     jobs: dict[int, Job] = {}
     for r in loaded.jobs:
-        jobs[r.id] = Job(
-            id=r.id,
-            owner=r.owner,
-            name=r.name,
-            state=JobState(r.state),
-            created_at=r.created_at,
-            submitted_at=r.submitted_at,
-            started_at=r.started_at,
-            ended_at=r.ended_at,
-            reason=r.reason,
-            history_seq=r.history_seq,
-        )
+        jobs[r.id] = _job(r)
         cluster.next_job_id = max(cluster.next_job_id, r.id + 1)
+    tasks: dict[tuple[int, int], Task] = {}
     for r in loaded.tasks:
         job = jobs.get(r.job_id)
         if job is None:
             continue
         task = Task(
             id=TaskId(r.job_id, r.task_id),
-            spec=task_spec_from_json(r.spec),
+            spec=task_spec_from_json(r.spec or "{}"),
             state=TaskState(r.state),
             reason=r.reason,
-            attempt=r.attempt,
-            node=r.node,
-            holding=r.holding,
-            exit_code=r.exit_code,
-            signal=r.signal,
+            unstarted=TaskState(r.unstarted),
+            cursor=r.cursor,
+            ahead=r.ahead,
+            requeued=deque(json.loads(r.requeued)),
             started_at=r.started_at,
             ended_at=r.ended_at,
         )
-        job.add_task(task)
-        if task.holding:
-            node = cluster.nodes.get(task.node)
-            if node is None:
-                task.holding = False
-            else:
-                # launch_seq 0: whether the launch reached the agent is settled when it says Hello.
-                node.allocate(Allocation(task.id, task.attempt, task.spec.resources))
+        task.counts[task.unstarted] += task.unstarted_count
+        job.tasks[r.task_id] = task
+        tasks[(r.job_id, r.task_id)] = task
+    for r in loaded.instances:
+        task = tasks.get((r.job_id, r.task_id))
+        if task is None:
+            continue
+        inst = _instance(r)
+        task.instances[r.instance_id] = inst
+        task.counts[inst.state] += 1
+        node = cluster.nodes.get(inst.node) if inst.holding else None
+        if node is not None:
+            # launch_seq 0: whether the launch reached the agent is settled when it says Hello.
+            node.allocate(Allocation(inst.id, inst.attempt, Resources(inst.cores, inst.memory_mb)))
+        else:
+            inst.holding = False
     for job in jobs.values():
+        for task in job.tasks.values():
+            job.counts.update(task.counts)
+        if job.state is not JobState.CONFIGURING:
+            index_dependencies(job)
         cluster.add_job(job)
     return cluster
+
+
+def _node(r: NodeRecord, now: float) -> Node:
+    return Node(
+        name=r.name,
+        capacity=Resources(r.cores, r.memory_mb),
+        state=NodeState(r.state),
+        reason=r.reason,
+        connected=False,
+        hostname=r.hostname,
+        agent_version=r.agent_version,
+        instance_id=r.instance_id,
+        registered_at=r.registered_at,
+        last_heartbeat=now,
+    )
+
+
+def _job(r: JobRecord) -> Job:
+    return Job(
+        id=r.id,
+        owner=r.owner,
+        spec=job_spec_from_json(r.spec),
+        state=JobState(r.state),
+        created_at=r.created_at,
+        submitted_at=r.submitted_at,
+        started_at=r.started_at,
+        ended_at=r.ended_at,
+        reason=r.reason,
+        held_by=r.held_by,
+        history_seq=r.history_seq,
+    )
+
+
+def _instance(r: InstanceRecord) -> Instance:
+    return Instance(
+        id=TaskId(r.job_id, r.task_id, r.instance_id),
+        state=TaskState(r.state),
+        reason=r.reason,
+        attempt=r.attempt,
+        node=r.node,
+        holding=r.holding,
+        exit_code=r.exit_code,
+        signal=r.signal,
+        started_at=r.started_at,
+        ended_at=r.ended_at,
+        retries=r.retries,
+        cores=r.cores,
+        memory_mb=r.memory_mb,
+    )

@@ -11,25 +11,41 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from headnode.store.base import HistoryRecord, JobRecord, Loaded, NodeRecord, TaskRecord, WriteBatch
+from headnode.store.base import (
+    HistoryRecord,
+    InstanceRecord,
+    JobRecord,
+    Loaded,
+    NodeRecord,
+    TaskRecord,
+    TemplateRecord,
+    WriteBatch,
+)
 
 MIGRATIONS: list[str] = [
-    # 1: v0 schema
+    # 1: jobs, tasks, instances, history, nodes, templates
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE jobs (
-        id INTEGER PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL,
-        reason TEXT NOT NULL, created_at REAL NOT NULL, submitted_at REAL, started_at REAL,
-        ended_at REAL, history_seq INTEGER NOT NULL, spec TEXT NOT NULL
+        id INTEGER PRIMARY KEY, owner TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,
+        created_at REAL NOT NULL, submitted_at REAL, started_at REAL, ended_at REAL,
+        held_by TEXT NOT NULL, history_seq INTEGER NOT NULL, spec TEXT NOT NULL
     );
     CREATE TABLE tasks (
         job_id INTEGER NOT NULL, task_id INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,
-        attempt INTEGER NOT NULL, node TEXT NOT NULL, holding INTEGER NOT NULL, exit_code INTEGER,
-        signal INTEGER NOT NULL, started_at REAL, ended_at REAL, spec TEXT NOT NULL,
+        unstarted TEXT NOT NULL, cursor INTEGER NOT NULL, ahead INTEGER NOT NULL, requeued TEXT NOT NULL,
+        started_at REAL, ended_at REAL, spec TEXT NOT NULL,
         PRIMARY KEY (job_id, task_id)
-    );
+    ) WITHOUT ROWID;
+    CREATE TABLE instances (
+        job_id INTEGER NOT NULL, task_id INTEGER NOT NULL, instance_id INTEGER NOT NULL,
+        state TEXT NOT NULL, reason TEXT NOT NULL, attempt INTEGER NOT NULL, node TEXT NOT NULL,
+        holding INTEGER NOT NULL, exit_code INTEGER, signal INTEGER NOT NULL, started_at REAL,
+        ended_at REAL, retries INTEGER NOT NULL, cores INTEGER NOT NULL, memory_mb INTEGER NOT NULL,
+        PRIMARY KEY (job_id, task_id, instance_id)
+    ) WITHOUT ROWID;
     CREATE TABLE history (
-        job_id INTEGER NOT NULL, seq INTEGER NOT NULL, task_id INTEGER NOT NULL,
+        job_id INTEGER NOT NULL, seq INTEGER NOT NULL, task_id INTEGER NOT NULL, instance_id INTEGER NOT NULL,
         at REAL NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,
         PRIMARY KEY (job_id, seq)
     ) WITHOUT ROWID;
@@ -38,8 +54,22 @@ MIGRATIONS: list[str] = [
         memory_mb INTEGER NOT NULL, hostname TEXT NOT NULL, agent_version TEXT NOT NULL,
         instance_id TEXT NOT NULL, registered_at REAL NOT NULL, last_heartbeat REAL NOT NULL
     );
+    CREATE TABLE templates (
+        name TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at REAL NOT NULL, body TEXT NOT NULL
+    );
     """,
 ]
+
+_JOB_COLUMNS = "id, owner, state, reason, created_at, submitted_at, started_at, ended_at, held_by, history_seq, spec"
+_TASK_COLUMNS = "job_id, task_id, state, reason, unstarted, cursor, ahead, requeued, started_at, ended_at, spec"
+_INSTANCE_COLUMNS = ("job_id, task_id, instance_id, state, reason, attempt, node, holding, exit_code, signal, "
+                     "started_at, ended_at, retries, cores, memory_mb")
+_NODE_COLUMNS = ("name, state, reason, cores, memory_mb, hostname, agent_version, instance_id, registered_at, "
+                 "last_heartbeat")
+
+
+def _marks(columns: str) -> str:
+    return ",".join("?" * (columns.count(",") + 1))
 
 
 class SqliteStore:
@@ -74,57 +104,65 @@ class SqliteStore:
 
     def load(self) -> Loaded:
         db = self._db
-        jobs = [JobRecord(*row) for row in db.execute(
-            "SELECT id, owner, name, state, reason, created_at, submitted_at, started_at, ended_at, history_seq, "
-            "spec FROM jobs ORDER BY id")]
-        tasks = [
-            TaskRecord(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], r[9], r[10], r[11])
-            for r in db.execute(
-                "SELECT job_id, task_id, state, reason, attempt, node, holding, exit_code, signal, "
-                "started_at, ended_at, spec FROM tasks ORDER BY job_id, task_id")
+        jobs = [JobRecord(*row) for row in db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id")]
+        tasks = [TaskRecord(*row) for row in db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks ORDER BY job_id, task_id")]
+        instances = [
+            InstanceRecord(*r[:7], bool(r[7]), *r[8:])
+            for r in db.execute(f"SELECT {_INSTANCE_COLUMNS} FROM instances ORDER BY job_id, task_id, instance_id")
         ]
-        nodes = [NodeRecord(*row) for row in db.execute(
-            "SELECT name, state, reason, cores, memory_mb, hostname, agent_version, instance_id, "
-            "registered_at, last_heartbeat FROM nodes ORDER BY name")]
+        nodes = [NodeRecord(*row) for row in db.execute(f"SELECT {_NODE_COLUMNS} FROM nodes ORDER BY name")]
+        templates = [TemplateRecord(*row) for row in db.execute(
+            "SELECT name, owner, created_at, body FROM templates ORDER BY name")]
         meta = dict(db.execute("SELECT key, value FROM meta"))
-        return Loaded(jobs, tasks, nodes, meta)
+        return Loaded(jobs, tasks, instances, nodes, templates, meta)
 
     def write(self, batch: WriteBatch) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            if batch.deleted_jobs:
+                ids = [(i,) for i in batch.deleted_jobs]
+                for table, column in (("jobs", "id"), ("tasks", "job_id"), ("instances", "job_id"),
+                                      ("history", "job_id")):
+                    db.executemany(f"DELETE FROM {table} WHERE {column} = ?", ids)
             if batch.jobs:
-                db.executemany(
-                    "INSERT OR REPLACE INTO jobs (id, owner, name, state, reason, created_at, submitted_at, "
-                    "started_at, ended_at, history_seq, spec) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [_job_row(j) for j in batch.jobs.values()],
-                )
+                db.executemany(f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({_marks(_JOB_COLUMNS)})",
+                               [_job_row(j) for j in batch.jobs.values()])
             if batch.tasks:
                 created = [t for t in batch.tasks.values() if t.spec is not None]
                 updated = [t for t in batch.tasks.values() if t.spec is None]
                 if created:
                     db.executemany(
-                        "INSERT OR REPLACE INTO tasks (job_id, task_id, state, reason, attempt, node, holding, "
-                        "exit_code, signal, started_at, ended_at, spec) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        f"INSERT OR REPLACE INTO tasks ({_TASK_COLUMNS}) VALUES ({_marks(_TASK_COLUMNS)})",
                         [_task_row(t) for t in created],
                     )
                 if updated:
+                    # A plain UPDATE: SQLite checks NOT NULL on an upsert's values before it
+                    # resolves the conflict, so an upsert without the spec would fail.
                     db.executemany(
-                        "UPDATE tasks SET state=?, reason=?, attempt=?, node=?, holding=?, exit_code=?, signal=?, "
+                        "UPDATE tasks SET state=?, reason=?, unstarted=?, cursor=?, ahead=?, requeued=?, "
                         "started_at=?, ended_at=? WHERE job_id=? AND task_id=?",
-                        [_task_row(t)[2:11] + (t.job_id, t.task_id) for t in updated],
+                        [_task_row(t)[2:10] + (t.job_id, t.task_id) for t in updated],
                     )
-            if batch.nodes:
+            if batch.instances:
                 db.executemany(
-                    "INSERT OR REPLACE INTO nodes (name, state, reason, cores, memory_mb, hostname, "
-                    "agent_version, instance_id, registered_at, last_heartbeat) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    [_node_row(n) for n in batch.nodes.values()],
+                    f"INSERT OR REPLACE INTO instances ({_INSTANCE_COLUMNS}) VALUES ({_marks(_INSTANCE_COLUMNS)})",
+                    [_instance_row(i) for i in batch.instances.values()],
                 )
+            if batch.nodes:
+                db.executemany(f"INSERT OR REPLACE INTO nodes ({_NODE_COLUMNS}) VALUES ({_marks(_NODE_COLUMNS)})",
+                               [_node_row(n) for n in batch.nodes.values()])
             if batch.history:
                 db.executemany(
-                    "INSERT INTO history (job_id, seq, task_id, at, state, reason) VALUES (?,?,?,?,?,?)",
-                    [(h.job_id, h.seq, h.task_id, h.at, h.state, h.reason) for h in batch.history],
+                    "INSERT INTO history (job_id, seq, task_id, instance_id, at, state, reason) VALUES (?,?,?,?,?,?,?)",
+                    [(h.job_id, h.seq, h.task_id, h.instance_id, h.at, h.state, h.reason) for h in batch.history],
                 )
+            for name, template in batch.templates.items():
+                if template is None:
+                    db.execute("DELETE FROM templates WHERE name = ?", (name,))
+                else:
+                    db.execute("INSERT OR REPLACE INTO templates (name, owner, created_at, body) VALUES (?,?,?,?)",
+                               (template.name, template.owner, template.created_at, template.body))
             if batch.meta:
                 db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", batch.meta.items())
             db.execute("COMMIT")
@@ -133,9 +171,17 @@ class SqliteStore:
                 db.execute("ROLLBACK")
             raise
 
-    def history(self, job_id: int) -> list[HistoryRecord]:
+    def history(self, job_id: int, task_id: int | None = None, instance_id: int | None = None) -> list[HistoryRecord]:
+        where, args = "job_id = ?", [job_id]
+        if task_id is not None:
+            where += " AND task_id = ?"
+            args.append(task_id)
+        if instance_id is not None:
+            where += " AND instance_id = ?"
+            args.append(instance_id)
         return [HistoryRecord(*row) for row in self._db.execute(
-            "SELECT job_id, task_id, at, state, reason, seq FROM history WHERE job_id = ? ORDER BY seq", (job_id,))]
+            f"SELECT job_id, task_id, at, state, reason, seq, instance_id FROM history WHERE {where} ORDER BY seq",
+            args)]
 
     def close(self) -> None:
         self._db.close()
@@ -146,13 +192,18 @@ def _split(script: str) -> list[str]:
 
 
 def _job_row(j: JobRecord) -> tuple:
-    return (j.id, j.owner, j.name, j.state, j.reason, j.created_at, j.submitted_at, j.started_at, j.ended_at,
+    return (j.id, j.owner, j.state, j.reason, j.created_at, j.submitted_at, j.started_at, j.ended_at, j.held_by,
             j.history_seq, j.spec)
 
 
 def _task_row(t: TaskRecord) -> tuple:
-    return (t.job_id, t.task_id, t.state, t.reason, t.attempt, t.node, int(t.holding), t.exit_code, t.signal,
-            t.started_at, t.ended_at, t.spec)
+    return (t.job_id, t.task_id, t.state, t.reason, t.unstarted, t.cursor, t.ahead, t.requeued, t.started_at,
+            t.ended_at, t.spec)
+
+
+def _instance_row(i: InstanceRecord) -> tuple:
+    return (i.job_id, i.task_id, i.instance_id, i.state, i.reason, i.attempt, i.node, int(i.holding), i.exit_code,
+            i.signal, i.started_at, i.ended_at, i.retries, i.cores, i.memory_mb)
 
 
 def _node_row(n: NodeRecord) -> tuple:

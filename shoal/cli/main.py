@@ -1,9 +1,10 @@
 """The `shoal` command: argument parsing and dispatch.
 
-Imports are lazy (grpc alone costs ~100 ms), so `shoal job submit` starts fast. Exit codes:
+Imports are lazy (grpc alone costs ~100 ms), so `shoal job submit` starts fast: each command
+names its handler as "module:function" and only that module is imported. Exit codes:
   0  success
   1  the head node refused the request (the message says why)
-  2  bad usage or bad local input (bad flag, bad id, bad config)
+  2  bad usage or bad local input (bad flag, bad id, bad job file, bad config)
   3  the head node could not be reached
   4  `--wait`: the job ended, but not Finished (Failed or Cancelled)
 """
@@ -11,25 +12,37 @@ Imports are lazy (grpc alone costs ~100 ms), so `shoal job submit` starts fast. 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
 # Must precede any import of grpc in this process (see shared/PLATFORM-NOTES.md).
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_JOB_FAILED = 0, 1, 2, 3, 4
+from shoal.cli.base import EXIT_OK, EXIT_USAGE  # noqa: E402
+from shoal.cli.options import add_job_options, add_task_options  # noqa: E402
 
 EPILOG = """exit codes: 0 ok, 1 refused by the head node, 2 bad usage, 3 head node unreachable,
 4 (--wait) the job ended Failed or Cancelled"""
 
 
-def _head_option(p: argparse.ArgumentParser, suppress: bool = True) -> None:
-    p.add_argument(
-        "--head",
-        metavar="HOST:PORT",
-        default=argparse.SUPPRESS if suppress else None,
-        help="head node address (default: $SHOAL_HEAD, else localhost:7676)",
-    )
+def _head(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a subcommand's --head must not overwrite `shoal --head X ...` with its default.
+    p.add_argument("--head", metavar="HOST:PORT", default=argparse.SUPPRESS,
+                   help="head node address (default: $SHOAL_HEAD, else localhost:7676)")
+
+
+def _json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def _command(sub: argparse._SubParsersAction, name: str, func: str, help: str, example: str = "",
+             **kwargs: object) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, description=kwargs.pop("description", help),
+                       epilog=f"example: {example}" if example else None, **kwargs)
+    _head(p)
+    p.set_defaults(func=func)
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="shoal", description="Shoal cluster job scheduler", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _head_option(parser, suppress=False)
+    parser.add_argument("--head", metavar="HOST:PORT", default=None,
+                        help="head node address (default: $SHOAL_HEAD, else localhost:7676)")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
 
     head = sub.add_parser("head", help="run the head node", description="Run the head node in the foreground.")
@@ -58,55 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     node_arguments(node)
     node.set_defaults(func="agent")
     node_sub = node.add_subparsers(dest="node_command", metavar="SUBCOMMAND")
-    nl = node_sub.add_parser("list", help="list the nodes with their state and load")
-    _head_option(nl)
-    nl.add_argument("--json", action="store_true", help="print one JSON document")
-    nl.set_defaults(func="node_list")
+    _json(_command(node_sub, "list", "nodes:list_nodes", "list the nodes with their state and load"))
 
-    job = sub.add_parser("job", help="submit, view, list and cancel jobs")
-    job_sub = job.add_subparsers(dest="job_command", metavar="SUBCOMMAND", required=True)
-    js = job_sub.add_parser(
-        "submit", help="submit a one-task job", epilog="example: shoal job submit --cores 2 -- python train.py --epochs 3",
-        description="Submit a job with one task running CMD ARGS... (through /bin/sh -c); prints the job id.",
-    )
-    _head_option(js)
-    js.add_argument("--name", default="", help="job name")
-    js.add_argument("--cores", type=int, help="cores for the task (default 1)")
-    js.add_argument("--memory-mb", type=int, help="memory for the task in MB (default: no reservation)")
-    js.add_argument("--env", action="append", default=[], metavar="VAR=VALUE", help="set in the task (repeatable)")
-    js.add_argument("--workdir", help="working directory on the node (default: the current directory)")
-    js.add_argument("--wait", action="store_true", help="follow the job to its end; exit 0 only if it Finished")
-    js.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
-    js.set_defaults(func="job_submit")
-
-    jv = job_sub.add_parser("view", help="show a job, its tasks and its history")
-    _head_option(jv)
-    jv.add_argument("job", help="job id")
-    jv.add_argument("--json", action="store_true", help="print one JSON document")
-    jv.set_defaults(func="job_view")
-
-    jl = job_sub.add_parser("list", help="list jobs")
-    _head_option(jl)
-    jl.add_argument("--state", action="append", default=[], help="only jobs in this state (repeatable)")
-    jl.add_argument("--owner", default="", help="only jobs of this owner")
-    jl.add_argument("--json", action="store_true", help="print one JSON document")
-    jl.set_defaults(func="job_list")
-
-    jc = job_sub.add_parser("cancel", help="cancel a job and stop its running tasks")
-    _head_option(jc)
-    jc.add_argument("job", help="job id")
-    jc.add_argument("--reason", default="", help="recorded in the job's history")
-    jc.set_defaults(func="job_cancel")
-
-    task = sub.add_parser("task", help="task output")
-    task_sub = task.add_subparsers(dest="task_command", metavar="SUBCOMMAND", required=True)
-    to = task_sub.add_parser("output", help="print a task's stdout (or stderr)",
-                             epilog="example: shoal task output 12.1 --follow")
-    _head_option(to)
-    to.add_argument("task", metavar="JOB.TASK", help="task id, e.g. 12.1")
-    to.add_argument("--stderr", action="store_true", help="print stderr instead of stdout")
-    to.add_argument("--follow", "-f", action="store_true", help="keep printing until the task has ended")
-    to.set_defaults(func="task_output")
+    _job_commands(sub.add_parser("job", help="create, submit, change and inspect jobs")
+                  .add_subparsers(dest="job_command", metavar="SUBCOMMAND", required=True))
+    _task_commands(sub.add_parser("task", help="inspect, change and cancel tasks; read their output")
+                   .add_subparsers(dest="task_command", metavar="SUBCOMMAND", required=True))
+    _template_commands(sub.add_parser("template", help="named job and task templates")
+                       .add_subparsers(dest="template_command", metavar="SUBCOMMAND", required=True))
 
     up = sub.add_parser("up", help="run a local cluster (head node + agents) in the foreground")
     up.add_argument("--nodes", type=int, default=2, help="number of agents (default 2)")
@@ -114,11 +87,110 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--state-dir", help="keep state here (default: a temporary directory, removed at exit)")
     up.add_argument("--cores", type=int, help="cores each agent offers (default: detected)")
     up.add_argument("--memory-mb", type=int, help="memory each agent offers (default: detected)")
-    up.set_defaults(func="up")
-
-    demo = sub.add_parser("demo", help="start a local cluster, run a sample job, show it, stop")
-    demo.set_defaults(func="demo")
+    up.set_defaults(func="local:up")
+    sub.add_parser("demo", help="start a local cluster, run a sample job, show it, stop").set_defaults(func="local:demo")
     return parser
+
+
+def _job_commands(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "new", "jobs:new", "create a job in Configuring (add tasks, then submit it)",
+                 "shoal job new --name sim --priority AboveNormal")
+    add_job_options(p)
+    p = _command(sub, "add", "jobs:add", "add a task to a Configuring job", "shoal job add 12 --name prep -- ./prep.sh")
+    p.add_argument("job", help="job id")
+    add_task_options(p)
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
+    p = _command(
+        sub, "submit", "jobs:submit", "submit: a command as a new job, a job file, or a Configuring job",
+        "shoal job submit --cores 2 --parametric 1-100 -- ./sim --case '*'",
+        description="Submit a new one-task job running CMD (through /bin/sh -c), a job file (--file "
+        "job.json|job.toml|job.xml), or an existing Configuring job (shoal job submit JOB). Prints the job id.",
+    )
+    add_job_options(p, runtime_flags=("--job-runtime",))
+    add_task_options(p, name_flags=("--task-name",))
+    p.add_argument("--file", help="a job file: JSON or TOML (JobSpec fields) or HPC Pack job XML")
+    p.add_argument("--wait", action="store_true", help="follow the job to its end; exit 0 only if it Finished")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="JOB | -- CMD [ARGS...]")
+    p = _command(sub, "view", "jobs:view", "show a job, its tasks and its history", "shoal job view 12")
+    p.add_argument("job", help="job id")
+    _json(p)
+    p = _command(sub, "list", "jobs:list_jobs", "list jobs", "shoal job list --state Running --owner alice")
+    p.add_argument("--state", action="append", default=[], help="only jobs in this state (repeatable)")
+    p.add_argument("--owner", default="", help="only jobs of this owner")
+    p.add_argument("--name", default="", help="only jobs whose name contains this")
+    _json(p)
+    p = _command(sub, "cancel", "jobs:cancel", "cancel a job and stop its running tasks", "shoal job cancel 12")
+    p.add_argument("job", help="job id")
+    p.add_argument("--reason", default="", help="recorded in the job's history")
+    p = _command(sub, "requeue", "jobs:requeue", "put a Failed or Cancelled job back in the queue",
+                 "shoal job requeue 12 --task 12.3",
+                 description="Re-run what did not finish (finished tasks keep their results), or only the "
+                 "tasks or instances given with --task (whatever their state).")
+    p.add_argument("job", help="job id")
+    p.add_argument("--task", action="append", default=[], metavar="JOB.TASK[.INSTANCE]", help="only these")
+    for name, func, text in (("configure", "jobs:configure", "move a Failed or Cancelled job back to Configuring"),
+                             ("clone", "jobs:clone", "copy a job with all its tasks into a new Configuring job"),
+                             ("release", "jobs:release", "let a held job start")):
+        _command(sub, name, func, text, f"shoal job {name} 12").add_argument("job", help="job id")
+    p = _command(sub, "hold", "jobs:hold", "keep a queued job from starting", "shoal job hold 12 --reason 'disk full'")
+    p.add_argument("job", help="job id")
+    p.add_argument("--reason", default="")
+    p = _command(sub, "modify", "jobs:modify", "change a job that has not started", "shoal job modify 12 --priority Highest")
+    p.add_argument("job", help="job id")
+    add_job_options(p)
+    p = _command(sub, "export", "jobs:export", "write a job out as a job file", "shoal job export 12 --format xml")
+    p.add_argument("job", help="job id")
+    p.add_argument("--format", choices=("json", "xml"), default="json")
+    p.add_argument("-o", "--output", help="file to write (default: standard output)")
+    p = _command(sub, "watch", "jobs:watch", "print job and task changes as they happen", "shoal job watch 12",
+                 description="With JOB: its history, then its changes until it ends. Without: every change to "
+                 "every job from now on. --json prints one JSON object per line.")
+    p.add_argument("job", nargs="?", help="job id")
+    p.add_argument("--owner", default="", help="without JOB: only jobs of this owner")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def _task_commands(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "output", "tasks:output", "print a task's stdout (or stderr)", "shoal task output 12.1 --follow")
+    p.add_argument("task", metavar="JOB.TASK[.INSTANCE]", help="task id, e.g. 12.1, or an instance, e.g. 12.2.7")
+    p.add_argument("--stderr", action="store_true", help="print stderr instead of stdout")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until the task has ended")
+    p = _command(sub, "list", "tasks:list_tasks", "list a job's tasks, or its instances", "shoal task list 12 --instances")
+    p.add_argument("job", help="job id")
+    p.add_argument("--task", type=int, default=0, help="only this task (its instances with --instances)")
+    p.add_argument("--state", action="append", default=[], help="only in this state (repeatable)")
+    p.add_argument("--instances", action="store_true", help="list run units: plain tasks and every instance")
+    _json(p)
+    p = _command(sub, "view", "tasks:view", "show a task or one instance with its history", "shoal task view 12.2.7")
+    p.add_argument("task", metavar="JOB.TASK[.INSTANCE]")
+    _json(p)
+    p = _command(sub, "cancel", "tasks:cancel", "cancel a task (or one instance) of a job", "shoal task cancel 12.3")
+    p.add_argument("task", metavar="JOB.TASK[.INSTANCE]")
+    p.add_argument("--reason", default="")
+    p = _command(sub, "modify", "tasks:modify", "change a task while its job is Configuring",
+                 "shoal task modify 12.1 --cores 4 -- ./run.sh --fast")
+    p.add_argument("task", metavar="JOB.TASK")
+    add_task_options(p)
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="[-- CMD [ARGS...]]")
+
+
+def _template_commands(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "create", "templates:create", "store a named template",
+                 "shoal template create sim --file sim.toml --cores 4",
+                 description="Job-level defaults (and tasks) from --file and job options; defaults for every "
+                 "task from task options.")
+    p.add_argument("name")
+    p.add_argument("--file", help="a job file whose fields become the template's job defaults")
+    p.add_argument("--description", default="")
+    p.add_argument("--replace", action="store_true", help="replace a template of that name")
+    add_job_options(p, name_flags=("--job-name",), runtime_flags=("--job-runtime",))
+    add_task_options(p, name_flags=("--task-name",))
+    _json(_command(sub, "list", "templates:list_templates", "list templates"))
+    p = _command(sub, "view", "templates:view", "show a template", "shoal template view sim")
+    p.add_argument("name")
+    _json(p)
+    p = _command(sub, "delete", "templates:delete", "delete a template", "shoal template delete sim")
+    p.add_argument("name")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,9 +212,8 @@ def run(argv: list[str]) -> int:
             from computenode.main import run as run_agent
 
             return run_agent(args, getattr(args, "head", None) or os.environ.get("SHOAL_HEAD"))
-        from shoal.cli import commands
-
-        return getattr(commands, args.func)(args, head)
+        module, function = args.func.split(":")
+        return getattr(importlib.import_module(f"shoal.cli.{module}"), function)(args, head)
     except ShoalError as e:
         print(f"shoal: {e.message}", file=sys.stderr)
         return EXIT_USAGE

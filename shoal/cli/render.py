@@ -10,7 +10,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from shoal.v1 import admin_pb2, jobs_pb2
+from common.errors import InvalidArgument
+from common.formats import format_priority
+from shoal.v1 import admin_pb2, jobs_pb2, templates_pb2
 
 COUNT_NAMES = ("queued", "running", "finished", "failed", "cancelled", "configuring")
 
@@ -85,9 +87,35 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[
     return "\n".join(lines)
 
 
+def parse_states(names: list[str], enum: object, prefix: str) -> list[int]:
+    values = []
+    for name in names:
+        key = prefix + name.upper()
+        if key not in enum.keys() or key.endswith("UNSPECIFIED"):  # type: ignore[attr-defined]
+            valid = ", ".join(n.removeprefix(prefix).capitalize() for n in enum.keys()  # type: ignore[attr-defined]
+                              if not n.endswith("UNSPECIFIED"))
+            raise InvalidArgument(f"--state {name!r} is not a state ({valid})")
+        values.append(enum.Value(key))  # type: ignore[attr-defined]
+    return values
+
+
+def _priority(spec: jobs_pb2.JobSpec) -> str:
+    level = spec.priority or jobs_pb2.PRIORITY_NORMAL
+    return format_priority((level - 1) * 1000 + spec.priority_offset)
+
+
+def _dependencies(spec: jobs_pb2.JobSpec) -> str:
+    names = {jobs_pb2.DEPENDENCY_KIND_AFTER_OK: "after-ok", jobs_pb2.DEPENDENCY_KIND_AFTER_ANY: "after-any",
+             jobs_pb2.DEPENDENCY_KIND_AFTER_NOT_OK: "after-not-ok", jobs_pb2.DEPENDENCY_KIND_UNSPECIFIED: "after-ok"}
+    return ", ".join(f"{names[d.kind]} {d.job_id}" for d in spec.dependencies)
+
+
 def job_view(job: jobs_pb2.Job, now: float) -> str:
-    out = [f"Job {job.id}  {job.name or '(no name)'}  {job_state(job.state)}"]
-    out.append(f"  owner      {job.owner}")
+    out = [f"Job {job.id}  {job.name or '(no name)'}  {job_state(job.state)}" + ("  (held)" if job.held else "")]
+    out.append(f"  owner      {job.owner}" + (f"  project {job.spec.project}" if job.spec.project else ""))
+    out.append(f"  priority   {_priority(job.spec)}")
+    if job.spec.dependencies:
+        out.append(f"  depends on {_dependencies(job.spec)}")
     out.append(f"  submitted  {when(job.submit_time)}")
     if _secs(job.start_time):
         out.append(f"  started    {when(job.start_time)}")
@@ -99,25 +127,8 @@ def job_view(job: jobs_pb2.Job, now: float) -> str:
     if job.pending_reason:
         out.append(f"  pending    {job.pending_reason}")
     if job.tasks:
-        rows = []
-        for t in job.tasks:
-            exit_text = str(t.exit_code) if t.HasField("exit_code") else "-"
-            if t.signal:
-                exit_text = f"sig{t.signal}"
-            mem = t.spec.resources.memory_mb
-            note = t.pending_reason or (t.reason if t.state != jobs_pb2.TASK_STATE_RUNNING else "") or ""
-            rows.append([
-                f"{t.ref.job_id}.{t.ref.task_id}",
-                task_state(t.state),
-                t.node or "-",
-                exit_text,
-                str(t.spec.resources.cores),
-                f"{mem}MB" if mem else "-",
-                duration(t.start_time, t.end_time, now),
-                f"{_clip(t.spec.command_line, 40)}" + (f"  [{note}]" if note else ""),
-            ])
         out.append("")
-        out.append(table(["TASK", "STATE", "NODE", "EXIT", "CORES", "MEMORY", "TIME", "COMMAND"], rows, right=(3, 4, 5, 6)))
+        out.append(task_table(job.tasks, now))
     if job.history or any(t.history for t in job.tasks):
         events = [(u.seq, u.time, f"job {job.id}", job_state(u.state), u.reason) for u in job.history]
         for t in job.tasks:
@@ -127,8 +138,92 @@ def job_view(job: jobs_pb2.Job, now: float) -> str:
         out.append("")
         out.append("History")
         rows = [[datetime.fromtimestamp(_secs(e[1]) or 0).strftime("%H:%M:%S.%f")[:-3], *e[2:]] for e in events]
+        # (instances' own history: `shoal task view JOB.TASK.INSTANCE`)
         out.append(_indent(table(["TIME", "WHAT", "STATE", "REASON"], rows)))
     return "\n".join(out)
+
+
+def _exit_text(t: jobs_pb2.Task | jobs_pb2.Instance) -> str:
+    if t.signal:
+        return f"sig{t.signal}"
+    return str(t.exit_code) if t.HasField("exit_code") else "-"
+
+
+def task_table(tasks: Sequence[jobs_pb2.Task], now: float) -> str:
+    if not tasks:
+        return "no tasks"
+    rows = []
+    for t in tasks:
+        mem = t.spec.resources.memory_mb
+        cores = str(t.spec.resources.cores) + (f"-{t.spec.max_cores}" if t.spec.max_cores > t.spec.resources.cores else "")
+        note = t.pending_reason or (t.reason if t.state != jobs_pb2.TASK_STATE_RUNNING or t.instance_count > 1 else "")
+        units = "" if t.instance_count <= 1 else f" ({counts(t.instance_counts)})"
+        rows.append([
+            f"{t.ref.job_id}.{t.ref.task_id}",
+            _clip(t.spec.name or "-", 16),
+            task_state(t.state) + units,
+            t.node or "-",
+            _exit_text(t),
+            cores,
+            f"{mem}MB" if mem else "-",
+            duration(t.start_time, t.end_time, now),
+            f"{_clip(t.spec.command_line, 40)}" + (f"  [{note}]" if note else ""),
+        ])
+    return table(["TASK", "NAME", "STATE", "NODE", "EXIT", "CORES", "MEMORY", "TIME", "COMMAND"], rows,
+                 right=(4, 5, 6, 7))
+
+
+def instance_table(units: Sequence[jobs_pb2.Instance], now: float) -> str:
+    if not units:
+        return "no tasks"
+    rows = []
+    for u in units:
+        ref = f"{u.ref.job_id}.{u.ref.task_id}" + (f".{u.ref.instance_id}" if u.ref.instance_id else "")
+        note = u.pending_reason or u.reason
+        rows.append([ref, task_state(u.state), u.node or "-", _exit_text(u), duration(u.start_time, u.end_time, now),
+                     _clip(u.command_line, 40) + (f"  [{note}]" if note else "")])
+    return table(["TASK", "STATE", "NODE", "EXIT", "TIME", "COMMAND"], rows, right=(3, 4))
+
+
+def task_view(t: jobs_pb2.Task, now: float) -> str:
+    ref = f"{t.ref.job_id}.{t.ref.task_id}" + (f".{t.ref.instance_id}" if t.ref.instance_id else "")
+    out = [f"Task {ref}  {t.spec.name or '(no name)'}  {task_state(t.state)}"]
+    out.append(f"  command    {t.spec.command_line}")
+    if t.instance_count > 1:
+        out.append(f"  instances  {t.instance_count}: {counts(t.instance_counts)}")
+    if t.node:
+        out.append(f"  node       {t.node} (attempt {t.attempt})")
+    if t.HasField("exit_code") or t.signal:
+        out.append(f"  exit       {_exit_text(t)}")
+    if _secs(t.start_time):
+        out.append(f"  started    {when(t.start_time)}  ({duration(t.start_time, t.end_time, now)})")
+    if t.reason:
+        out.append(f"  reason     {t.reason}")
+    if t.pending_reason:
+        out.append(f"  pending    {t.pending_reason}")
+    if t.history:
+        rows = [[datetime.fromtimestamp(_secs(u.time) or 0).strftime("%H:%M:%S.%f")[:-3],
+                 task_state(u.state) + (f" (instance {u.instance_id})" if u.instance_id else ""), u.reason]
+                for u in t.history]
+        out += ["", "History", _indent(table(["TIME", "STATE", "REASON"], rows))]
+    return "\n".join(out)
+
+
+def event_line(e: jobs_pb2.JobEvent) -> str:
+    at = datetime.fromtimestamp(_secs(e.time) or 0).strftime("%H:%M:%S.%f")[:-3]
+    if e.HasField("task"):
+        ref = f"{e.task.job_id}.{e.task.task_id}" + (f".{e.task.instance_id}" if e.task.instance_id else "")
+        what, state = f"task {ref}", task_state(e.task_state)
+    else:
+        what, state = f"job {e.job_id}", job_state(e.job_state)
+    return f"{at}  {what:<14} {state:<11} {e.reason}".rstrip()
+
+
+def template_table(templates: Sequence[templates_pb2.Template]) -> str:
+    if not templates:
+        return "no templates"
+    rows = [[t.name, t.owner, str(len(t.job.tasks)), _clip(t.description, 50)] for t in templates]
+    return table(["NAME", "OWNER", "TASKS", "DESCRIPTION"], rows)
 
 
 def job_table(jobs: Sequence[jobs_pb2.Job], now: float) -> str:
@@ -138,7 +233,8 @@ def job_table(jobs: Sequence[jobs_pb2.Job], now: float) -> str:
     for j in jobs:
         note = j.pending_reason or j.reason
         rows.append([
-            str(j.id), _clip(j.name or "-", 24), j.owner, job_state(j.state), counts(j.task_counts),
+            str(j.id), _clip(j.name or "-", 24), j.owner, job_state(j.state) + (" (held)" if j.held else ""),
+            counts(j.task_counts),
             when(j.submit_time), duration(j.start_time, j.end_time, now), _clip(note, 60),
         ])
     return table(["ID", "NAME", "OWNER", "STATE", "TASKS", "SUBMITTED", "TIME", "REASON"], rows, right=(0,))

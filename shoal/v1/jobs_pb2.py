@@ -22,11 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from shoal.v1 import common_pb2 as shoal_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/jobs.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\xdf\x01\n\x08TaskSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommand_line\x18\x02 \x01(\t\x12&\n\tresources\x18\x03 \x01(\x0b\x32\x13.shoal.v1.Resources\x12\x38\n\x0b\x65nvironment\x18\x04 \x03(\x0b\x32#.shoal.v1.TaskSpec.EnvironmentEntry\x12\x19\n\x11working_directory\x18\x05 \x01(\t\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\x07JobSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x05tasks\x18\x02 \x03(\x0b\x32\x12.shoal.v1.TaskSpec\"u\n\tJobUpdate\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x05state\x18\x02 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0b\n\x03seq\x18\x04 \x01(\x04\"w\n\nTaskUpdate\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0b\n\x03seq\x18\x04 \x01(\x04\"w\n\nTaskCounts\x12\x13\n\x0b\x63onfiguring\x18\x01 \x01(\x05\x12\x0e\n\x06queued\x18\x02 \x01(\x05\x12\x0f\n\x07running\x18\x03 \x01(\x05\x12\x10\n\x08\x66inished\x18\x04 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x05\x12\x11\n\tcancelled\x18\x06 \x01(\x05\"\x9a\x03\n\x04Task\x12\x1e\n\x03ref\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.shoal.v1.TaskSpec\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x16\n\x0epending_reason\x18\x05 \x01(\t\x12\x0c\n\x04node\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x16\n\texit_code\x18\x08 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06signal\x18\t \x01(\x05\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x07history\x18\x0c \x03(\x0b\x32\x14.shoal.v1.TaskUpdate\x12\x14\n\x0cstdout_bytes\x18\r \x01(\x03\x12\x14\n\x0cstderr_bytes\x18\x0e \x01(\x03\x42\x0c\n\n_exit_code\"\xa9\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12!\n\x05state\x18\x04 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x16\n\x0epending_reason\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bsubmit_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x0btask_counts\x18\x0b \x01(\x0b\x32\x14.shoal.v1.TaskCounts\x12\x1d\n\x05tasks\x18\x0c \x03(\x0b\x32\x0e.shoal.v1.Task\x12$\n\x07history\x18\r \x03(\x0b\x32\x13.shoal.v1.JobUpdate\"3\n\x10SubmitJobRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.shoal.v1.JobSpec\"#\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"@\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x1f\n\x04view\x18\x02 \x01(\x0e\x32\x11.shoal.v1.JobView\"k\n\x0fListJobsRequest\x12\"\n\x06states\x18\x01 \x03(\x0e\x32\x12.shoal.v1.JobState\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.shoal.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"\xfd\x01\n\x08JobEvent\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12%\n\tjob_state\x18\x03 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x1f\n\x04task\x18\x04 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\'\n\ntask_state\x18\x05 \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12)\n\x0btask_counts\x18\x07 \x01(\x0b\x32\x14.shoal.v1.TaskCounts\x12\x0b\n\x03seq\x18\x08 \x01(\x04\"|\n\x11ReadOutputRequest\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12&\n\x06stream\x18\x02 \x01(\x0e\x32\x16.shoal.v1.OutputStream\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\"+\n\x0bOutputChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c*\xb4\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15JOB_STATE_CONFIGURING\x10\x01\x12\x14\n\x10JOB_STATE_QUEUED\x10\x02\x12\x15\n\x11JOB_STATE_RUNNING\x10\x03\x12\x16\n\x12JOB_STATE_FINISHED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x06*\xbc\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16TASK_STATE_CONFIGURING\x10\x01\x12\x15\n\x11TASK_STATE_QUEUED\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x17\n\x13TASK_STATE_FINISHED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x06*L\n\x07JobView\x12\x18\n\x14JOB_VIEW_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_VIEW_SUMMARY\x10\x01\x12\x11\n\rJOB_VIEW_FULL\x10\x02\x32\x80\x03\n\nJobService\x12\x44\n\tSubmitJob\x12\x1a.shoal.v1.SubmitJobRequest\x1a\x1b.shoal.v1.SubmitJobResponse\x12\x30\n\x06GetJob\x12\x17.shoal.v1.GetJobRequest\x1a\r.shoal.v1.Job\x12\x41\n\x08ListJobs\x12\x19.shoal.v1.ListJobsRequest\x1a\x1a.shoal.v1.ListJobsResponse\x12\x36\n\tCancelJob\x12\x1a.shoal.v1.CancelJobRequest\x1a\r.shoal.v1.Job\x12;\n\x08WatchJob\x12\x19.shoal.v1.WatchJobRequest\x1a\x12.shoal.v1.JobEvent0\x01\x12\x42\n\nReadOutput\x12\x1b.shoal.v1.ReadOutputRequest\x1a\x15.shoal.v1.OutputChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shoal/v1/jobs.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"G\n\rJobDependency\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.shoal.v1.DependencyKind\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\";\n\x0fParametricSweep\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x03\x12\x0c\n\x04step\x18\x03 \x01(\x03\"\xb2\x04\n\x08TaskSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommand_line\x18\x02 \x01(\t\x12&\n\tresources\x18\x03 \x01(\x0b\x32\x13.shoal.v1.Resources\x12\x38\n\x0b\x65nvironment\x18\x04 \x03(\x0b\x32#.shoal.v1.TaskSpec.EnvironmentEntry\x12\x19\n\x11working_directory\x18\x05 \x01(\t\x12\x11\n\tmax_cores\x18\x06 \x01(\x05\x12\x12\n\nstdin_path\x18\x07 \x01(\t\x12\x13\n\x0bstdout_path\x18\x08 \x01(\t\x12\x13\n\x0bstderr_path\x18\t \x01(\t\x12\x12\n\ndepends_on\x18\n \x03(\t\x12\x30\n\rruntime_limit\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10valid_exit_codes\x18\x0c \x01(\t\x12\x17\n\nrerunnable\x18\r \x01(\x08H\x00\x88\x01\x01\x12\x18\n\x0bmax_retries\x18\x0e \x01(\x05H\x01\x88\x01\x01\x12\x11\n\texclusive\x18\x0f \x01(\x08\x12(\n\x05sweep\x18\x10 \x01(\x0b\x32\x19.shoal.v1.ParametricSweep\x12\x11\n\tinstances\x18\x11 \x01(\x05\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\r\n\x0b_rerunnableB\x0e\n\x0c_max_retries\"\xfb\x02\n\x07JobSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x05tasks\x18\x02 \x03(\x0b\x32\x12.shoal.v1.TaskSpec\x12\x0f\n\x07project\x18\x03 \x01(\t\x12$\n\x08priority\x18\x04 \x01(\x0e\x32\x12.shoal.v1.Priority\x12\x17\n\x0fpriority_offset\x18\x05 \x01(\x05\x12\x30\n\rruntime_limit\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1c\n\x14\x66\x61il_on_task_failure\x18\x07 \x01(\x08\x12-\n\x0c\x64\x65pendencies\x18\x08 \x03(\x0b\x32\x17.shoal.v1.JobDependency\x12*\n\"cancel_on_unsatisfiable_dependency\x18\t \x01(\x08\x12$\n\x1crun_dependents_after_failure\x18\n \x01(\x08\x12\x0c\n\x04hold\x18\x0b \x01(\x08\x12\x10\n\x08template\x18\x0c \x01(\t\"u\n\tJobUpdate\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x05state\x18\x02 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0b\n\x03seq\x18\x04 \x01(\x04\"\x8c\x01\n\nTaskUpdate\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x13\n\x0binstance_id\x18\x05 \x01(\x05\"w\n\nTaskCounts\x12\x13\n\x0b\x63onfiguring\x18\x01 \x01(\x05\x12\x0e\n\x06queued\x18\x02 \x01(\x05\x12\x0f\n\x07running\x18\x03 \x01(\x05\x12\x10\n\x08\x66inished\x18\x04 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x05\x12\x11\n\tcancelled\x18\x06 \x01(\x05\"\xe1\x03\n\x04Task\x12\x1e\n\x03ref\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.shoal.v1.TaskSpec\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x16\n\x0epending_reason\x18\x05 \x01(\t\x12\x0c\n\x04node\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x16\n\texit_code\x18\x08 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06signal\x18\t \x01(\x05\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x07history\x18\x0c \x03(\x0b\x32\x14.shoal.v1.TaskUpdate\x12\x14\n\x0cstdout_bytes\x18\r \x01(\x03\x12\x14\n\x0cstderr_bytes\x18\x0e \x01(\x03\x12\x16\n\x0einstance_count\x18\x0f \x01(\x05\x12-\n\x0finstance_counts\x18\x10 \x01(\x0b\x32\x14.shoal.v1.TaskCountsB\x0c\n\n_exit_code\"\x96\x03\n\x08Instance\x12\x1e\n\x03ref\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0epending_reason\x18\x04 \x01(\t\x12\x0c\n\x04node\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x16\n\texit_code\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06signal\x18\x08 \x01(\x05\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10parametric_value\x18\x0b \x01(\x03\x12\x14\n\x0c\x63ommand_line\x18\x0c \x01(\t\x12\x14\n\x0cstdout_bytes\x18\r \x01(\x03\x12\x14\n\x0cstderr_bytes\x18\x0e \x01(\x03\x12\x0f\n\x07retries\x18\x0f \x01(\x05\x42\x0c\n\n_exit_code\"\xec\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12!\n\x05state\x18\x04 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x16\n\x0epending_reason\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bsubmit_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x0btask_counts\x18\x0b \x01(\x0b\x32\x14.shoal.v1.TaskCounts\x12\x1d\n\x05tasks\x18\x0c \x03(\x0b\x32\x0e.shoal.v1.Task\x12$\n\x07history\x18\r \x03(\x0b\x32\x13.shoal.v1.JobUpdate\x12\x1f\n\x04spec\x18\x0e \x01(\x0b\x32\x11.shoal.v1.JobSpec\x12\x0c\n\x04held\x18\x0f \x01(\x08\x12\x12\n\ntask_total\x18\x10 \x01(\x05\"C\n\x10SubmitJobRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.shoal.v1.JobSpec\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\"#\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"@\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x1f\n\x04view\x18\x02 \x01(\x0e\x32\x11.shoal.v1.JobView\"1\n\x0eGetTaskRequest\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\"y\n\x0fListJobsRequest\x12\"\n\x06states\x18\x01 \x03(\x0e\x32\x12.shoal.v1.JobState\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.shoal.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"3\n\x10\x43reateJobRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.shoal.v1.JobSpec\"D\n\x0f\x41\x64\x64TasksRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12!\n\x05tasks\x18\x02 \x03(\x0b\x32\x12.shoal.v1.TaskSpec\"$\n\x10\x41\x64\x64TasksResponse\x12\x10\n\x08task_ids\x18\x01 \x03(\x05\"\x87\x01\n\x11ModifyTaskRequest\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.shoal.v1.TaskSpec\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"t\n\x10ModifyJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x1f\n\x04spec\x18\x02 \x01(\x0b\x32\x11.shoal.v1.JobSpec\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"D\n\x11\x43\x61ncelTaskRequest\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0e\n\x06reason\x18\x02 \x01(\t\"E\n\x11RequeueJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12 \n\x05tasks\x18\x02 \x03(\x0b\x32\x11.shoal.v1.TaskRef\",\n\nJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x92\x01\n\x10ListTasksRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07task_id\x18\x02 \x01(\x05\x12#\n\x06states\x18\x03 \x03(\x0e\x32\x13.shoal.v1.TaskState\x12\x11\n\tinstances\x18\x04 \x01(\x08\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"r\n\x11ListTasksResponse\x12\x1d\n\x05tasks\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Task\x12%\n\tinstances\x18\x02 \x03(\x0b\x32\x12.shoal.v1.Instance\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"!\n\x10WatchJobsRequest\x12\r\n\x05owner\x18\x01 \x01(\t\"\xfd\x01\n\x08JobEvent\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12%\n\tjob_state\x18\x03 \x01(\x0e\x32\x12.shoal.v1.JobState\x12\x1f\n\x04task\x18\x04 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\'\n\ntask_state\x18\x05 \x01(\x0e\x32\x13.shoal.v1.TaskState\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12)\n\x0btask_counts\x18\x07 \x01(\x0b\x32\x14.shoal.v1.TaskCounts\x12\x0b\n\x03seq\x18\x08 \x01(\x04\"|\n\x11ReadOutputRequest\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12&\n\x06stream\x18\x02 \x01(\x0e\x32\x16.shoal.v1.OutputStream\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\"+\n\x0bOutputChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c*\xb4\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15JOB_STATE_CONFIGURING\x10\x01\x12\x14\n\x10JOB_STATE_QUEUED\x10\x02\x12\x15\n\x11JOB_STATE_RUNNING\x10\x03\x12\x16\n\x12JOB_STATE_FINISHED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x06*\xbc\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16TASK_STATE_CONFIGURING\x10\x01\x12\x15\n\x11TASK_STATE_QUEUED\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x17\n\x13TASK_STATE_FINISHED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x06*\x9a\x01\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x13\n\x0fPRIORITY_LOWEST\x10\x01\x12\x19\n\x15PRIORITY_BELOW_NORMAL\x10\x02\x12\x13\n\x0fPRIORITY_NORMAL\x10\x03\x12\x19\n\x15PRIORITY_ABOVE_NORMAL\x10\x04\x12\x14\n\x10PRIORITY_HIGHEST\x10\x05*\x90\x01\n\x0e\x44\x65pendencyKind\x12\x1f\n\x1b\x44\x45PENDENCY_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45PENDENCY_KIND_AFTER_OK\x10\x01\x12\x1d\n\x19\x44\x45PENDENCY_KIND_AFTER_ANY\x10\x02\x12 \n\x1c\x44\x45PENDENCY_KIND_AFTER_NOT_OK\x10\x03*L\n\x07JobView\x12\x18\n\x14JOB_VIEW_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_VIEW_SUMMARY\x10\x01\x12\x11\n\rJOB_VIEW_FULL\x10\x02\x32\xe6\x08\n\nJobService\x12\x44\n\tSubmitJob\x12\x1a.shoal.v1.SubmitJobRequest\x1a\x1b.shoal.v1.SubmitJobResponse\x12\x36\n\tCreateJob\x12\x1a.shoal.v1.CreateJobRequest\x1a\r.shoal.v1.Job\x12\x41\n\x08\x41\x64\x64Tasks\x12\x19.shoal.v1.AddTasksRequest\x1a\x1a.shoal.v1.AddTasksResponse\x12\x39\n\nModifyTask\x12\x1b.shoal.v1.ModifyTaskRequest\x1a\x0e.shoal.v1.Task\x12\x36\n\tModifyJob\x12\x1a.shoal.v1.ModifyJobRequest\x1a\r.shoal.v1.Job\x12\x30\n\x06GetJob\x12\x17.shoal.v1.GetJobRequest\x1a\r.shoal.v1.Job\x12\x33\n\x07GetTask\x12\x18.shoal.v1.GetTaskRequest\x1a\x0e.shoal.v1.Task\x12\x41\n\x08ListJobs\x12\x19.shoal.v1.ListJobsRequest\x1a\x1a.shoal.v1.ListJobsResponse\x12\x44\n\tListTasks\x12\x1a.shoal.v1.ListTasksRequest\x1a\x1b.shoal.v1.ListTasksResponse\x12\x36\n\tCancelJob\x12\x1a.shoal.v1.CancelJobRequest\x1a\r.shoal.v1.Job\x12\x39\n\nCancelTask\x12\x1b.shoal.v1.CancelTaskRequest\x1a\x0e.shoal.v1.Task\x12\x38\n\nRequeueJob\x12\x1b.shoal.v1.RequeueJobRequest\x1a\r.shoal.v1.Job\x12\x33\n\x0c\x43onfigureJob\x12\x14.shoal.v1.JobRequest\x1a\r.shoal.v1.Job\x12/\n\x08\x43loneJob\x12\x14.shoal.v1.JobRequest\x1a\r.shoal.v1.Job\x12.\n\x07HoldJob\x12\x14.shoal.v1.JobRequest\x1a\r.shoal.v1.Job\x12\x31\n\nReleaseJob\x12\x14.shoal.v1.JobRequest\x1a\r.shoal.v1.Job\x12;\n\x08WatchJob\x12\x19.shoal.v1.WatchJobRequest\x1a\x12.shoal.v1.JobEvent0\x01\x12=\n\tWatchJobs\x12\x1a.shoal.v1.WatchJobsRequest\x1a\x12.shoal.v1.JobEvent0\x01\x12\x42\n\nReadOutput\x12\x1b.shoal.v1.ReadOutputRequest\x1a\x15.shoal.v1.OutputChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,48 +37,82 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TASKSPEC_ENVIRONMENTENTRY']._loaded_options = None
   _globals['_TASKSPEC_ENVIRONMENTENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=2431
-  _globals['_JOBSTATE']._serialized_end=2611
-  _globals['_TASKSTATE']._serialized_start=2614
-  _globals['_TASKSTATE']._serialized_end=2802
-  _globals['_JOBVIEW']._serialized_start=2804
-  _globals['_JOBVIEW']._serialized_end=2880
-  _globals['_TASKSPEC']._serialized_start=90
-  _globals['_TASKSPEC']._serialized_end=313
-  _globals['_TASKSPEC_ENVIRONMENTENTRY']._serialized_start=263
-  _globals['_TASKSPEC_ENVIRONMENTENTRY']._serialized_end=313
-  _globals['_JOBSPEC']._serialized_start=315
-  _globals['_JOBSPEC']._serialized_end=373
-  _globals['_JOBUPDATE']._serialized_start=375
-  _globals['_JOBUPDATE']._serialized_end=492
-  _globals['_TASKUPDATE']._serialized_start=494
-  _globals['_TASKUPDATE']._serialized_end=613
-  _globals['_TASKCOUNTS']._serialized_start=615
-  _globals['_TASKCOUNTS']._serialized_end=734
-  _globals['_TASK']._serialized_start=737
-  _globals['_TASK']._serialized_end=1147
-  _globals['_JOB']._serialized_start=1150
-  _globals['_JOB']._serialized_end=1575
-  _globals['_SUBMITJOBREQUEST']._serialized_start=1577
-  _globals['_SUBMITJOBREQUEST']._serialized_end=1628
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=1630
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=1665
-  _globals['_GETJOBREQUEST']._serialized_start=1667
-  _globals['_GETJOBREQUEST']._serialized_end=1731
-  _globals['_LISTJOBSREQUEST']._serialized_start=1733
-  _globals['_LISTJOBSREQUEST']._serialized_end=1840
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1842
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1914
-  _globals['_CANCELJOBREQUEST']._serialized_start=1916
-  _globals['_CANCELJOBREQUEST']._serialized_end=1966
-  _globals['_WATCHJOBREQUEST']._serialized_start=1968
-  _globals['_WATCHJOBREQUEST']._serialized_end=2001
-  _globals['_JOBEVENT']._serialized_start=2004
-  _globals['_JOBEVENT']._serialized_end=2257
-  _globals['_READOUTPUTREQUEST']._serialized_start=2259
-  _globals['_READOUTPUTREQUEST']._serialized_end=2383
-  _globals['_OUTPUTCHUNK']._serialized_start=2385
-  _globals['_OUTPUTCHUNK']._serialized_end=2428
-  _globals['_JOBSERVICE']._serialized_start=2883
-  _globals['_JOBSERVICE']._serialized_end=3267
+  _globals['_JOBSTATE']._serialized_start=4846
+  _globals['_JOBSTATE']._serialized_end=5026
+  _globals['_TASKSTATE']._serialized_start=5029
+  _globals['_TASKSTATE']._serialized_end=5217
+  _globals['_PRIORITY']._serialized_start=5220
+  _globals['_PRIORITY']._serialized_end=5374
+  _globals['_DEPENDENCYKIND']._serialized_start=5377
+  _globals['_DEPENDENCYKIND']._serialized_end=5521
+  _globals['_JOBVIEW']._serialized_start=5523
+  _globals['_JOBVIEW']._serialized_end=5599
+  _globals['_JOBDEPENDENCY']._serialized_start=155
+  _globals['_JOBDEPENDENCY']._serialized_end=226
+  _globals['_PARAMETRICSWEEP']._serialized_start=228
+  _globals['_PARAMETRICSWEEP']._serialized_end=287
+  _globals['_TASKSPEC']._serialized_start=290
+  _globals['_TASKSPEC']._serialized_end=852
+  _globals['_TASKSPEC_ENVIRONMENTENTRY']._serialized_start=771
+  _globals['_TASKSPEC_ENVIRONMENTENTRY']._serialized_end=821
+  _globals['_JOBSPEC']._serialized_start=855
+  _globals['_JOBSPEC']._serialized_end=1234
+  _globals['_JOBUPDATE']._serialized_start=1236
+  _globals['_JOBUPDATE']._serialized_end=1353
+  _globals['_TASKUPDATE']._serialized_start=1356
+  _globals['_TASKUPDATE']._serialized_end=1496
+  _globals['_TASKCOUNTS']._serialized_start=1498
+  _globals['_TASKCOUNTS']._serialized_end=1617
+  _globals['_TASK']._serialized_start=1620
+  _globals['_TASK']._serialized_end=2101
+  _globals['_INSTANCE']._serialized_start=2104
+  _globals['_INSTANCE']._serialized_end=2510
+  _globals['_JOB']._serialized_start=2513
+  _globals['_JOB']._serialized_end=3005
+  _globals['_SUBMITJOBREQUEST']._serialized_start=3007
+  _globals['_SUBMITJOBREQUEST']._serialized_end=3074
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=3076
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=3111
+  _globals['_GETJOBREQUEST']._serialized_start=3113
+  _globals['_GETJOBREQUEST']._serialized_end=3177
+  _globals['_GETTASKREQUEST']._serialized_start=3179
+  _globals['_GETTASKREQUEST']._serialized_end=3228
+  _globals['_LISTJOBSREQUEST']._serialized_start=3230
+  _globals['_LISTJOBSREQUEST']._serialized_end=3351
+  _globals['_LISTJOBSRESPONSE']._serialized_start=3353
+  _globals['_LISTJOBSRESPONSE']._serialized_end=3425
+  _globals['_CANCELJOBREQUEST']._serialized_start=3427
+  _globals['_CANCELJOBREQUEST']._serialized_end=3477
+  _globals['_CREATEJOBREQUEST']._serialized_start=3479
+  _globals['_CREATEJOBREQUEST']._serialized_end=3530
+  _globals['_ADDTASKSREQUEST']._serialized_start=3532
+  _globals['_ADDTASKSREQUEST']._serialized_end=3600
+  _globals['_ADDTASKSRESPONSE']._serialized_start=3602
+  _globals['_ADDTASKSRESPONSE']._serialized_end=3638
+  _globals['_MODIFYTASKREQUEST']._serialized_start=3641
+  _globals['_MODIFYTASKREQUEST']._serialized_end=3776
+  _globals['_MODIFYJOBREQUEST']._serialized_start=3778
+  _globals['_MODIFYJOBREQUEST']._serialized_end=3894
+  _globals['_CANCELTASKREQUEST']._serialized_start=3896
+  _globals['_CANCELTASKREQUEST']._serialized_end=3964
+  _globals['_REQUEUEJOBREQUEST']._serialized_start=3966
+  _globals['_REQUEUEJOBREQUEST']._serialized_end=4035
+  _globals['_JOBREQUEST']._serialized_start=4037
+  _globals['_JOBREQUEST']._serialized_end=4081
+  _globals['_LISTTASKSREQUEST']._serialized_start=4084
+  _globals['_LISTTASKSREQUEST']._serialized_end=4230
+  _globals['_LISTTASKSRESPONSE']._serialized_start=4232
+  _globals['_LISTTASKSRESPONSE']._serialized_end=4346
+  _globals['_WATCHJOBREQUEST']._serialized_start=4348
+  _globals['_WATCHJOBREQUEST']._serialized_end=4381
+  _globals['_WATCHJOBSREQUEST']._serialized_start=4383
+  _globals['_WATCHJOBSREQUEST']._serialized_end=4416
+  _globals['_JOBEVENT']._serialized_start=4419
+  _globals['_JOBEVENT']._serialized_end=4672
+  _globals['_READOUTPUTREQUEST']._serialized_start=4674
+  _globals['_READOUTPUTREQUEST']._serialized_end=4798
+  _globals['_OUTPUTCHUNK']._serialized_start=4800
+  _globals['_OUTPUTCHUNK']._serialized_end=4843
+  _globals['_JOBSERVICE']._serialized_start=5602
+  _globals['_JOBSERVICE']._serialized_end=6728
 # @@protoc_insertion_point(module_scope)

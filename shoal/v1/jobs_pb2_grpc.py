@@ -39,24 +39,89 @@ class JobServiceStub:
                 request_serializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
                 _registered_method=True)
+        self.CreateJob = channel.unary_unary(
+                '/shoal.v1.JobService/CreateJob',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.CreateJobRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
+        self.AddTasks = channel.unary_unary(
+                '/shoal.v1.JobService/AddTasks',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.AddTasksRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.AddTasksResponse.FromString,
+                _registered_method=True)
+        self.ModifyTask = channel.unary_unary(
+                '/shoal.v1.JobService/ModifyTask',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.ModifyTaskRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.Task.FromString,
+                _registered_method=True)
+        self.ModifyJob = channel.unary_unary(
+                '/shoal.v1.JobService/ModifyJob',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.ModifyJobRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/shoal.v1.JobService/GetJob',
                 request_serializer=shoal_dot_v1_dot_jobs__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
+        self.GetTask = channel.unary_unary(
+                '/shoal.v1.JobService/GetTask',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.GetTaskRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.Task.FromString,
                 _registered_method=True)
         self.ListJobs = channel.unary_unary(
                 '/shoal.v1.JobService/ListJobs',
                 request_serializer=shoal_dot_v1_dot_jobs__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_jobs__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.ListTasks = channel.unary_unary(
+                '/shoal.v1.JobService/ListTasks',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.ListTasksRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.ListTasksResponse.FromString,
+                _registered_method=True)
         self.CancelJob = channel.unary_unary(
                 '/shoal.v1.JobService/CancelJob',
                 request_serializer=shoal_dot_v1_dot_jobs__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_jobs__pb2.Job.FromString,
                 _registered_method=True)
+        self.CancelTask = channel.unary_unary(
+                '/shoal.v1.JobService/CancelTask',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.CancelTaskRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.Task.FromString,
+                _registered_method=True)
+        self.RequeueJob = channel.unary_unary(
+                '/shoal.v1.JobService/RequeueJob',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.RequeueJobRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
+        self.ConfigureJob = channel.unary_unary(
+                '/shoal.v1.JobService/ConfigureJob',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.JobRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
+        self.CloneJob = channel.unary_unary(
+                '/shoal.v1.JobService/CloneJob',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.JobRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
+        self.HoldJob = channel.unary_unary(
+                '/shoal.v1.JobService/HoldJob',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.JobRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
+        self.ReleaseJob = channel.unary_unary(
+                '/shoal.v1.JobService/ReleaseJob',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.JobRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
         self.WatchJob = channel.unary_stream(
                 '/shoal.v1.JobService/WatchJob',
                 request_serializer=shoal_dot_v1_dot_jobs__pb2.WatchJobRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.JobEvent.FromString,
+                _registered_method=True)
+        self.WatchJobs = channel.unary_stream(
+                '/shoal.v1.JobService/WatchJobs',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.WatchJobsRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_jobs__pb2.JobEvent.FromString,
                 _registered_method=True)
         self.ReadOutput = channel.unary_stream(
@@ -70,6 +135,31 @@ class JobServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def SubmitJob(self, request, context):
+        """QueueJob: create, add tasks and queue in one call; or queue a Configuring job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddTasks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ModifyTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ModifyJob(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -81,7 +171,19 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListJobs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTasks(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -93,7 +195,49 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequeueJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfigureJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloneJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HoldJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchJobs(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,24 +257,89 @@ def add_JobServiceServicer_to_server(servicer, server):
                     request_deserializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobResponse.SerializeToString,
             ),
+            'CreateJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateJob,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.CreateJobRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'AddTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddTasks,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.AddTasksRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.AddTasksResponse.SerializeToString,
+            ),
+            'ModifyTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModifyTask,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.ModifyTaskRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.Task.SerializeToString,
+            ),
+            'ModifyJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModifyJob,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.ModifyJobRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
                     request_deserializer=shoal_dot_v1_dot_jobs__pb2.GetJobRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'GetTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTask,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.GetTaskRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.Task.SerializeToString,
             ),
             'ListJobs': grpc.unary_unary_rpc_method_handler(
                     servicer.ListJobs,
                     request_deserializer=shoal_dot_v1_dot_jobs__pb2.ListJobsRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_jobs__pb2.ListJobsResponse.SerializeToString,
             ),
+            'ListTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTasks,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.ListTasksRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.ListTasksResponse.SerializeToString,
+            ),
             'CancelJob': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelJob,
                     request_deserializer=shoal_dot_v1_dot_jobs__pb2.CancelJobRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_jobs__pb2.Job.SerializeToString,
             ),
+            'CancelTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTask,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.CancelTaskRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.Task.SerializeToString,
+            ),
+            'RequeueJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequeueJob,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.RequeueJobRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'ConfigureJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfigureJob,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.JobRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'CloneJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloneJob,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.JobRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'HoldJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.HoldJob,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.JobRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'ReleaseJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseJob,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.JobRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
                     request_deserializer=shoal_dot_v1_dot_jobs__pb2.WatchJobRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.JobEvent.SerializeToString,
+            ),
+            'WatchJobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJobs,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.WatchJobsRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_jobs__pb2.JobEvent.SerializeToString,
             ),
             'ReadOutput': grpc.unary_stream_rpc_method_handler(
@@ -177,6 +386,114 @@ class JobService:
             _registered_method=True)
 
     @staticmethod
+    def CreateJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/CreateJob',
+            shoal_dot_v1_dot_jobs__pb2.CreateJobRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/AddTasks',
+            shoal_dot_v1_dot_jobs__pb2.AddTasksRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.AddTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModifyTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/ModifyTask',
+            shoal_dot_v1_dot_jobs__pb2.ModifyTaskRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModifyJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/ModifyJob',
+            shoal_dot_v1_dot_jobs__pb2.ModifyJobRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetJob(request,
             target,
             options=(),
@@ -193,6 +510,33 @@ class JobService:
             '/shoal.v1.JobService/GetJob',
             shoal_dot_v1_dot_jobs__pb2.GetJobRequest.SerializeToString,
             shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/GetTask',
+            shoal_dot_v1_dot_jobs__pb2.GetTaskRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.Task.FromString,
             options,
             channel_credentials,
             insecure,
@@ -231,6 +575,33 @@ class JobService:
             _registered_method=True)
 
     @staticmethod
+    def ListTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/ListTasks',
+            shoal_dot_v1_dot_jobs__pb2.ListTasksRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CancelJob(request,
             target,
             options=(),
@@ -258,6 +629,168 @@ class JobService:
             _registered_method=True)
 
     @staticmethod
+    def CancelTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/CancelTask',
+            shoal_dot_v1_dot_jobs__pb2.CancelTaskRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequeueJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/RequeueJob',
+            shoal_dot_v1_dot_jobs__pb2.RequeueJobRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfigureJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/ConfigureJob',
+            shoal_dot_v1_dot_jobs__pb2.JobRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloneJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/CloneJob',
+            shoal_dot_v1_dot_jobs__pb2.JobRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HoldJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/HoldJob',
+            shoal_dot_v1_dot_jobs__pb2.JobRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/ReleaseJob',
+            shoal_dot_v1_dot_jobs__pb2.JobRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def WatchJob(request,
             target,
             options=(),
@@ -273,6 +806,33 @@ class JobService:
             target,
             '/shoal.v1.JobService/WatchJob',
             shoal_dot_v1_dot_jobs__pb2.WatchJobRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/shoal.v1.JobService/WatchJobs',
+            shoal_dot_v1_dot_jobs__pb2.WatchJobsRequest.SerializeToString,
             shoal_dot_v1_dot_jobs__pb2.JobEvent.FromString,
             options,
             channel_credentials,

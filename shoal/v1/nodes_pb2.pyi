@@ -22,7 +22,7 @@ TASK_PHASE_RUNNING: TaskPhase
 TASK_PHASE_EXITED: TaskPhase
 
 class TaskReport(_message.Message):
-    __slots__ = ("task", "attempt", "phase", "exit_code", "signal", "error", "stdout_bytes", "stderr_bytes")
+    __slots__ = ("task", "attempt", "phase", "exit_code", "signal", "error", "stdout_bytes", "stderr_bytes", "runtime_exceeded")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class TaskReport(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     STDOUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     STDERR_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
     task: _common_pb2.TaskRef
     attempt: int
     phase: TaskPhase
@@ -39,7 +40,8 @@ class TaskReport(_message.Message):
     error: str
     stdout_bytes: int
     stderr_bytes: int
-    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., phase: _Optional[_Union[TaskPhase, str]] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., error: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ...) -> None: ...
+    runtime_exceeded: bool
+    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., phase: _Optional[_Union[TaskPhase, str]] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., error: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., runtime_exceeded: _Optional[bool] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("node_name", "instance_id", "capacity", "agent_version", "hostname", "tasks")
@@ -92,7 +94,7 @@ class TaskOutput(_message.Message):
     def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., stream: _Optional[_Union[_common_pb2.OutputStream, str]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class TaskExited(_message.Message):
-    __slots__ = ("task", "attempt", "exit_code", "signal", "error", "time", "stdout_bytes", "stderr_bytes")
+    __slots__ = ("task", "attempt", "exit_code", "signal", "error", "time", "stdout_bytes", "stderr_bytes", "runtime_exceeded")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +103,7 @@ class TaskExited(_message.Message):
     TIME_FIELD_NUMBER: _ClassVar[int]
     STDOUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     STDERR_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
     task: _common_pb2.TaskRef
     attempt: int
     exit_code: int
@@ -109,7 +112,8 @@ class TaskExited(_message.Message):
     time: _timestamp_pb2.Timestamp
     stdout_bytes: int
     stderr_bytes: int
-    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., error: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ...) -> None: ...
+    runtime_exceeded: bool
+    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., error: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., runtime_exceeded: _Optional[bool] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
     __slots__ = ("hello", "heartbeat", "started", "output", "exited")
@@ -146,7 +150,7 @@ class Welcome(_message.Message):
     def __init__(self, heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., resume: _Optional[_Iterable[_Union[OutputResume, _Mapping]]] = ...) -> None: ...
 
 class LaunchTask(_message.Message):
-    __slots__ = ("task", "attempt", "command_line", "environment", "working_directory", "resources", "owner")
+    __slots__ = ("task", "attempt", "command_line", "environment", "working_directory", "resources", "owner", "stdin_path", "stdout_path", "stderr_path", "runtime_limit")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +165,10 @@ class LaunchTask(_message.Message):
     WORKING_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    STDIN_PATH_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_PATH_FIELD_NUMBER: _ClassVar[int]
+    STDERR_PATH_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_LIMIT_FIELD_NUMBER: _ClassVar[int]
     task: _common_pb2.TaskRef
     attempt: int
     command_line: str
@@ -168,7 +176,11 @@ class LaunchTask(_message.Message):
     working_directory: str
     resources: _common_pb2.Resources
     owner: str
-    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., command_line: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., working_directory: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., owner: _Optional[str] = ...) -> None: ...
+    stdin_path: str
+    stdout_path: str
+    stderr_path: str
+    runtime_limit: _duration_pb2.Duration
+    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., command_line: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., working_directory: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., owner: _Optional[str] = ..., stdin_path: _Optional[str] = ..., stdout_path: _Optional[str] = ..., stderr_path: _Optional[str] = ..., runtime_limit: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class KillTask(_message.Message):
     __slots__ = ("task", "attempt", "reason")

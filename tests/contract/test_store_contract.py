@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from headnode.store.base import HistoryRecord, JobRecord, NodeRecord, Store, TaskRecord, WriteBatch
+from headnode.store.base import (
+    HistoryRecord,
+    InstanceRecord,
+    JobRecord,
+    NodeRecord,
+    Store,
+    TaskRecord,
+    TemplateRecord,
+    WriteBatch,
+)
 from headnode.store.sqlite import SqliteStore
 
 
@@ -34,11 +43,15 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
 
 
 def job(i: int, state: str = "Queued") -> JobRecord:
-    return JobRecord(i, "alice", f"job{i}", state, "", 100.0 + i, 101.0 + i, None, None, 3, '{"name":"x"}')
+    return JobRecord(i, "alice", state, "", 100.0 + i, 101.0 + i, None, None, "", 3, '{"name":"x"}')
 
 
 def task(job_id: int, n: int, state: str = "Queued", spec: str | None = '{"command_line":"true"}') -> TaskRecord:
-    return TaskRecord(job_id, n, state, "", 0, "", False, None, 0, None, None, spec)
+    return TaskRecord(job_id, n, state, "", "Queued", 0, 0, "[]", None, None, spec)
+
+
+def instance(job_id: int, n: int, i: int, state: str = "Running") -> InstanceRecord:
+    return InstanceRecord(job_id, n, i, state, "started on n1", 1, "n1", True, None, 0, 5.0, None, 0, 2, 512)
 
 
 def node(name: str) -> NodeRecord:
@@ -47,7 +60,8 @@ def node(name: str) -> NodeRecord:
 
 def test_new_store_is_empty(open_store) -> None:
     loaded = open_store().load()
-    assert (loaded.jobs, loaded.tasks, loaded.nodes, loaded.meta) == ([], [], [], {})
+    assert (loaded.jobs, loaded.tasks, loaded.instances, loaded.nodes, loaded.templates, loaded.meta) == \
+        ([], [], [], [], [], {})
 
 
 def test_write_then_load_round_trips_every_record(open_store) -> None:
@@ -55,7 +69,9 @@ def test_write_then_load_round_trips_every_record(open_store) -> None:
     batch = WriteBatch()
     batch.jobs = {2: job(2), 1: job(1)}
     batch.tasks = {(2, 1): task(2, 1), (1, 2): task(1, 2), (1, 1): task(1, 1)}
+    batch.instances = {(1, 2, 3): instance(1, 2, 3), (1, 1, 0): instance(1, 1, 0)}
     batch.nodes = {"n1": node("n1")}
+    batch.templates = {"t": TemplateRecord("t", "alice", 9.0, '{"name":"t"}')}
     batch.meta = {"next_job_id": "3"}
     batch.history = [HistoryRecord(1, 0, 1.5, "Queued", "submitted by alice", 1)]
     store.write(batch)
@@ -63,14 +79,16 @@ def test_write_then_load_round_trips_every_record(open_store) -> None:
     assert loaded.jobs == [job(1), job(2)]
     assert [(t.job_id, t.task_id) for t in loaded.tasks] == [(1, 1), (1, 2), (2, 1)]
     assert loaded.tasks[0] == task(1, 1)
+    assert loaded.instances == [instance(1, 1, 0), instance(1, 2, 3)]
     assert loaded.nodes == [node("n1")]
+    assert loaded.templates == [TemplateRecord("t", "alice", 9.0, '{"name":"t"}')]
     assert loaded.meta == {"next_job_id": "3"}
 
 
 def test_updates_without_a_spec_keep_the_stored_spec(open_store) -> None:
     store = open_store()
     store.write(WriteBatch(jobs={1: job(1)}, tasks={(1, 1): task(1, 1)}))
-    running = replace(task(1, 1, "Running", spec=None), attempt=1, node="n1", holding=True, started_at=5.0)
+    running = replace(task(1, 1, "Running", spec=None), cursor=3, ahead=1, requeued="[2]", started_at=5.0)
     store.write(WriteBatch(tasks={(1, 1): running}))
     (loaded,) = store.load().tasks
     assert loaded == replace(running, spec='{"command_line":"true"}')
@@ -83,12 +101,37 @@ def test_a_merged_batch_keeps_the_spec_of_a_task_created_in_it() -> None:
     assert first.tasks[(1, 1)].state == "Running"
 
 
-def test_history_is_per_job_in_sequence_order(open_store) -> None:
+def test_history_in_sequence_order_and_filtered(open_store) -> None:
     store = open_store()
-    store.write(WriteBatch(history=[HistoryRecord(1, 0, 3.0, "Queued", "a", 1), HistoryRecord(2, 0, 1.0, "Queued", "x", 1)]))
-    store.write(WriteBatch(history=[HistoryRecord(1, 1, 2.0, "Running", "b", 2)]))
-    assert store.history(1) == [HistoryRecord(1, 0, 3.0, "Queued", "a", 1), HistoryRecord(1, 1, 2.0, "Running", "b", 2)]
+    store.write(WriteBatch(history=[HistoryRecord(1, 0, 3.0, "Queued", "a", 1),
+                                    HistoryRecord(2, 0, 1.0, "Queued", "x", 1)]))
+    store.write(WriteBatch(history=[HistoryRecord(1, 1, 2.0, "Running", "b", 2),
+                                    HistoryRecord(1, 1, 2.5, "Running", "c", 3, instance_id=7)]))
+    assert [h.reason for h in store.history(1)] == ["a", "b", "c"]
+    assert [h.reason for h in store.history(1, task_id=1)] == ["b", "c"]
+    assert [h.reason for h in store.history(1, instance_id=0)] == ["a", "b"]
+    assert [h.reason for h in store.history(1, task_id=1, instance_id=7)] == ["c"]
     assert store.history(3) == []
+
+
+def test_deleting_a_job_removes_everything_of_it(open_store) -> None:
+    store = open_store()
+    store.write(WriteBatch(jobs={1: job(1), 2: job(2)}, tasks={(1, 1): task(1, 1), (2, 1): task(2, 1)},
+                           instances={(1, 1, 0): instance(1, 1, 0)},
+                           history=[HistoryRecord(1, 0, 1.0, "Queued", "", 1), HistoryRecord(2, 0, 1.0, "Queued", "", 1)]))
+    store.write(WriteBatch(deleted_jobs={1}))
+    loaded = store.load()
+    assert [j.id for j in loaded.jobs] == [2] and [t.job_id for t in loaded.tasks] == [2]
+    assert loaded.instances == [] and store.history(1) == [] and len(store.history(2)) == 1
+
+
+def test_templates_are_replaced_and_deleted(open_store) -> None:
+    store = open_store()
+    store.write(WriteBatch(templates={"t": TemplateRecord("t", "alice", 1.0, "{}")}))
+    store.write(WriteBatch(templates={"t": TemplateRecord("t", "bob", 2.0, '{"x":1}')}))
+    assert store.load().templates == [TemplateRecord("t", "bob", 2.0, '{"x":1}')]
+    store.write(WriteBatch(templates={"t": None}))
+    assert store.load().templates == []
 
 
 def test_a_failing_batch_stores_nothing_of_itself(open_store) -> None:

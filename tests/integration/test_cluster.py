@@ -47,9 +47,9 @@ def test_a_job_runs_to_finished_with_its_output_and_history(client: Client) -> N
     times = [u.time.ToNanoseconds() for u in job.history]
     assert times == sorted(times)
     assert [jobs_pb2.TaskState.Name(u.state) for u in task.history] == [
-        "TASK_STATE_QUEUED", "TASK_STATE_RUNNING", "TASK_STATE_FINISHED"]
+        "TASK_STATE_CONFIGURING", "TASK_STATE_QUEUED", "TASK_STATE_RUNNING", "TASK_STATE_FINISHED"]
     seqs = sorted([u.seq for u in job.history] + [u.seq for u in task.history])
-    assert seqs == list(range(1, 8)), "job and task updates share one gap-free sequence"
+    assert seqs == list(range(1, 9)), "job and task updates share one gap-free sequence"
     assert job.owner and job.id >= 1
 
 
@@ -172,7 +172,8 @@ def test_watch_sends_every_change_once_in_order_and_ends(client: Client) -> None
     assert events[-1].task_counts.finished == 2
     for n in (1, 2):
         mine = [e.task_state for e in events if e.HasField("task") and e.task.task_id == n]
-        assert mine == [jobs_pb2.TASK_STATE_QUEUED, jobs_pb2.TASK_STATE_RUNNING, jobs_pb2.TASK_STATE_FINISHED]
+        assert mine == [jobs_pb2.TASK_STATE_CONFIGURING, jobs_pb2.TASK_STATE_QUEUED, jobs_pb2.TASK_STATE_RUNNING,
+                        jobs_pb2.TASK_STATE_FINISHED]
     job_states = [e.job_state for e in events if not e.HasField("task")]
     assert job_states == [jobs_pb2.JOB_STATE_CONFIGURING, jobs_pb2.JOB_STATE_QUEUED, jobs_pb2.JOB_STATE_RUNNING,
                           FINISHED]
@@ -255,7 +256,7 @@ def test_cli_errors_are_one_line_with_the_right_exit_code(cluster: object) -> No
         (["job", "submit", "--cores", "0", "--", "true"], 1, "cores must be at least 1, got 0"),
         (["job", "view", "999999"], 1, "job 999999 does not exist"),
         (["task", "output", "1"], 2, "is not of the form JOB.TASK"),
-        (["job", "list", "--state", "sleeping"], 2, "is not a job state"),
+        (["job", "list", "--state", "sleeping"], 2, "is not a state (Configuring, Queued"),
         (["job", "submit"], 2, "give the command to run after --"),
     ]
     for args, code, message in cases:

@@ -70,31 +70,59 @@ def test_head_restart_keeps_a_queued_job_which_then_runs(small_cluster: LocalClu
         assert client.submit(jobs_pb2.JobSpec(tasks=[task_spec("true")])) > queued
 
 
+def _kill_agent_running(cluster: LocalCluster, client: Client, job_id: int, pid_file: Path) -> tuple[str, int]:
+    eventually(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the task to start")
+    pid = int(pid_file.read_text())
+    node = client.get_job(job_id).tasks[0].node
+    agent = cluster.agents.pop(node)
+    agent.kill()  # the agent dies; its task's process group lives on, unsupervised
+    agent.wait()
+    return node, pid
+
+
+def _unreachable(client: Client, node: str) -> bool:
+    return {n.name: n for n in client.list_nodes()}[node].state == admin_pb2.NODE_STATE_UNREACHABLE
+
+
 @pytest.mark.parametrize("small_cluster", [1.5], indirect=True)
-def test_a_lost_node_fails_its_running_task_with_the_reason(small_cluster: LocalCluster, tmp_path: Path) -> None:
+def test_a_lost_node_fails_a_task_that_is_not_rerunnable(small_cluster: LocalCluster, tmp_path: Path) -> None:
+    pid = 0
     with Client(small_cluster.address) as client:
-        job_id = client.submit(jobs_pb2.JobSpec(tasks=[task_spec(f"echo $$ > {tmp_path}/pid; exec sleep 300")]))
-        pid_file = tmp_path / "pid"
-        eventually(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the task to start")
-        pid = int(pid_file.read_text())
-        node = client.get_job(job_id).tasks[0].node
-        agent = small_cluster.agents.pop(node)
         try:
-            agent.kill()  # the agent dies; its task's process group lives on, unsupervised
-            agent.wait()
-
-            def lost() -> bool:
-                nodes = {n.name: n for n in client.list_nodes()}
-                return nodes[node].state == admin_pb2.NODE_STATE_UNREACHABLE
-
-            eventually(lost, timeout=10, what=f"{node} to be declared Unreachable")
+            job_id = client.submit(jobs_pb2.JobSpec(tasks=[
+                task_spec(f"echo $$ > {tmp_path}/pid; exec sleep 300", rerunnable=False)]))
+            node, pid = _kill_agent_running(small_cluster, client, job_id, tmp_path / "pid")
+            eventually(lambda: _unreachable(client, node), timeout=10, what=f"{node} to be declared Unreachable")
             job = client.get_job(job_id)
             assert job.state == jobs_pb2.JOB_STATE_FAILED
             assert job.tasks[0].state == jobs_pb2.TASK_STATE_FAILED and job.tasks[0].reason == f"node {node} lost"
             assert {n.name: n for n in client.list_nodes()}[node].running_tasks == 0
         finally:
-            if alive(pid):
+            if pid and alive(pid):
                 os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("small_cluster", [1.5], indirect=True)
+def test_a_lost_node_requeues_a_rerunnable_task_elsewhere(small_cluster: LocalCluster, tmp_path: Path) -> None:
+    pids = []
+    with Client(small_cluster.address) as client:
+        try:
+            job_id = client.submit(jobs_pb2.JobSpec(tasks=[
+                task_spec(f"echo $$ >> {tmp_path}/pids; echo $$ > {tmp_path}/pid$SHOAL_ATTEMPT; exec sleep 300")]))
+            node, first = _kill_agent_running(small_cluster, client, job_id, tmp_path / "pid1")
+            pids.append(first)
+            second_file = tmp_path / "pid2"
+            eventually(lambda: second_file.exists() and second_file.read_text().strip(), timeout=15,
+                       what="the task to run again on the other node")
+            pids.append(int(second_file.read_text()))
+            task = client.get_job(job_id).tasks[0]
+            assert task.state == jobs_pb2.TASK_STATE_RUNNING and task.attempt == 2 and task.node != node
+            history = [u.reason for u in client.get_task(TaskId(job_id, 1)).history]
+            assert f"node {node} lost; requeued (retry 1 of 3)" in history
+        finally:
+            for pid in pids:
+                if alive(pid):
+                    os.killpg(pid, signal.SIGKILL)
 
 
 def test_a_second_agent_with_a_taken_name_is_refused(small_cluster: LocalCluster) -> None:

@@ -81,3 +81,12 @@ def test_any_event_order_keeps_exit_reports_after_exit_and_drain(names: list[str
             assert KEY not in a.tasks
             reports = 0
         assert reports <= 1, "an exit reported twice without a new launch"
+
+
+def test_runtime_limit_kills_and_the_exit_says_so() -> None:
+    a = s.AgentState()
+    a.handle(s.LaunchRequested(KEY, None, 5.0))
+    assert a.handle(s.ProcessStarted(KEY, 7)) == [s.ReportStarted(KEY, 7), s.StartRuntimeTimer(KEY, 5.0)]
+    assert a.handle(s.RuntimeExceeded(KEY)) == [s.Signal(KEY, signal.SIGTERM), s.StartKillTimer(KEY)]
+    assert a.tasks[KEY].runtime_exceeded
+    assert a.handle(s.RuntimeExceeded(KEY)) == []  # already being stopped

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.ids import TaskId
 from common.resources import Resources, fits
-from headnode.scheduling.core import schedule
+from headnode.scheduling.core import Placement, schedule
 from headnode.scheduling.snapshot import NodeView, Snapshot, TaskRequest
 
 NOW = 1_700_000_000.0
@@ -77,10 +79,21 @@ def test_no_nodes_at_all() -> None:
     assert plan.pending[TaskId(1, 1)] == "no compute node has registered yet"
 
 
+def _requests(raw_queue):
+    return tuple(
+        TaskRequest(TaskId(j, 1), Resources(c, m), count=n, max_cores=mx, exclusive=ex, gang=g)
+        for j, (c, m, n, mx, ex, g) in enumerate(raw_queue, start=1)
+    )
+
+
 nodes_strategy = st.lists(
     st.tuples(st.integers(1, 8), st.integers(0, 8), st.integers(0, 4096), st.booleans()), min_size=0, max_size=6
 )
-queue_strategy = st.lists(st.tuples(st.integers(1, 10), st.integers(0, 3000)), min_size=0, max_size=30)
+queue_strategy = st.lists(
+    st.tuples(st.integers(1, 10), st.integers(0, 3000), st.integers(1, 5), st.integers(0, 12), st.booleans(),
+              st.booleans()),
+    min_size=0, max_size=20,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -90,7 +103,7 @@ def test_no_plan_over_commits_a_node(raw_nodes, raw_queue, policy) -> None:
     for i, (cores, used_cores, memory, online) in enumerate(raw_nodes):
         used = Resources(min(used_cores, cores), 0)
         views.append(node(f"n{i}", cores, memory, used, "" if online else "Unreachable"))
-    queue = tuple(task(j, cores=c, memory=m) for j, (c, m) in enumerate(raw_queue, start=1))
+    queue = _requests(raw_queue)
     plan = schedule(Snapshot(tuple(views), queue), NOW, policy)
     free = {v.name: v.free for v in views}
     for p in plan.placements:
@@ -98,6 +111,54 @@ def test_no_plan_over_commits_a_node(raw_nodes, raw_queue, policy) -> None:
         assert not view.unavailable
         assert fits(p.resources, free[p.node]), f"{p} over-commits {p.node}"
         free[p.node] = free[p.node] - p.resources
-    placed = {p.task for p in plan.placements}
-    assert not placed & set(plan.pending), "a task is both placed and pending"
-    assert len(placed) == len(plan.placements), "a task placed twice"
+    by_task = Counter(p.task for p in plan.placements)
+    for request in queue:
+        placed = by_task.get(request.id, 0)
+        assert placed <= request.count, "more instances placed than were waiting"
+        if request.gang:
+            assert placed in (0, request.count), "a gang partly started"
+        for p in plan.placements:
+            if p.task == request.id:
+                assert request.resources.cores <= p.resources.cores <= max(request.max_cores, request.resources.cores) \
+                    or request.exclusive
+    exclusive_nodes = {p.node for p in plan.placements if next(r for r in queue if r.id == p.task).exclusive}
+    for name in exclusive_nodes:
+        assert sum(1 for p in plan.placements if p.node == name) == 1, "an exclusive node shared"
+
+
+def test_a_task_with_many_instances_places_as_many_as_fit_then_blocks() -> None:
+    request = TaskRequest(TaskId(1, 1), Resources(1, 0), count=10)
+    plan = schedule(Snapshot(nodes=(node("a", 2), node("b", 2)), queue=(request, task(2))), NOW)
+    assert [p.node for p in plan.placements] == ["a", "a", "b", "b"]
+    assert plan.blocked_at == TaskId(1, 1) and TaskId(2, 1) not in plan.pending
+
+
+def test_cores_between_min_and_max_take_what_is_free() -> None:
+    request = TaskRequest(TaskId(1, 1), Resources(2, 0), count=1, max_cores=8)
+    plan = schedule(Snapshot(nodes=(node("a", 4, used=Resources(1, 0)),), queue=(request,)), NOW)
+    assert plan.placements[0].resources == Resources(3, 0)
+    tight = TaskRequest(TaskId(1, 1), Resources(4, 0), count=1, max_cores=8)
+    plan = schedule(Snapshot(nodes=(node("a", 4, used=Resources(1, 0)),), queue=(tight,)), NOW)
+    assert plan.placements == () and plan.blocked_at == TaskId(1, 1)
+
+
+def test_exclusive_takes_a_whole_free_node() -> None:
+    request = TaskRequest(TaskId(1, 1), Resources(1, 0), count=1, exclusive=True)
+    snap = Snapshot(nodes=(node("a", 4, used=Resources(1, 0)), node("b", 4, memory=100)), queue=(request, task(2)))
+    plan = schedule(snap, NOW)
+    assert plan.placements[0] == Placement(TaskId(1, 1), "b", Resources(4, 100))
+    assert plan.placements[1].node == "a", "nothing else lands on the exclusive node"
+    busy = Snapshot(nodes=(node("a", 4, used=Resources(1, 0)),), queue=(request,))
+    assert schedule(busy, NOW).pending[TaskId(1, 1)] == "waiting for a whole free node (exclusive)"
+
+
+def test_gang_instances_start_together_or_not_at_all() -> None:
+    gang = TaskRequest(TaskId(1, 1), Resources(1, 0), count=4, gang=True)
+    plan = schedule(Snapshot(nodes=(node("a", 2, used=Resources(1, 0)), node("b", 2)), queue=(gang, task(2))), NOW)
+    assert plan.placements == () and plan.blocked_at == TaskId(1, 1)
+    assert plan.pending[TaskId(1, 1)].startswith("its 4 instances must start together")
+    plan = schedule(Snapshot(nodes=(node("a", 2), node("b", 2)), queue=(gang,)), NOW)
+    assert len(plan.placements) == 4
+    never = TaskRequest(TaskId(1, 1), Resources(1, 0), count=9, gang=True)
+    plan = schedule(Snapshot(nodes=(node("a", 2), node("b", 2)), queue=(never, task(2))), NOW)
+    assert plan.blocked_at is None and [p.task for p in plan.placements] == [TaskId(2, 1)]

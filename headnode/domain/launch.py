@@ -1,0 +1,75 @@
+"""What one instance runs, resolved from its task's spec (pure).
+
+For a parametric sweep, each run of asterisks in the command line, working directory and
+stdin/stdout/stderr paths becomes the instance's value, zero-padded to the run's length
+(HPC Pack: with value 7, `*` gives 7 and `***` gives 007). Other tasks are left as
+written, since `*` is also a shell glob. Every run gets SHOAL_* variables describing it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+from common.resources import Resources
+from headnode.domain.model import Instance, Job, Task
+
+_STARS = re.compile(r"\*+")
+
+
+def substitute(text: str, value: int) -> str:
+    def pad(match: re.Match[str]) -> str:
+        width = len(match.group())
+        return f"-{str(-value).zfill(width)}" if value < 0 else str(value).zfill(width)
+
+    return _STARS.sub(pad, text)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    command_line: str
+    environment: Mapping[str, str]
+    working_directory: str
+    stdin_path: str
+    stdout_path: str
+    stderr_path: str
+    resources: Resources
+    runtime_limit: float
+    owner: str
+
+
+def resolve(job: Job, task: Task, inst: Instance) -> RunSpec:
+    spec = task.spec
+    iid = inst.id.instance
+    env = dict(spec.environment)
+    env.update({
+        "SHOAL_JOB_ID": str(job.id),
+        "SHOAL_JOB_NAME": job.name,
+        "SHOAL_TASK_ID": str(task.id.task),
+        "SHOAL_TASK_NAME": spec.name,
+        "SHOAL_TASK": str(inst.id),
+        "SHOAL_CORES": str(inst.cores),
+        "SHOAL_OWNER": job.owner,
+    })
+    fields = [spec.command_line, spec.working_directory, spec.stdin_path, spec.stdout_path, spec.stderr_path]
+    if not spec.plain:
+        env["SHOAL_TASK_INSTANCE"] = str(iid)
+        env["SHOAL_TASK_INSTANCE_COUNT"] = str(spec.count)
+    if spec.sweep is not None:
+        value = spec.sweep.value(iid)
+        env["SHOAL_PARAMETRIC_VALUE"] = str(value)
+        fields = [substitute(f, value) for f in fields]
+    command, workdir, stdin, stdout, stderr = fields
+    return RunSpec(
+        command_line=command,
+        environment=MappingProxyType(env),
+        working_directory=workdir,
+        stdin_path=stdin,
+        stdout_path=stdout,
+        stderr_path=stderr,
+        resources=Resources(inst.cores, inst.memory_mb),
+        runtime_limit=spec.runtime_limit,
+        owner=job.owner,
+    )

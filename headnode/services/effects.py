@@ -1,0 +1,88 @@
+"""Carrying out a domain Outcome: the one place every service hands its changes to.
+
+In order: follow jobs that ended to the jobs that depend on them (which may cancel those,
+when a dependency can never be met and they asked for that); put every touched task in its
+right place in the queue; release at once the resources of instances that must stop but
+were never sent to an agent; write everything through the journal; and once that is
+durable, tell agents to kill what must stop. Then wake the allocator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from common import log
+from common.clock import Clock
+from headnode.domain import eligibility, operations
+from headnode.domain.cluster import Cluster
+from headnode.domain.lifecycle import Outcome
+from headnode.domain.model import Instance
+from headnode.domain.node import Kill, Node
+from headnode.services.journal import Journal
+
+_log = log.get("effects")
+
+
+class Effects:
+    def __init__(
+        self,
+        cluster: Cluster,
+        journal: Journal,
+        clock: Clock,
+        send_kill: Callable[[str, Kill], int],
+        kick: Callable[[], None],
+    ) -> None:
+        self.cluster = cluster
+        self.journal = journal
+        self.clock = clock
+        self._send_kill = send_kill
+        self._kick = kick
+
+    def apply(self, o: Outcome, nodes: Iterable[Node] = (), meta: dict[str, str] | None = None) -> asyncio.Future[None]:
+        self._follow_ended_jobs(o)
+        for task in o.resync.values():
+            job = self.cluster.jobs.get(task.id.job)
+            if job is not None:
+                self.cluster.sync(job, task)
+        to_kill = [inst for inst in o.kill if not self._release_undelivered(inst)]
+        future = self.journal.record_outcome(o, nodes, meta)
+        if to_kill:
+            future.add_done_callback(lambda f: None if f.cancelled() or f.exception() else self._kill(to_kill))
+        if o.resync or o.kill or o.ended:
+            self._kick()
+        return future
+
+    def _follow_ended_jobs(self, o: Outcome) -> None:
+        i = 0
+        while i < len(o.ended):  # cancelling a dependent job may end more jobs
+            parent = o.ended[i]
+            i += 1
+            for child_id in sorted(self.cluster.dependents.get(parent.id, ())):
+                child = self.cluster.jobs.get(child_id)
+                if child is None:
+                    continue
+                for task in child.tasks.values():
+                    o.resync[task.id] = task
+                if child.spec.cancel_on_unsatisfiable_dependency and not child.state.terminal:
+                    if why := eligibility.never_satisfiable(self.cluster.jobs, child):
+                        operations.cancel_job(child, why, self.clock.now(), o)
+                        _log.info("job_cancelled", job_id=child.id, reason=why)
+
+    def _release_undelivered(self, inst: Instance) -> bool:
+        """An instance whose launch was never sent runs nowhere: free its resources now."""
+        node = self.cluster.nodes.get(inst.node)
+        alloc = node.allocations.get(inst.id) if node else None
+        if node is None or alloc is None or alloc.attempt != inst.attempt:
+            inst.holding = False
+            return True
+        if alloc.launch_seq == 0 and not alloc.started:
+            node.release(inst.id)
+            inst.holding = False
+            return True
+        return False
+
+    def _kill(self, instances: list[Instance]) -> None:
+        for inst in instances:
+            if inst.holding:
+                self._send_kill(inst.node, Kill(inst.id, inst.attempt, inst.reason))

@@ -1,0 +1,78 @@
+"""Time-driven upkeep: jobs past their runtime limit, and completed jobs past their TTL.
+
+A running job whose runtime limit has passed is failed as a whole ("runtime limit 1h
+exceeded"), its tasks cancelled and their processes stopped. A job that ended more than
+`completed_job_ttl` ago is purged from memory, the store and the output spool (HPC Pack's
+TTLCompletedJobs), unless a job that has not ended yet still depends on it.
+"""
+
+from __future__ import annotations
+
+from common import log
+from common.clock import Clock
+from headnode.domain import lifecycle
+from headnode.domain.cluster import Cluster
+from headnode.domain.lifecycle import Outcome
+from headnode.domain.states import JobState
+from headnode.services.effects import Effects
+from headnode.services.journal import Journal
+from headnode.services.output import OutputStore
+
+_log = log.get("housekeeping")
+PURGE_EVERY = 60.0
+
+
+class Housekeeping:
+    def __init__(
+        self, cluster: Cluster, effects: Effects, journal: Journal, output: OutputStore, clock: Clock, ttl: float,
+        period: float = 1.0,
+    ) -> None:
+        self.cluster = cluster
+        self.effects = effects
+        self.journal = journal
+        self.output = output
+        self.clock = clock
+        self.ttl = ttl
+        self.period = period
+
+    async def run(self) -> None:
+        since_purge = PURGE_EVERY
+        while True:
+            await self.clock.sleep(self.period)
+            await self.enforce_runtime_limits()
+            since_purge += self.period
+            if since_purge >= min(PURGE_EVERY, self.ttl):
+                since_purge = 0.0
+                await self.purge()
+
+    async def enforce_runtime_limits(self) -> None:
+        now = self.clock.now()
+        o = Outcome()
+        for job in self.cluster.jobs.values():
+            limit = job.spec.runtime_limit
+            if limit and job.state is JobState.RUNNING and job.started_at is not None and now - job.started_at > limit:
+                lifecycle.fail_job(job, now, f"runtime limit {lifecycle.format_seconds(limit)} exceeded", o)
+                _log.info("job_runtime_limit", job_id=job.id, limit=limit)
+        if o.jobs:
+            await self.effects.apply(o)
+
+    async def purge(self) -> int:
+        now = self.clock.now()
+        expired = [
+            job for job in self.cluster.jobs.values()
+            if job.state.terminal and job.ended_at is not None and now - job.ended_at > self.ttl
+            and not any(t.holding_instances() for t in job.tasks.values())
+            and not any(
+                (child := self.cluster.jobs.get(c)) is not None and not child.state.terminal
+                for c in self.cluster.dependents.get(job.id, ())
+            )
+        ]
+        if not expired:
+            return 0
+        for job in expired:
+            self.cluster.remove_job(job)
+        await self.journal.record(deleted_jobs=[j.id for j in expired])
+        for job in expired:
+            self.output.remove_job(job.id)
+        _log.info("jobs_purged", count=len(expired), ttl=self.ttl)
+        return len(expired)

@@ -1,0 +1,77 @@
+"""Checks on what clients send, before anything is stored: each failure is InvalidArgument
+with the field's path and what to fix. Whether a task graph can run (names, cycles) is
+checked at submit by the domain (operations.dag_problem), since tasks may be added later."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from common.errors import InvalidArgument
+from headnode.domain.model import Job, JobSpec, TaskSpec
+
+MAX_INSTANCES = 10_000_000  # per task; a sweep beyond this is almost surely a typo
+MAX_PRIORITY = 4999
+
+
+def validate_job_spec(spec: JobSpec, jobs: Mapping[int, Job], need_tasks: bool = True) -> None:
+    if need_tasks and not spec.tasks:
+        raise InvalidArgument("spec.tasks is empty: a job needs at least one task")
+    if not 0 <= spec.priority <= MAX_PRIORITY:
+        raise InvalidArgument("spec.priority_offset must be between 0 and 999")
+    if spec.runtime_limit < 0:
+        raise InvalidArgument(f"spec.runtime_limit must not be negative, got {spec.runtime_limit:g}s")
+    validate_dependencies(spec, jobs)
+    for i, task in enumerate(spec.tasks):
+        validate_task(f"spec.tasks[{i}]", task)
+
+
+def validate_dependencies(spec: JobSpec, jobs: Mapping[int, Job]) -> None:
+    for i, dep in enumerate(spec.dependencies):
+        if dep.job_id not in jobs:
+            raise InvalidArgument(f"spec.dependencies[{i}]: job {dep.job_id} does not exist")
+
+
+def validate_task(where: str, task: TaskSpec) -> None:
+    if not task.command_line.strip():
+        raise InvalidArgument(f"{where}.command_line is empty: give the command to run")
+    for field_name in ("command_line", "working_directory", "stdin_path", "stdout_path", "stderr_path", "name"):
+        if "\0" in getattr(task, field_name):
+            raise InvalidArgument(f"{where}.{field_name} contains a NUL byte")
+    if "," in task.name or task.name != task.name.strip():
+        raise InvalidArgument(f"{where}.name {task.name!r} must not contain commas or start or end with spaces")
+    if task.resources.cores < 1:
+        raise InvalidArgument(f"{where}.resources.cores must be at least 1, got {task.resources.cores}")
+    if task.resources.memory_mb < 0:
+        raise InvalidArgument(f"{where}.resources.memory_mb must be at least 1, got {task.resources.memory_mb}")
+    if task.max_cores and task.max_cores < task.resources.cores:
+        raise InvalidArgument(
+            f"{where}.max_cores ({task.max_cores}) is below the minimum resources.cores ({task.resources.cores})"
+        )
+    for key, value in task.environment.items():
+        if not key or "=" in key or "\0" in key:
+            raise InvalidArgument(f"{where}.environment has an invalid name {key!r} (empty, '=' or NUL)")
+        if "\0" in value:
+            raise InvalidArgument(f"{where}.environment[{key!r}] contains a NUL byte")
+    wd = task.working_directory
+    if wd and "*" not in wd and not os.path.isabs(wd):
+        raise InvalidArgument(f"{where}.working_directory {wd!r} must be an absolute path")
+    for i, name in enumerate(task.depends_on):
+        if not name.strip():
+            raise InvalidArgument(f"{where}.depends_on[{i}] is empty: give a task name")
+    if task.runtime_limit < 0:
+        raise InvalidArgument(f"{where}.runtime_limit must not be negative")
+    if task.max_retries < 0:
+        raise InvalidArgument(f"{where}.max_retries must not be negative, got {task.max_retries}")
+    if task.sweep is not None:
+        if task.instances > 1:
+            raise InvalidArgument(f"{where}: a task is a parametric sweep or a multi-instance task, not both")
+        s = task.sweep
+        if s.step < 1:
+            raise InvalidArgument(f"{where}.sweep.step must be at least 1, got {s.step}")
+        if s.end < s.start:
+            raise InvalidArgument(f"{where}.sweep.end ({s.end}) is before sweep.start ({s.start})")
+    if task.instances < 0:
+        raise InvalidArgument(f"{where}.instances must not be negative, got {task.instances}")
+    if task.count > MAX_INSTANCES:
+        raise InvalidArgument(f"{where} has {task.count} instances; at most {MAX_INSTANCES} are allowed")
