@@ -179,8 +179,13 @@ class Client:
         return self._unary(self._jobs.ReleaseJob, jobs_pb2.JobRequest(job_id=job_id))
 
     def watch_jobs(self, owner: str = "") -> Iterator[jobs_pb2.JobEvent]:
-        """Every change to every job (of this owner), from now on."""
-        return self._stream(self._jobs.WatchJobs, jobs_pb2.WatchJobsRequest(owner=owner))
+        """Every change to every job (of this owner) from the moment this returns."""
+        call = self._jobs.WatchJobs(jobs_pb2.WatchJobsRequest(owner=owner), metadata=self._metadata)
+        try:
+            call.initial_metadata()  # sent by the head once the watch is in place
+        except grpc.RpcError as e:
+            raise self._translate(e) from None
+        return self._iterate(call)
 
     # -- templates -------------------------------------------------------------------------
 
@@ -250,7 +255,9 @@ class Client:
             raise self._translate(e) from None
 
     def _stream(self, method: Callable[..., Any], request: Any) -> Iterator[Any]:
-        call = method(request, metadata=self._metadata)
+        return self._iterate(method(request, metadata=self._metadata))
+
+    def _iterate(self, call: Any) -> Iterator[Any]:
         try:
             yield from call
         except grpc.RpcError as e:

@@ -8,8 +8,8 @@ StdIn/StdOut/StdErrFilePath, MinCores/MaxCores, IsExclusive, IsRerunnable, Runti
 ValidExitCodes, DependsOn, EnvironmentVariables and parametric sweeps (Type="ParametricSweep"
 or IsParametric="true" with StartValue/EndValue/IncrementValue). Read-only attributes HPC
 Pack writes (State, Id, times...) are ignored, as are resources Shoal does not have yet
-(nodes, sockets). On export, MemoryMb and Instances (multi-instance tasks) are written as
-extra attributes, since HPC Pack's schema has no place for them.
+(nodes, sockets). On export, MemoryMb, MaxRetries and Instances (multi-instance tasks) are
+written as extra attributes, since HPC Pack's schema has no place for them.
 """
 
 from __future__ import annotations
@@ -129,6 +129,8 @@ def _task_from_xml(element: ET.Element, index: int) -> jobs_pb2.TaskSpec:
         t.exclusive = _bool(a["IsExclusive"], f"{where} IsExclusive")
     if "IsRerunnable" in a:
         t.rerunnable = _bool(a["IsRerunnable"], f"{where} IsRerunnable")
+    if retries := a.get("MaxRetries"):
+        t.max_retries = _int(retries, f"{where} MaxRetries")
     if runtime := a.get("RuntimeSeconds"):
         t.runtime_limit.FromSeconds(_int(runtime, f"{where} RuntimeSeconds"))
     if codes := a.get("ValidExitCodes"):
@@ -178,6 +180,8 @@ def to_hpc_xml(spec: jobs_pb2.JobSpec) -> str:
             attrs["MemoryMb"] = str(t.resources.memory_mb)
         attrs["IsExclusive"] = str(t.exclusive).lower()
         attrs["IsRerunnable"] = str(t.rerunnable if t.HasField("rerunnable") else True).lower()
+        if t.HasField("max_retries"):
+            attrs["MaxRetries"] = str(t.max_retries)
         if t.HasField("runtime_limit") and t.runtime_limit.seconds:
             attrs["RuntimeSeconds"] = str(t.runtime_limit.seconds)
         if t.valid_exit_codes:

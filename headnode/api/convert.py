@@ -94,7 +94,8 @@ def task_spec(msg: jobs_pb2.TaskSpec, where: str = "task") -> TaskSpec:
         command_line=msg.command_line,
         name=msg.name,
         resources=Resources(cores, memory),
-        max_cores=msg.max_cores,
+        # A maximum at or below the minimum is no range at all: store it as unset.
+        max_cores=msg.max_cores if msg.max_cores > cores else 0,
         environment=MappingProxyType(dict(msg.environment)),
         working_directory=msg.working_directory,
         stdin_path=msg.stdin_path,

@@ -132,7 +132,8 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def WatchJobs(
         self, request: jobs_pb2.WatchJobsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.JobEvent]:
-        async for event in self.queue.watch_all(request.owner):
+        # Initial metadata goes out once the subscription exists: the client waits for it.
+        async for event in self.queue.watch_all(request.owner, lambda: context.send_initial_metadata(())):
             yield convert.job_event_msg(event)
 
     async def ReadOutput(

@@ -8,7 +8,7 @@ crash could lose.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 
 from common import log
@@ -357,8 +357,11 @@ class QueueService:
                 if _ends(event):
                     return
 
-    async def watch_all(self, owner: str) -> AsyncIterator[JobChanged]:
+    async def watch_all(self, owner: str, ready: Callable[[], Awaitable[None]]) -> AsyncIterator[JobChanged]:
+        """Every change from now on; `ready` is awaited once the subscription is in place, so
+        a caller can tell its client that nothing from then on will be missed."""
         with self.bus.watch() as queue:
+            await ready()
             while True:
                 event = await queue.get()
                 if not owner or event.owner == owner:

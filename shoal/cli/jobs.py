@@ -41,16 +41,14 @@ def add(args: argparse.Namespace, head: str) -> int:
 
 @talks_to_head
 def submit(args: argparse.Namespace, head: str) -> int:
-    words = list(args.command or ())
-    existing = len(words) == 1 and words[0].isdigit()
     job_spec, job_fields = job_spec_from(args)
     task, task_fields = task_spec_from(args)
-    if existing:
-        if job_fields or task_fields or args.file:
-            return usage(f"options cannot be used to submit an existing job; change it with "
-                         f"`shoal job modify {words[0]}` or `shoal task modify`")
+    if args.job is not None:
+        if job_fields or task_fields or args.file or args.command is not None:
+            return usage(f"give either a job id, or options and -- CMD for a new job; change job {args.job} "
+                         f"with `shoal job modify` or `shoal task modify`")
         with Client(head) as client:
-            job_id = client.submit_existing(int(words[0]))
+            job_id = client.submit_existing(parse_job_id(args.job))
             print(job_id, flush=True)
             return _wait(client, job_id) if args.wait else EXIT_OK
     if args.file:

@@ -96,10 +96,10 @@ def _job_commands(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "new", "jobs:new", "create a job in Configuring (add tasks, then submit it)",
                  "shoal job new --name sim --priority AboveNormal")
     add_job_options(p)
-    p = _command(sub, "add", "jobs:add", "add a task to a Configuring job", "shoal job add 12 --name prep -- ./prep.sh")
+    p = _command(sub, "add", "jobs:add", "add a task to a Configuring job: shoal job add JOB [options] -- CMD [ARGS...]",
+                 "shoal job add 12 --name prep -- ./prep.sh")
     p.add_argument("job", help="job id")
     add_task_options(p)
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
     p = _command(
         sub, "submit", "jobs:submit", "submit: a command as a new job, a job file, or a Configuring job",
         "shoal job submit --cores 2 --parametric 1-100 -- ./sim --case '*'",
@@ -110,7 +110,7 @@ def _job_commands(sub: argparse._SubParsersAction) -> None:
     add_task_options(p, name_flags=("--task-name",))
     p.add_argument("--file", help="a job file: JSON or TOML (JobSpec fields) or HPC Pack job XML")
     p.add_argument("--wait", action="store_true", help="follow the job to its end; exit 0 only if it Finished")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="JOB | -- CMD [ARGS...]")
+    p.add_argument("job", nargs="?", help="an existing Configuring job to submit (otherwise give -- CMD [ARGS...])")
     p = _command(sub, "view", "jobs:view", "show a job, its tasks and its history", "shoal job view 12")
     p.add_argument("job", help="job id")
     _json(p)
@@ -167,11 +167,11 @@ def _task_commands(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "cancel", "tasks:cancel", "cancel a task (or one instance) of a job", "shoal task cancel 12.3")
     p.add_argument("task", metavar="JOB.TASK[.INSTANCE]")
     p.add_argument("--reason", default="")
-    p = _command(sub, "modify", "tasks:modify", "change a task while its job is Configuring",
+    p = _command(sub, "modify", "tasks:modify",
+                 "change a task while its job is Configuring: shoal task modify JOB.TASK [options] [-- CMD [ARGS...]]",
                  "shoal task modify 12.1 --cores 4 -- ./run.sh --fast")
     p.add_argument("task", metavar="JOB.TASK")
     add_task_options(p)
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="[-- CMD [ARGS...]]")
 
 
 def _template_commands(sub: argparse._SubParsersAction) -> None:
@@ -198,8 +198,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str]) -> int:
+    # Everything after the first `--` is the task's command, taken as it is: argparse is
+    # never shown it, so it can hold anything, options included.
+    command: list[str] | None = None
+    if "--" in argv:
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1:]
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command = command
     head = getattr(args, "head", None) or os.environ.get("SHOAL_HEAD") or "localhost:7676"
     from common.errors import ShoalError
 

@@ -185,8 +185,6 @@ def command_of(args: argparse.Namespace) -> str | None:
     import shlex
 
     command = list(getattr(args, "command", None) or ())
-    if command and command[0] == "--":
-        command = command[1:]
     if not command:
         return None
     return command[0] if len(command) == 1 else shlex.join(command)
