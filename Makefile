@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/latency_first_output.py
+	$(PY) bench/sweep_100k.py
 
 protos: $(STAMP)
 	$(PY) protos/generate.py

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Mapping
 
@@ -19,12 +20,21 @@ from headnode.domain.model import Instance, Job, Task
 _STARS = re.compile(r"\*+")
 
 
-def substitute(text: str, value: int) -> str:
-    def pad(match: re.Match[str]) -> str:
-        width = len(match.group())
-        return f"-{str(-value).zfill(width)}" if value < 0 else str(value).zfill(width)
+@lru_cache(maxsize=1024)
+def _template(text: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The text split around its runs of asterisks: literal parts and run widths."""
+    return tuple(_STARS.split(text)), tuple(len(m) for m in _STARS.findall(text))
 
-    return _STARS.sub(pad, text)
+
+def substitute(text: str, value: int) -> str:
+    parts, widths = _template(text)
+    if not widths:
+        return text
+    out = [parts[0]]
+    for width, part in zip(widths, parts[1:]):
+        out.append(f"-{str(-value).zfill(width)}" if value < 0 else str(value).zfill(width))
+        out.append(part)
+    return "".join(out)
 
 
 @dataclass(frozen=True, slots=True)

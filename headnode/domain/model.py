@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -197,9 +197,6 @@ class Task:
     def run(self) -> Instance | None:
         """The instance of a plain task, once it has run."""
         return self.instances.get(0) if self.spec.plain else None
-
-    def holding_instances(self) -> Iterator[Instance]:
-        return (i for i in self.instances.values() if i.holding)
 
 
 @dataclass(slots=True, eq=False)

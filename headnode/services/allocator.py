@@ -148,6 +148,3 @@ class Allocator:
                 return self._last.pending.get(blocker, WAITING_FOR_SCHEDULER)
             return f"waiting behind job {blocker.job}, ahead in the queue (first come, first served)"
         return WAITING_FOR_SCHEDULER
-
-    def instance_pending_reason(self, job: Job, task: Task, state: TaskState) -> str:
-        return self.pending_reason(job, task) if state is TaskState.QUEUED else ""

@@ -39,11 +39,14 @@ class Housekeeping:
         since_purge = PURGE_EVERY
         while True:
             await self.clock.sleep(self.period)
-            await self.enforce_runtime_limits()
-            since_purge += self.period
-            if since_purge >= min(PURGE_EVERY, self.ttl):
-                since_purge = 0.0
-                await self.purge()
+            try:
+                await self.enforce_runtime_limits()
+                since_purge += self.period
+                if since_purge >= min(PURGE_EVERY, self.ttl):
+                    since_purge = 0.0
+                    await self.purge()
+            except Exception:  # one bad round must not end upkeep for good
+                _log.exception("housekeeping_failed")
 
     async def enforce_runtime_limits(self) -> None:
         now = self.clock.now()
@@ -61,7 +64,7 @@ class Housekeeping:
         expired = [
             job for job in self.cluster.jobs.values()
             if job.state.terminal and job.ended_at is not None and now - job.ended_at > self.ttl
-            and not any(t.holding_instances() for t in job.tasks.values())
+            and not any(inst.holding for t in job.tasks.values() for inst in t.instances.values())
             and not any(
                 (child := self.cluster.jobs.get(c)) is not None and not child.state.terminal
                 for c in self.cluster.dependents.get(job.id, ())

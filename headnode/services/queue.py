@@ -308,6 +308,7 @@ class QueueService:
             if number < start_task or (task_no and number != task_no):
                 continue
             first = start_index if number == start_task else 0
+            waiting = self.allocator.pending_reason(job, task)  # the same for all its queued instances
             for index in range(first, task.spec.count):
                 iid = task.spec.instance_id(index)
                 state = task.instance_state(iid)
@@ -315,14 +316,18 @@ class QueueService:
                     continue
                 if len(page) == size:
                     return page, f"{number}:{index}"
-                page.append(self._unit(job, task, iid))
+                page.append(self._unit(job, task, iid, waiting))
         return page, ""
 
-    def _unit(self, job: Job, task: Task, iid: int) -> UnitView:
+    def _unit(self, job: Job, task: Task, iid: int, waiting: str | None = None) -> UnitView:
         inst = task.instances.get(iid)
         state = inst.state if inst is not None else task.unstarted
         sizes = self._sizes(inst.id) if inst is not None else (0, 0)
-        return UnitView(job, task, iid, inst, state, self.allocator.instance_pending_reason(job, task, state), sizes)
+        if state is not TaskState.QUEUED:
+            reason = ""
+        else:
+            reason = waiting if waiting is not None else self.allocator.pending_reason(job, task)
+        return UnitView(job, task, iid, inst, state, reason, sizes)
 
     def _sizes(self, task_id: TaskId) -> tuple[int, int]:
         return self.output.size(task_id, "stdout"), self.output.size(task_id, "stderr")

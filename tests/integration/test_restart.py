@@ -7,11 +7,12 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import psutil
 import pytest
 
 from common.ids import TaskId
-from shoal.client import Client, task_spec
+from shoal.client import Client, RequestFailed, task_spec
 from shoal.local import LocalCluster
 from shoal.v1 import admin_pb2, jobs_pb2
 from tests.conftest import eventually
@@ -130,3 +131,28 @@ def test_a_second_agent_with_a_taken_name_is_refused(small_cluster: LocalCluster
     small_cluster.agents.pop("node1-duplicate")
     assert duplicate.wait(timeout=20) == 1
     assert "already connected" in small_cluster.log_tail("node1-duplicate")
+
+
+def test_completed_jobs_are_purged_after_their_ttl_and_survive_a_restart_until_then(tmp_path: Path) -> None:
+    cluster = LocalCluster(tmp_path / "ttl", nodes=1, head_args=["--completed-job-ttl", "1"])
+    with cluster, Client(cluster.address) as client:
+        done = client.wait_job(client.submit(jobs_pb2.JobSpec(tasks=[task_spec("echo bye")])))
+        waiting = client.submit(jobs_pb2.JobSpec(tasks=[task_spec("true")], hold=True))
+        output_dir = cluster.state_dir / "head" / "output" / str(done.id)
+        assert output_dir.exists()
+
+        def purged() -> bool:
+            try:
+                client.get_job(done.id)
+            except RequestFailed as e:
+                return e.code == grpc.StatusCode.NOT_FOUND
+            return False
+
+        eventually(purged, timeout=20, what="the finished job to be purged")
+        assert not output_dir.exists()
+        assert client.get_job(waiting).state == jobs_pb2.JOB_STATE_QUEUED, "a job that has not ended stays"
+        cluster.kill_head()
+        cluster.start_head()
+        with pytest.raises(RequestFailed):
+            client.get_job(done.id)
+        assert client.get_job(waiting).held
