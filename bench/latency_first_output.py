@@ -14,9 +14,7 @@ Prints one JSON line per figure (name, unit, runs, median, min, max, p90) and a 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,7 @@ from pathlib import Path
 
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
+from figures import figure, report  # noqa: E402
 from common.clock import perf_counter  # noqa: E402
 from common.ids import TaskId  # noqa: E402
 from shoal.client import Client, task_spec  # noqa: E402
@@ -68,12 +67,7 @@ def cli_submit_wait(env: dict[str, str]) -> float:
 def measure(name: str, fn: Callable[[], float], runs: int, warmup: int) -> dict[str, object]:
     for _ in range(warmup):
         fn()
-    samples = sorted(fn() * 1000 for _ in range(runs))
-    return {
-        "name": name, "unit": "ms", "runs": runs,
-        "median": round(statistics.median(samples), 2), "min": round(samples[0], 2), "max": round(samples[-1], 2),
-        "p90": round(samples[min(len(samples) - 1, int(0.9 * len(samples)))], 2),
-    }
+    return figure(name, [fn() for _ in range(runs)])
 
 
 def main() -> None:
@@ -89,11 +83,7 @@ def main() -> None:
                 measure("cli_submit_to_first_output", lambda: cli_first_output(env), args.runs, args.warmup),
                 measure("cli_submit_wait", lambda: cli_submit_wait(env), args.runs, args.warmup),
             ]
-    for r in results:
-        print(json.dumps(r))
-    print(f"\n{'figure':<30} {'median':>9} {'p90':>9} {'min':>9} {'max':>9}   (ms, {args.runs} runs, idle 2-node cluster)")
-    for r in results:
-        print(f"{r['name']:<30} {r['median']:>9} {r['p90']:>9} {r['min']:>9} {r['max']:>9}")
+    report(results, f"{args.runs} runs, idle local cluster of 2 agents")
 
 
 if __name__ == "__main__":

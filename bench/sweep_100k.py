@@ -13,9 +13,7 @@ Prints one JSON line per figure (name, unit, runs, median, min, max) and a table
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
+from figures import figure, report  # noqa: E402
 from common.clock import perf_counter  # noqa: E402
 from shoal.client import Client, task_spec  # noqa: E402
 from shoal.local import LocalCluster  # noqa: E402
@@ -47,28 +46,19 @@ def main() -> None:
             env = dict(os.environ, SHOAL_HEAD=cluster.address)
             for _ in range(args.runs):
                 spec = jobs_pb2.JobSpec(name="sweep", tasks=[task_spec("echo *", sweep=(1, args.instances, 1))])
-                t, job_id = timed(lambda: client.submit(spec))
+                t, job_id = timed(lambda spec=spec: client.submit(spec))
                 samples["submit_sweep"].append(t)
-                t, units = timed(lambda: sum(1 for _ in client.list_instances(job_id, page_size=10_000)))
+                t, units = timed(lambda j=job_id: sum(1 for _ in client.list_instances(j, page_size=10_000)))
                 assert units == args.instances, units
                 samples["list_instances"].append(t)
-                t, _ = timed(lambda: subprocess.run(
-                    [sys.executable, "-m", "shoal", "task", "list", str(job_id), "--instances", "--json"],
+                t, _ = timed(lambda j=job_id: subprocess.run(
+                    [sys.executable, "-m", "shoal", "task", "list", str(j), "--instances", "--json"],
                     env=env, check=True, stdout=subprocess.DEVNULL))
                 samples["cli_list"].append(t)
-                t, _ = timed(lambda: client.get_job(job_id))
+                t, _ = timed(lambda j=job_id: client.get_job(j))
                 samples["view_job"].append(t)
-    results = []
-    for name, values in samples.items():
-        ms = sorted(v * 1000 for v in values)
-        results.append({"name": name, "unit": "ms", "runs": len(ms), "instances": args.instances,
-                        "median": round(statistics.median(ms), 1), "min": round(ms[0], 1), "max": round(ms[-1], 1)})
-    for r in results:
-        print(json.dumps(r))
-    print(f"\n{'figure':<18} {'median':>10} {'min':>10} {'max':>10}   (ms, {args.runs} runs, {args.instances} instances)")
-    for r in results:
-        print(f"{r['name']:<18} {r['median']:>10} {r['min']:>10} {r['max']:>10}")
-
+    report([figure(name, values, instances=args.instances) for name, values in samples.items()],
+           f"{args.runs} runs, a sweep of {args.instances} instances")
 
 if __name__ == "__main__":
     main()

@@ -25,6 +25,7 @@ from common.formats import format_exit_codes, parse_exit_codes
 from shoal.v1 import jobs_pb2
 
 HPC_NAMESPACE = "http://schemas.microsoft.com/HPCS2008R2/scheduler/"
+DEFAULT_MAX_RETRIES = 3  # the head's default (headnode/domain/model.py); written only when it differs
 _LEVELS = ["Lowest", "BelowNormal", "Normal", "AboveNormal", "Highest"]
 
 
@@ -44,6 +45,8 @@ def load(path: Path) -> jobs_pb2.JobSpec:
             return from_hpc_xml(text)
     except (json_format.ParseError, tomllib.TOMLDecodeError, ET.ParseError, ValueError) as e:
         raise InvalidArgument(f"job file {path}: {_one_line(e)}") from None
+    except InvalidArgument as e:
+        raise InvalidArgument(f"job file {path}: {e.message}") from None
     raise InvalidArgument(f"job file {path}: unknown type {suffix or '(none)'}; use .json, .toml or .xml")
 
 
@@ -180,7 +183,7 @@ def to_hpc_xml(spec: jobs_pb2.JobSpec) -> str:
             attrs["MemoryMb"] = str(t.resources.memory_mb)
         attrs["IsExclusive"] = str(t.exclusive).lower()
         attrs["IsRerunnable"] = str(t.rerunnable if t.HasField("rerunnable") else True).lower()
-        if t.HasField("max_retries"):
+        if t.HasField("max_retries") and t.max_retries != DEFAULT_MAX_RETRIES:
             attrs["MaxRetries"] = str(t.max_retries)
         if t.HasField("runtime_limit") and t.runtime_limit.seconds:
             attrs["RuntimeSeconds"] = str(t.runtime_limit.seconds)

@@ -329,7 +329,8 @@ def task_msg(task: Task, pending_reason: str, sizes: tuple[int, int] = (0, 0)) -
         msg.signal = run.signal
         if run.exit_code is not None:
             msg.exit_code = run.exit_code
-        msg.start_time.CopyFrom(timestamp(run.started_at) or msg.start_time)
+        if run.started_at:
+            msg.start_time.CopyFrom(timestamp(run.started_at))
         if run.ended_at:
             msg.end_time.CopyFrom(timestamp(run.ended_at))
     return msg

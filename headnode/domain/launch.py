@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Mapping
+from collections.abc import Mapping
 
 from common.resources import Resources
 from headnode.domain.model import Instance, Job, Task

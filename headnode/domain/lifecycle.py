@@ -246,7 +246,7 @@ def settle_task(job: Job, task: Task, now: float, reason: str, o: Outcome) -> No
     if new is not task.state:
         old = task.state
         task.state = new
-        task.reason = reason if task.spec.plain or new.terminal else _task_summary(task, new)
+        task.reason = reason if task.spec.plain else _task_summary(task, new)
         if new.terminal:
             task.ended_at = now
         elif old.terminal:
@@ -259,8 +259,15 @@ def settle_task(job: Job, task: Task, now: float, reason: str, o: Outcome) -> No
 
 
 def _task_summary(task: Task, state: TaskState) -> str:
+    n = task.spec.count
     if state is TaskState.RUNNING:
-        return f"{task.counts[TaskState.RUNNING]} of {task.spec.count} instances running"
+        return f"{task.counts[TaskState.RUNNING]} of {n} instances running"
+    if state is TaskState.FINISHED:
+        return f"all {n} instances finished"
+    if state.terminal:
+        parts = [f"{task.counts[s]} of {n} instances {s.value.lower()}"
+                 for s in (TaskState.FAILED, TaskState.CANCELLED) if task.counts[s]]
+        return ", ".join(parts)
     return ""
 
 

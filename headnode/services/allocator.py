@@ -22,7 +22,6 @@ from headnode.domain.launch import resolve
 from headnode.domain.lifecycle import Outcome
 from headnode.domain.model import Instance, Job, Task
 from headnode.domain.node import Allocation, Launch, Node
-from headnode.domain.states import TaskState
 from headnode.scheduling.core import Plan, schedule
 from headnode.scheduling.snapshot import NodeView, Snapshot, TaskRequest
 from headnode.services.effects import Effects

@@ -25,7 +25,7 @@ from headnode.services.effects import Effects
 from headnode.services.events import EventBus, JobChanged, replay
 from headnode.services.journal import Journal
 from headnode.services.output import OutputStore
-from headnode.services.validation import validate_dependencies, validate_job_spec, validate_task
+from headnode.services.validation import validate_job_spec, validate_task
 from headnode.store.base import HistoryRecord
 from headnode.store.records import NEXT_JOB_ID, change_of
 
@@ -107,12 +107,16 @@ class QueueService:
         return job
 
     async def _add_new(self, job: Job, o: Outcome) -> None:
-        # Cancel at once if a dependency can already never be met and the job asked for that.
+        self._cancel_if_never_runnable(job, o)
+        self.cluster.add_job(job)
+        await self.effects.apply(o, meta={NEXT_JOB_ID: str(self.cluster.next_job_id)})
+
+    def _cancel_if_never_runnable(self, job: Job, o: Outcome) -> None:
+        """A job queued with a dependency that can already never be met is cancelled at once
+        if it asked for that (later changes are followed by Effects)."""
         if job.spec.cancel_on_unsatisfiable_dependency and job.state is JobState.QUEUED:
             if why := eligibility.never_satisfiable(self.cluster.jobs, job):
                 operations.cancel_job(job, why, self.clock.now(), o)
-        self.cluster.add_job(job)
-        await self.effects.apply(o, meta={NEXT_JOB_ID: str(self.cluster.next_job_id)})
 
     async def add_tasks(self, job_id: int, specs: list[TaskSpec], by: str) -> list[int]:
         job = self.cluster.job(job_id)
@@ -141,9 +145,7 @@ class QueueService:
         return job_id
 
     async def _apply_then_follow(self, job: Job, o: Outcome) -> None:
-        if job.spec.cancel_on_unsatisfiable_dependency and job.state is JobState.QUEUED:
-            if why := eligibility.never_satisfiable(self.cluster.jobs, job):
-                operations.cancel_job(job, why, self.clock.now(), o)
+        self._cancel_if_never_runnable(job, o)
         await self.effects.apply(o)
 
     # -- changing the course of a job ------------------------------------------------------

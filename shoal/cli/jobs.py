@@ -1,4 +1,7 @@
-"""`shoal job ...`: the HPC Pack job lifecycle from the command line."""
+"""`shoal job ...`: the HPC Pack job lifecycle from the command line.
+
+The job-file parsers and the renderer are imported where used: `shoal job submit -- CMD`
+needs neither, and start-up time is what its user waits for."""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ import sys
 from pathlib import Path
 
 from common.ids import parse_job_id
-from shoal import jobfile
-from shoal.cli import render
 from shoal.cli.base import EXIT_JOB_FAILED, EXIT_OK, now, talks_to_head, task_ids, usage
 from shoal.cli.options import command_of, job_spec_from, task_spec_from
 from shoal.client import Client
@@ -54,6 +55,8 @@ def submit(args: argparse.Namespace, head: str) -> int:
     if args.file:
         if command_of(args) is not None or task_fields:
             return usage("--file brings its own tasks: give no command and no task options with it")
+        from shoal import jobfile
+
         spec = jobfile.load(Path(args.file))
         overrides = jobs_pb2.JobSpec()
         overrides.CopyFrom(job_spec)
@@ -76,6 +79,8 @@ def submit(args: argparse.Namespace, head: str) -> int:
 
 
 def _wait(client: Client, job_id: int) -> int:
+    from shoal.cli import render
+
     job = client.wait_job(job_id)
     print(f"job {job_id} {render.job_state(job.state)}" + (f": {job.reason}" if job.reason else ""), file=sys.stderr)
     return EXIT_OK if job.state == jobs_pb2.JOB_STATE_FINISHED else EXIT_JOB_FAILED
@@ -83,6 +88,8 @@ def _wait(client: Client, job_id: int) -> int:
 
 @talks_to_head
 def view(args: argparse.Namespace, head: str) -> int:
+    from shoal.cli import render
+
     job_id = parse_job_id(args.job)
     with Client(head) as client:
         job = client.get_job(job_id)
@@ -92,6 +99,8 @@ def view(args: argparse.Namespace, head: str) -> int:
 
 @talks_to_head
 def list_jobs(args: argparse.Namespace, head: str) -> int:
+    from shoal.cli import render
+
     states = render.parse_states(args.state, jobs_pb2.JobState, "JOB_STATE_")
     with Client(head) as client:
         jobs = list(client.list_jobs(tuple(states), args.owner, name=args.name))
@@ -103,6 +112,8 @@ def list_jobs(args: argparse.Namespace, head: str) -> int:
 
 
 def _job_line(job: jobs_pb2.Job) -> None:
+    from shoal.cli import render
+
     line = f"job {job.id} {render.job_state(job.state)}"
     if job.held:
         line += " (held)"
@@ -170,6 +181,8 @@ def modify(args: argparse.Namespace, head: str) -> int:
 def export(args: argparse.Namespace, head: str) -> int:
     with Client(head) as client:
         job = client.get_job(parse_job_id(args.job))
+    from shoal import jobfile
+
     spec = jobfile.spec_of(job)
     text = jobfile.to_hpc_xml(spec) if args.format == "xml" else jobfile.to_json(spec)
     if args.output:
@@ -181,6 +194,8 @@ def export(args: argparse.Namespace, head: str) -> int:
 
 @talks_to_head
 def watch(args: argparse.Namespace, head: str) -> int:
+    from shoal.cli import render
+
     from google.protobuf import json_format
 
     with Client(head) as client:
