@@ -1,9 +1,11 @@
 """The job queue as clients use it: the HPC Pack lifecycle operations, views and watches.
 
 Every operation runs the pure domain (headnode/domain/operations.py) into an Outcome and
-hands it to Effects, which persists it before the call returns. A new job enters the
-in-memory cluster only once it is durable, so the scheduler never places a job that a
-crash could lose.
+hands it to Effects, which persists it before the call returns: nothing is acknowledged to a
+client before it is durable. A new job may be planned a moment before its submission is on
+disk, but nothing is launched before its placement is, and the journal writes in order, so a
+launch always follows the submission's commit: a crash cannot leave a process running for a
+job the store never had.
 """
 
 from __future__ import annotations
