@@ -173,17 +173,20 @@ def test_modify_hold_release(client: Client, tmp_path: Path) -> None:
 
 
 def test_priority_orders_the_queue(client: Client, tmp_path: Path) -> None:
-    wait, go = gate(tmp_path)
-    blocker = client.submit(spec(task_spec(wait, cores=2), task_spec(wait, cores=2)))
+    first_wait, first_go = gate(tmp_path, "go1")
+    second_wait, second_go = gate(tmp_path, "go2")
+    blocker = client.submit(spec(task_spec(first_wait, cores=2), task_spec(second_wait, cores=2)))
     eventually(lambda: client.get_job(blocker).task_counts.running == 2, what="the cluster to fill")
-    low = client.submit(spec(task_spec(f"echo low >> {tmp_path}/order", cores=2), priority=J.PRIORITY_LOWEST))
-    high = client.submit(spec(task_spec(f"echo high >> {tmp_path}/order", cores=2), priority=J.PRIORITY_HIGHEST))
+    low = client.submit(spec(task_spec("true", cores=2), priority=J.PRIORITY_LOWEST))
+    high = client.submit(spec(task_spec("true", cores=2), priority=J.PRIORITY_HIGHEST))
     eventually(lambda: "waiting behind job" in client.get_job(low).pending_reason, what="low to wait behind high")
-    go.touch()
-    for job_id in (low, high, blocker):
-        client.wait_job(job_id)
-    lines = (tmp_path / "order").read_text().split()
-    assert lines[0] == "high"
+    first_go.touch()  # one node frees: only one of the two can start, and it must be high
+    high_job = client.wait_job(high)
+    low_job = client.wait_job(low)  # runs on that node once high is done
+    assert high_job.start_time.ToNanoseconds() < low_job.start_time.ToNanoseconds()
+    assert high_job.tasks[0].node == low_job.tasks[0].node
+    second_go.touch()
+    client.wait_job(blocker)
 
 
 # -- task kinds ------------------------------------------------------------------------------
