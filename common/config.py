@@ -80,6 +80,9 @@ class NodeConfig:
     state_dir: Path = field(default_factory=lambda: default_state_dir("node"))
     # Seconds between SIGTERM and SIGKILL when a task is cancelled.
     kill_grace: float = 5.0
+    # Stop the tasks when the agent stops. Off: tasks keep running, and the next agent on this
+    # state dir adopts them (local clusters turn it on, so nothing outlives them).
+    stop_tasks_on_exit: bool = False
     log_level: str = "info"
 
     def validate(self) -> NodeConfig:

@@ -1,17 +1,17 @@
-"""The compute-node agent's I/O shell: the connection to the head, heartbeats, processes.
+"""The compute-node agent's connection to the head, and the driver of its state machine.
 
-The agent opens one Connect stream to the head (so nodes behind NAT work), says Hello
-with its full view, and then carries out what the head sends. Decisions about tasks live in
-the pure AgentState (state.py); this module turns head messages and process events into
-its events and carries out the instructions it returns.
+The agent opens one Connect stream to the head (so nodes behind NAT work), says Hello with its
+full view, and then carries out what the head sends. Decisions about tasks live in the pure
+AgentState (state.py); the local work (processes, spool, timers, adoption) is the runner's
+(runner.py); this module wires the two to the head.
 
 One writer coroutine per connection owns the stream's send side. It sends output from the
-spool in bounded bursts between control messages, so a task printing a gigabyte never
-starves heartbeats, and it sends a task's exit only after all of its output.
+spool in bounded bursts between control messages, so a task printing a gigabyte never starves
+heartbeats, and it sends a task's exit only after all of its output.
 
-On SIGTERM the v0 agent stops its tasks (SIGTERM, then SIGKILL after kill_grace), reports
-how they ended if the head is reachable, and exits. Keeping tasks running across an agent
-restart comes with the reliability work.
+Tasks outlive the agent: on SIGTERM (or a crash) they keep running, and the next agent on the
+same state dir adopts them from the spool. `stop_tasks_on_exit` (used by local clusters) stops
+them instead, SIGTERM then SIGKILL after kill_grace, and reports how they ended.
 """
 
 from __future__ import annotations
@@ -31,14 +31,13 @@ from common.resources import Resources
 from common.retry import Backoff
 from common.wire import STREAM_VALUES, resources_msg, task_id, task_ref, timestamp
 from computenode import state as st
-from computenode.launcher import Launcher, LaunchError
+from computenode.runner import TaskRunner
 from computenode.spool import STREAMS, Spool
 from shoal import __version__
 from shoal.v1 import nodes_pb2, nodes_pb2_grpc
 
 CHUNK = 64 * 1024
 BURST = 16  # output chunks sent between two looks at the control queue
-DRAIN_GRACE = 2.0  # seconds to wait for EOF after a task's process group is gone
 _HEARTBEAT = object()
 _log = log.get("agent")
 
@@ -77,18 +76,18 @@ class Agent:
         self.instance_id = uuid.uuid4().hex
         self.state = st.AgentState()
         self.spool = Spool(config.state_dir / "spool")
+        self.runner = TaskRunner(config, clock, self.spool, self._apply, self._on_output)
         self.acked_seq = 0
         self.heartbeat_interval = 5.0
         self._conn: _Conn | None = None
-        self._timers: dict[st.Key, asyncio.Task[None]] = {}
-        self._user_files: dict[st.Key, dict[str, int]] = {}
         self._changed = asyncio.Event()
-        self.launcher: Launcher | None = None
 
     # -- main loop -----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> int:
-        self.launcher = Launcher(self._on_output, self._on_exit, self._on_drained)
+        self.runner.begin()
+        if adopted := self.runner.adopt_all():
+            _log.info("tasks_adopted", count=adopted)
         backoff = Backoff()
         code = 0
         while not stop.is_set():
@@ -112,9 +111,13 @@ class Agent:
                 except TimeoutError:
                     pass
             else:
-                await self._stop_tasks()
+                if self.config.stop_tasks_on_exit:
+                    await self._stop_tasks()
+                else:
+                    await self._flush_briefly()
                 session.cancel()
                 await asyncio.gather(session, return_exceptions=True)
+        self.spool.close()
         return code
 
     async def _session(self, backoff: Backoff) -> None:
@@ -200,110 +203,37 @@ class Agent:
         self._changed.set()
 
     def _execute(self, ins: st.Instruction) -> None:
-        assert self.launcher is not None
+        r = self.runner
         if isinstance(ins, st.Start):
-            self._start(ins.key, ins.launch)
+            r.start(ins.key, ins.launch, self.config.name)
         elif isinstance(ins, st.Signal):
-            self.launcher.signal(ins.key, ins.signal)
+            r.signal(ins.key, ins.signal)
         elif isinstance(ins, st.StartKillTimer):
-            self._timer(ins.key, self.config.kill_grace, lambda k=ins.key: self._apply(st.KillTimeout(k)))
+            r.timer(ins.key, self.config.kill_grace, lambda k=ins.key: self._apply(st.KillTimeout(k)))
         elif isinstance(ins, st.StartRuntimeTimer):
-            self._timer(ins.key, ins.seconds, lambda k=ins.key: self._apply(st.RuntimeExceeded(k)))
+            r.timer(ins.key, ins.seconds, lambda k=ins.key: self._apply(st.RuntimeExceeded(k)))
+        elif isinstance(ins, st.Persist):
+            entry = self.state.tasks[ins.key]
+            r.persist(ins.key, entry.phase is st.Phase.KILLING, entry.runtime_exceeded)
         elif isinstance(ins, st.ReportStarted):
             if self._conn is not None:
                 task, attempt = ins.key
                 self._conn.push(nodes_pb2.AgentMessage(started=nodes_pb2.TaskStarted(
                     task=task_ref(task), attempt=attempt, pid=ins.pid, time=timestamp(self.clock.now()))))
         elif isinstance(ins, st.ReportExited):
-            self._cancel_timer(ins.key)
+            r.cancel_timer(ins.key)
             if self._conn is not None and (ins.key, "stdout") in self._conn.sent:
                 self._conn.exits.add(ins.key)
                 self._conn.wake.set()
         elif isinstance(ins, st.Forget):
-            self._cancel_timer(ins.key)
-            self._close_user_files(ins.key)
-            self.spool.remove(ins.key)
-            self.launcher.release(ins.key)
+            r.forget(ins.key)
             if self._conn is not None:
                 for stream in STREAMS:
                     self._conn.sent.pop((ins.key, stream), None)
 
-    def _start(self, key: st.Key, launch: nodes_pb2.LaunchTask) -> None:
-        assert self.launcher is not None
-        task, attempt = key
-        self.spool.open(key)
-        env = dict(os.environ)
-        env.update(launch.environment)  # the head resolved the task's SHOAL_* variables
-        env.update({"SHOAL_NODE": self.config.name, "SHOAL_ATTEMPT": str(attempt)})
-        cwd = launch.working_directory or os.path.expanduser("~")
-        try:
-            self._open_user_files(key, cwd, launch)
-            pid = self.launcher.start(key, launch.command_line, env, cwd, launch.stdin_path)
-        except LaunchError as e:
-            self._close_user_files(key)
-            _log.warning("launch_failed", task_id=str(task), attempt=attempt, error=str(e))
-            self._apply(st.StartFailed(key, str(e)))
-            return
-        _log.info("task_started", task_id=str(task), attempt=attempt, pid=pid)
-        self._apply(st.ProcessStarted(key, pid))
-
-    def _open_user_files(self, key: st.Key, cwd: str, launch: nodes_pb2.LaunchTask) -> None:
-        """The task's own stdout/stderr files on the node (besides the copy the head keeps)."""
-        if not os.path.isdir(cwd):
-            return  # the launcher reports the missing directory
-        for stream, path in (("stdout", launch.stdout_path), ("stderr", launch.stderr_path)):
-            if not path:
-                continue
-            full = os.path.join(cwd, path)
-            try:
-                fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o644)
-            except OSError as e:
-                raise LaunchError(f"cannot open {stream} file {full}: {e.strerror}") from None
-            self._user_files.setdefault(key, {})[stream] = fd
-
-    def _close_user_files(self, key: st.Key) -> None:
-        for fd in self._user_files.pop(key, {}).values():
-            os.close(fd)
-
-    def _on_output(self, key: object, stream: str, data: bytes) -> None:
-        self.spool.append(key, stream, data)  # type: ignore[arg-type]
-        files = self._user_files.get(key)  # type: ignore[arg-type]
-        if files and stream in files:
-            try:
-                os.write(files[stream], data)
-            except OSError as e:  # a full disk must not stop the copy the head keeps
-                _log.warning("output_file_write_failed", task_id=str(key[0]), error=e.strerror)  # type: ignore[index]
+    def _on_output(self, key: st.Key) -> None:
         if self._conn is not None:
             self._conn.wake.set()
-
-    def _on_exit(self, key: object, exit_code: int, signal: int) -> None:
-        self._apply(st.ProcessExited(key, exit_code, signal))  # type: ignore[arg-type]
-        entry = self.state.tasks.get(key)  # type: ignore[arg-type]
-        if entry is not None and entry.phase is st.Phase.ENDED:
-            # Something that left the process group may still hold the pipes open.
-            launcher = self.launcher
-            assert launcher is not None
-            self._timer(key, DRAIN_GRACE, lambda: launcher.close_pipes(key))  # type: ignore[arg-type]
-
-    def _on_drained(self, key: object) -> None:
-        self._cancel_timer(key)  # type: ignore[arg-type]
-        self._close_user_files(key)  # type: ignore[arg-type]
-        self._apply(st.OutputDrained(key))  # type: ignore[arg-type]
-
-    def _timer(self, key: st.Key, seconds: float, fire: object) -> None:
-        self._cancel_timer(key)
-
-        async def wait_then_fire() -> None:
-            await self.clock.sleep(seconds)
-            self._timers.pop(key, None)
-            fire()  # type: ignore[operator]
-
-        self._timers[key] = asyncio.create_task(wait_then_fire())
-
-    def _cancel_timer(self, key: st.Key) -> None:
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
 
     # -- to the head ---------------------------------------------------------------------
 
@@ -377,22 +307,36 @@ class Agent:
 
     # -- shutdown ------------------------------------------------------------------------
 
-    async def _stop_tasks(self) -> None:
-        """Stop every task and give the head a chance to hear how they ended."""
-        for entry in self.state.entries():
-            if entry.phase is st.Phase.RUNNING:
-                self._apply(st.KillRequested(entry.key))
-        deadline = self.clock.monotonic() + self.config.kill_grace + DRAIN_GRACE + 2.0
-        while self.clock.monotonic() < deadline:
-            unsettled = any(e.phase is not st.Phase.REPORTED for e in self.state.entries())
-            conn = self._conn
-            if not unsettled and (conn is None or not conn.exits):
-                break
+    async def _wait_until(self, settled: object, seconds: float) -> None:
+        deadline = self.clock.monotonic() + seconds
+        while not settled() and self.clock.monotonic() < deadline:  # type: ignore[operator]
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - self.clock.monotonic()))
             except TimeoutError:
                 break
+
+    async def _flush_briefly(self) -> None:
+        """Leaving tasks running: give what is queued for the head a moment to go out."""
+        conn = self._conn
+        if conn is not None:
+            conn.wake.set()
+            await self._wait_until(lambda: not conn.exits and not conn.control, 1.0)
+        _log.info("agent_stopped", tasks_left_running=sum(
+            1 for e in self.state.entries() if e.phase is not st.Phase.REPORTED))
+
+    async def _stop_tasks(self) -> None:
+        """Stop every task and give the head a chance to hear how they ended."""
+        for entry in self.state.entries():
+            if entry.phase is st.Phase.RUNNING:
+                self._apply(st.KillRequested(entry.key))
+
+        def settled() -> bool:
+            conn = self._conn
+            unsettled = any(e.phase is not st.Phase.REPORTED for e in self.state.entries())
+            return not unsettled and (conn is None or not conn.exits)
+
+        await self._wait_until(settled, self.config.kill_grace + 3.0)
         _log.info("agent_stopped", tasks_left=sum(1 for e in self.state.entries() if e.phase is not st.Phase.REPORTED))
 
 

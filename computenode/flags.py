@@ -18,4 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", type=Path, help="TOML file with a [node] table")
     p.add_argument("--kill-grace", metavar="SECONDS", type=float,
                    help="time between SIGTERM and SIGKILL when a task is cancelled (default 5)")
+    p.add_argument("--stop-tasks-on-exit", action="store_true", default=None,
+                   help="stop running tasks when the agent stops (default: they keep running and are "
+                        "adopted by the next agent on this state dir)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

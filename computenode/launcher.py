@@ -1,12 +1,15 @@
 """Starting, signalling and watching task processes.
 
-Each task runs as `/bin/sh -c COMMAND` in its own process group (`process_group=0`, which
-PLATFORM-NOTES measured safe next to grpc.aio, unlike preexec_fn), so a signal to the group
-reaches every process the task started. Exits are seen through a pidfd on the event loop
-(no child-watcher thread per task); stdout and stderr are non-blocking pipes read on the
-loop and handed over as bytes as soon as they arrive.
+Each task runs as `/bin/sh -c WRAPPER shoal-task COMMAND STATUS_FILE`: the wrapper shell runs
+the command in a child shell, then writes its exit code to STATUS_FILE and exits with it. So
+the code survives even when the agent, the task's parent, does not (a restarted agent adopts
+the task and reads the file). The task's stdout and stderr are files in the spool, never pipes
+to the agent, so an agent restart does not kill the task with SIGPIPE.
 
-Needs Linux 5.3+ (pidfd_open).
+Each task is its own process group (`process_group=0`, which PLATFORM-NOTES measured safe next
+to grpc.aio, unlike preexec_fn), so a signal to the group reaches everything it started.
+Exits are seen through a pidfd on the event loop, which works for adopted processes that are
+not the agent's children as well. Needs Linux 5.3+ (pidfd_open).
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ import asyncio
 import os
 import subprocess
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import psutil
 
 from common import log
 
-READ_SIZE = 64 * 1024
+# "$1": the task's command line; "$2": where to write its exit code.
+WRAPPER = '/bin/sh -c "$1"; s=$?; echo "$s" > "$2"; exit "$s"'
 _log = log.get("launcher")
 
 
@@ -30,121 +36,114 @@ class LaunchError(Exception):
 @dataclass(eq=False)
 class _Proc:
     key: object
-    popen: subprocess.Popen[bytes]
+    pid: int
     pidfd: int
-    pipes: dict[int, str] = field(default_factory=dict)  # fd -> "stdout" | "stderr"
+    popen: subprocess.Popen[bytes] | None  # None when adopted (not our child)
     exited: bool = False
 
 
+def start_time(pid: int) -> float:
+    """When the process started (to tell it from a later process given the same pid)."""
+    return psutil.Process(pid).create_time()
+
+
 class Launcher:
-    def __init__(
-        self,
-        on_output: Callable[[object, str, bytes], None],
-        on_exit: Callable[[object, int, int], None],
-        on_drained: Callable[[object], None],
-    ) -> None:
-        self._on_output = on_output
+    def __init__(self, on_exit: Callable[[object, int | None], None]) -> None:
+        """on_exit(key, returncode): as subprocess gives it (negative: killed by that signal),
+        or None for an adopted process, whose exit code is in its status file."""
         self._on_exit = on_exit
-        self._on_drained = on_drained
         self._procs: dict[object, _Proc] = {}
         self._loop = asyncio.get_running_loop()
 
-    def start(self, key: object, command_line: str, env: Mapping[str, str], cwd: str, stdin_path: str = "") -> int:
-        if not os.path.isdir(cwd):
-            raise LaunchError(f"working directory {cwd} does not exist on this node")
-        stdin: int = subprocess.DEVNULL
-        if stdin_path:
-            path = os.path.join(cwd, stdin_path)
-            try:
-                stdin = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as e:
-                raise LaunchError(f"cannot open stdin file {path}: {e.strerror}") from None
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+    def start(
+        self, key: object, command_line: str, env: Mapping[str, str], cwd: str, stdin_path: str,
+        stdout_fd: int, stderr_fd: int, status_path: str,
+    ) -> tuple[int, float]:
+        """Start the task; returns its pid and start time. Closes the two output fds."""
         try:
-            popen = subprocess.Popen(
-                ["/bin/sh", "-c", command_line],
-                stdin=stdin,
-                stdout=out_w,
-                stderr=err_w,
-                cwd=cwd,
-                env=dict(env),
-                process_group=0,
-                close_fds=True,
-            )
-        except OSError as e:
-            os.close(out_r)
-            os.close(err_r)
-            raise LaunchError(f"{e.strerror or e} ({e.filename or '/bin/sh'})") from None
+            if not os.path.isdir(cwd):
+                raise LaunchError(f"working directory {cwd} does not exist on this node")
+            stdin: int = subprocess.DEVNULL
+            if stdin_path:
+                path = os.path.join(cwd, stdin_path)
+                try:
+                    stdin = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as e:
+                    raise LaunchError(f"cannot open stdin file {path}: {e.strerror}") from None
+            try:
+                popen = subprocess.Popen(
+                    ["/bin/sh", "-c", WRAPPER, "shoal-task", command_line, status_path],
+                    stdin=stdin, stdout=stdout_fd, stderr=stderr_fd, cwd=cwd, env=dict(env),
+                    process_group=0, close_fds=True,
+                )
+            except OSError as e:
+                raise LaunchError(f"{e.strerror or e} ({e.filename or '/bin/sh'})") from None
+            finally:
+                if stdin != subprocess.DEVNULL:
+                    os.close(stdin)
         finally:
-            os.close(out_w)
-            os.close(err_w)
-            if stdin != subprocess.DEVNULL:
-                os.close(stdin)
-        proc = _Proc(key, popen, os.pidfd_open(popen.pid))
-        self._procs[key] = proc
-        for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
-            os.set_blocking(fd, False)
-            proc.pipes[fd] = stream
-            self._loop.add_reader(fd, self._readable, proc, fd)
-        self._loop.add_reader(proc.pidfd, self._reap, proc)
-        return popen.pid
+            os.close(stdout_fd)
+            os.close(stderr_fd)
+        self._watch(_Proc(key, popen.pid, os.pidfd_open(popen.pid), popen))
+        try:
+            started = start_time(popen.pid)
+        except psutil.NoSuchProcess:
+            started = 0.0  # already gone: its exit is on its way
+        return popen.pid, started
+
+    def adopt(self, key: object, pid: int, started: float) -> bool:
+        """Watch a task an earlier agent started; False if that process is gone."""
+        try:
+            if abs(start_time(pid) - started) > 0.05 or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return False
+            pidfd = os.pidfd_open(pid)
+        except (psutil.NoSuchProcess, ProcessLookupError):
+            return False
+        self._watch(_Proc(key, pid, pidfd, None))
+        return True
 
     def signal(self, key: object, sig: int) -> None:
         proc = self._procs.get(key)
         if proc is None:
             return
         try:
-            os.killpg(proc.popen.pid, sig)
+            os.killpg(proc.pid, sig)
         except ProcessLookupError:
             pass
         except PermissionError as e:
-            _log.warning("signal_failed", pid=proc.popen.pid, signal=sig, error=str(e))
-
-    def close_pipes(self, key: object) -> None:
-        """Stop waiting for EOF (a process that left the group still holds the pipes)."""
-        proc = self._procs.get(key)
-        if proc is not None:
-            for fd in list(proc.pipes):
-                self._close_pipe(proc, fd)
+            _log.warning("signal_failed", pid=proc.pid, signal=sig, error=str(e))
 
     def release(self, key: object) -> None:
         """Forget an ended task (kept until then so its process group can still be signalled)."""
-        proc = self._procs.pop(key, None)
-        if proc is not None:
-            for fd in list(proc.pipes):
-                self._close_pipe(proc, fd)
+        self._procs.pop(key, None)
 
     def running(self) -> int:
         return sum(1 for p in self._procs.values() if not p.exited)
 
-    def _readable(self, proc: _Proc, fd: int) -> None:
-        try:
-            data = os.read(fd, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
-            self._on_output(proc.key, proc.pipes[fd], data)
-        else:
-            self._close_pipe(proc, fd)
-
-    def _close_pipe(self, proc: _Proc, fd: int) -> None:
-        if fd not in proc.pipes:
-            return
-        self._loop.remove_reader(fd)
-        os.close(fd)
-        del proc.pipes[fd]
-        if not proc.pipes:
-            self._on_drained(proc.key)
+    def _watch(self, proc: _Proc) -> None:
+        self._procs[proc.key] = proc
+        self._loop.add_reader(proc.pidfd, self._reap, proc)
 
     def _reap(self, proc: _Proc) -> None:
-        code = proc.popen.poll()
-        if code is None:
-            return
+        code: int | None = None
+        if proc.popen is not None:
+            code = proc.popen.poll()
+            if code is None:
+                return
         self._loop.remove_reader(proc.pidfd)
         os.close(proc.pidfd)
         proc.exited = True
-        exit_code, signal = (0, -code) if code < 0 else (code, 0)
-        self._on_exit(proc.key, exit_code, signal)
+        self._on_exit(proc.key, code)
+
+
+def find_by_run_id(run_id: str) -> tuple[int, float] | None:
+    """A task process carrying SHOAL_RUN_ID=run_id in its environment (started by an agent
+    that died before it could record the pid)."""
+    for p in psutil.process_iter(["pid"]):
+        try:
+            # Its children carry the variable too; the wrapper leads the process group.
+            if p.environ().get("SHOAL_RUN_ID") == run_id and os.getpgid(p.pid) == p.pid:
+                return p.pid, p.create_time()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ProcessLookupError):
+            continue
+    return None

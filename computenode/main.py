@@ -31,6 +31,7 @@ def run(args: argparse.Namespace, default_head: str | None) -> int:
             "memory_mb": args.memory_mb,
             "state_dir": args.state_dir,
             "kill_grace": args.kill_grace,
+            "stop_tasks_on_exit": args.stop_tasks_on_exit,
             "log_level": args.log_level,
         },
     )

@@ -1,14 +1,15 @@
 """The agent's task table as a pure state machine: AgentState.handle(event) -> [instructions].
 
-No I/O, no clock: the agent shell (agent.py) feeds it events (what the head asked, what
-the processes did) and carries out the instructions it returns. Tasks are keyed by
-(task, attempt), so a new attempt of a task is a new entry and never confused with an old
-one. The table is an explicit transition table: an event that has no entry for a task's
-phase is ignored, which makes repeated kills, duplicate launches and late acks harmless.
+No I/O, no clock: the agent shell (agent.py) feeds it events (what the head asked, what the
+processes did, what an earlier run of the agent left in the spool) and carries out the
+instructions it returns. Tasks are keyed by (task, attempt), so a new attempt of a task is a
+new entry and never confused with an old one. The table is an explicit transition table: an
+event that has no entry for a task's phase is ignored, which makes repeated kills, duplicate
+launches and late acks harmless.
 
-Phases: RUNNING -> (KILLING) -> ENDED (process gone, output still draining) -> REPORTED
-(exit sent to the head, kept until it acknowledges) -> forgotten. A task past its runtime
-limit is killed like a cancelled one, and its exit says so.
+Phases: RUNNING -> (KILLING) -> REPORTED (the exit is sent to the head and kept until it
+acknowledges) -> forgotten. A task past its runtime limit is killed like a cancelled one, and
+its exit says so. A task adopted after an agent restart enters in the phase it was left in.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import enum
 import signal as _signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from common.ids import TaskId
@@ -27,7 +28,6 @@ Key = tuple[TaskId, int]  # (task, attempt)
 class Phase(enum.Enum):
     RUNNING = "running"
     KILLING = "killing"
-    ENDED = "ended"
     REPORTED = "reported"
 
 
@@ -73,11 +73,7 @@ class ProcessExited:
     key: Key
     exit_code: int
     signal: int
-
-
-@dataclass(frozen=True, slots=True)
-class OutputDrained:
-    key: Key
+    error: str = ""  # set when how it ended is unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +81,23 @@ class ExitAcked:
     key: Key
 
 
+@dataclass(frozen=True, slots=True)
+class Adopted:
+    """A task an earlier run of the agent left: still running, or ended (with how)."""
+
+    key: Key
+    running: bool
+    killing: bool = False
+    runtime_left: float = 0.0  # seconds; 0: no limit
+    runtime_exceeded: bool = False
+    exit_code: int = 0
+    signal: int = 0
+    error: str = ""
+
+
 Event = (
     LaunchRequested | KillRequested | KillTimeout | RuntimeExceeded | ProcessStarted | StartFailed
-    | ProcessExited | OutputDrained | ExitAcked
+    | ProcessExited | ExitAcked | Adopted
 )
 
 
@@ -133,7 +143,14 @@ class Forget:
     key: Key
 
 
-Instruction = Start | Signal | StartKillTimer | StartRuntimeTimer | ReportStarted | ReportExited | Forget
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """The entry's kill or runtime state changed: write it down so an adoption sees it."""
+
+    key: Key
+
+
+Instruction = Start | Signal | StartKillTimer | StartRuntimeTimer | ReportStarted | ReportExited | Forget | Persist
 
 
 @dataclass(slots=True)
@@ -144,14 +161,13 @@ class TaskEntry:
     exit_code: int = 0
     signal: int = 0
     error: str = ""
-    drained: bool = False
     runtime_limit: float = 0.0
     runtime_exceeded: bool = False
 
 
-@dataclass
 class AgentState:
-    tasks: dict[Key, TaskEntry] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.tasks: dict[Key, TaskEntry] = {}
 
     def handle(self, event: Event) -> list[Instruction]:
         entry = self.tasks.get(event.key)
@@ -170,6 +186,16 @@ class AgentState:
         self.tasks[e.key] = TaskEntry(e.key, runtime_limit=e.runtime_limit)
         return [Start(e.key, e.launch)]
 
+    def _adopted(self, _: None, e: Adopted) -> list[Instruction]:
+        t = self.tasks[e.key] = TaskEntry(e.key, runtime_exceeded=e.runtime_exceeded)
+        if not e.running:
+            t.phase, t.exit_code, t.signal, t.error = Phase.REPORTED, e.exit_code, e.signal, e.error
+            return [ReportExited(e.key)]
+        if e.killing:
+            t.phase = Phase.KILLING
+            return [Signal(e.key, _signal.SIGKILL)]  # its grace passed while the agent was away
+        return [StartRuntimeTimer(e.key, e.runtime_left)] if e.runtime_left > 0 else []
+
     def _started(self, t: TaskEntry, e: ProcessStarted) -> list[Instruction]:
         t.pid = e.pid
         out: list[Instruction] = [ReportStarted(e.key, e.pid)]
@@ -177,42 +203,27 @@ class AgentState:
             out.append(StartRuntimeTimer(e.key, t.runtime_limit))
         return out
 
-    def _runtime_exceeded(self, t: TaskEntry, e: RuntimeExceeded) -> list[Instruction]:
-        t.runtime_exceeded = True
-        return self._kill(t, KillRequested(e.key))
-
     def _start_failed(self, t: TaskEntry, e: StartFailed) -> list[Instruction]:
         t.error = e.error
-        t.drained = True
         t.phase = Phase.REPORTED
         return [ReportExited(e.key)]
 
-    def _kill(self, t: TaskEntry, e: KillRequested) -> list[Instruction]:
+    def _kill(self, t: TaskEntry, e: KillRequested | RuntimeExceeded) -> list[Instruction]:
         t.phase = Phase.KILLING
-        return [Signal(e.key, _signal.SIGTERM), StartKillTimer(e.key)]
+        return [Persist(e.key), Signal(e.key, _signal.SIGTERM), StartKillTimer(e.key)]
+
+    def _runtime_exceeded(self, t: TaskEntry, e: RuntimeExceeded) -> list[Instruction]:
+        t.runtime_exceeded = True
+        return self._kill(t, e)
 
     def _kill_timeout(self, t: TaskEntry, e: KillTimeout) -> list[Instruction]:
         return [Signal(e.key, _signal.SIGKILL)]
 
     def _exited(self, t: TaskEntry, e: ProcessExited) -> list[Instruction]:
-        t.exit_code, t.signal = e.exit_code, e.signal
-        # Whatever the task left behind in its process group goes with it (as Slurm does).
-        out: list[Instruction] = [Signal(e.key, _signal.SIGKILL)]
-        if t.drained:
-            t.phase = Phase.REPORTED
-            out.append(ReportExited(e.key))
-        else:
-            t.phase = Phase.ENDED
-        return out
-
-    def _drained_running(self, t: TaskEntry, e: OutputDrained) -> list[Instruction]:
-        t.drained = True
-        return []
-
-    def _drained_ended(self, t: TaskEntry, e: OutputDrained) -> list[Instruction]:
-        t.drained = True
+        t.exit_code, t.signal, t.error = e.exit_code, e.signal, e.error
         t.phase = Phase.REPORTED
-        return [ReportExited(e.key)]
+        # Whatever the task left behind in its process group goes with it (as Slurm does).
+        return [Signal(e.key, _signal.SIGKILL), ReportExited(e.key)]
 
     def _acked(self, t: TaskEntry, e: ExitAcked) -> list[Instruction]:
         del self.tasks[e.key]
@@ -223,6 +234,7 @@ _Handler = Callable[[AgentState, Any, Any], list[Instruction]]
 P = Phase
 _TABLE: dict[tuple[Phase | None, type], _Handler] = {
     (None, LaunchRequested): AgentState._launch,
+    (None, Adopted): AgentState._adopted,
     (P.RUNNING, ProcessStarted): AgentState._started,
     (P.KILLING, ProcessStarted): AgentState._started,
     (P.RUNNING, StartFailed): AgentState._start_failed,
@@ -232,9 +244,6 @@ _TABLE: dict[tuple[Phase | None, type], _Handler] = {
     (P.KILLING, KillTimeout): AgentState._kill_timeout,
     (P.RUNNING, ProcessExited): AgentState._exited,
     (P.KILLING, ProcessExited): AgentState._exited,
-    (P.RUNNING, OutputDrained): AgentState._drained_running,
-    (P.KILLING, OutputDrained): AgentState._drained_running,
-    (P.ENDED, OutputDrained): AgentState._drained_ended,
     (P.REPORTED, ExitAcked): AgentState._acked,
 }
 del P

@@ -34,6 +34,9 @@ class LocalCluster:
     memory_mb: int | None = None
     head_args: Sequence[str] = ()
     node_args: Sequence[str] = ()
+    # Agents stop their tasks when they stop, so nothing outlives the cluster. Off: tasks
+    # outlive their agent, to be adopted by the next one (reliability tests).
+    stop_tasks_on_exit: bool = True
     address: str = ""
     head: subprocess.Popen[bytes] | None = None
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -76,6 +79,8 @@ class LocalCluster:
 
     def start_node(self, name: str, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
         args = ["node", "--head", self.address, "--name", name, "--state-dir", str(self.state_dir / name)]
+        if self.stop_tasks_on_exit:
+            args.append("--stop-tasks-on-exit")
         if self.cores:
             args += ["--cores", str(self.cores)]
         if self.memory_mb:
@@ -121,6 +126,11 @@ class LocalCluster:
             _signal(self.head, signal.SIGTERM)
             _wait(self.head, timeout)
             self.head = None
+
+    def kill_node(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.agents.pop(name)
+        _signal(proc, sig)
+        proc.wait()
 
     def kill_head(self) -> None:
         if self.head is not None:

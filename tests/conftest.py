@@ -64,3 +64,13 @@ def client(cluster: object) -> Iterator[object]:
         for job in c.list_jobs(states=active):
             c.cancel_job(job.id, "test teardown")
         eventually(lambda: all(n.running_tasks == 0 for n in c.list_nodes()), what="nodes to be idle after teardown")
+
+
+def kill_group(pid: int) -> None:
+    """Kill the process group of a task's process (its wrapper shell leads the group)."""
+    import signal
+
+    try:
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+    except ProcessLookupError:
+        pass

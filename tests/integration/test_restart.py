@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from common.ids import TaskId
 from shoal.client import Client, RequestFailed, task_spec
 from shoal.local import LocalCluster
 from shoal.v1 import admin_pb2, jobs_pb2
-from tests.conftest import eventually
+from tests.conftest import eventually, kill_group
 
 pytestmark = pytest.mark.cluster
 
@@ -100,7 +98,7 @@ def test_a_lost_node_fails_a_task_that_is_not_rerunnable(small_cluster: LocalClu
             assert {n.name: n for n in client.list_nodes()}[node].running_tasks == 0
         finally:
             if pid and alive(pid):
-                os.killpg(pid, signal.SIGKILL)
+                kill_group(pid)
 
 
 @pytest.mark.parametrize("small_cluster", [1.5], indirect=True)
@@ -123,7 +121,7 @@ def test_a_lost_node_requeues_a_rerunnable_task_elsewhere(small_cluster: LocalCl
         finally:
             for pid in pids:
                 if alive(pid):
-                    os.killpg(pid, signal.SIGKILL)
+                    kill_group(pid)
 
 
 def test_a_second_agent_with_a_taken_name_is_refused(small_cluster: LocalCluster) -> None:
@@ -158,3 +156,20 @@ def test_completed_jobs_are_purged_after_their_ttl_and_survive_a_restart_until_t
         with pytest.raises(RequestFailed):
             client.get_job(done.id)
         assert client.get_job(waiting).held
+
+
+def test_output_and_exits_while_the_head_is_down_arrive_afterwards(small_cluster: LocalCluster, tmp_path: Path) -> None:
+    go, done = tmp_path / "go", tmp_path / "done"
+    with Client(small_cluster.address) as client:
+        job_id = client.submit(jobs_pb2.JobSpec(tasks=[task_spec(
+            f"echo first; while [ ! -e {go} ]; do sleep 0.02; done; seq 1 20000; touch {done}")]))
+        eventually(lambda: b"".join(client.read_output(TaskId(job_id, 1))) == b"first\n", what="the first line")
+    small_cluster.kill_head()
+    go.touch()
+    eventually(done.exists, what="the task to end while the head is down")
+    small_cluster.start_head()
+    with Client(small_cluster.address) as client:
+        job = client.wait_job(job_id)
+        assert job.state == jobs_pb2.JOB_STATE_FINISHED and job.tasks[0].attempt == 1
+        expected = b"first\n" + b"".join(b"%d\n" % i for i in range(1, 20001))
+        assert b"".join(client.read_output(TaskId(job_id, 1))) == expected

@@ -1,0 +1,206 @@
+"""The agent's local half: task processes, their spool records, timers, and adoption.
+
+It carries out the local instructions of the agent's state machine (start, signal, timers,
+forget, persist) and feeds back what the processes do as events. Everything it needs to take
+a task back after an agent restart is in the spool (spool.py): on start-up, `adopt_all` turns
+each record into an `Adopted` event: still running (watched again, its runtime limit resumed),
+or ended (with the exit code its wrapper wrote). A record whose process never started is
+dropped, so the head counts that task lost and requeues it; none is ever run twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal as _signal
+import uuid
+from collections.abc import Callable
+
+from common import log
+from common.clock import Clock
+from common.config import NodeConfig
+from computenode import state as st
+from computenode.launcher import Launcher, LaunchError, find_by_run_id
+from computenode.spool import STREAMS, Meta, Spool
+from shoal.v1 import nodes_pb2
+
+_log = log.get("runner")
+COPY_CHUNK = 1024 * 1024
+
+
+class TaskRunner:
+    def __init__(self, config: NodeConfig, clock: Clock, spool: Spool, feed: Callable[[st.Event], None],
+                 on_output: Callable[[st.Key], None]) -> None:
+        self.config = config
+        self.clock = clock
+        self.spool = spool
+        self._feed = feed
+        self._on_output = on_output
+        self._metas: dict[st.Key, Meta] = {}
+        self._timers: dict[st.Key, asyncio.Task[None]] = {}
+        self._user_files: dict[st.Key, dict[str, int]] = {}
+        self._signals: dict[st.Key, int] = {}
+        self.launcher: Launcher | None = None
+
+    def begin(self) -> None:
+        """Start watching processes and output (needs the running event loop)."""
+        self.launcher = Launcher(self._on_exit)
+        asyncio.get_running_loop().add_reader(self.spool.watch(self._on_growth), self.spool.pump)
+
+    # -- adoption ----------------------------------------------------------------------------
+
+    def adopt_all(self) -> int:
+        adopted = 0
+        for meta in self.spool.existing():
+            event = self._adoption(meta)
+            if event is not None:
+                self._metas[meta.key] = meta
+                self._feed(event)
+                adopted += 1
+        return adopted
+
+    def _adoption(self, meta: Meta) -> st.Adopted | None:
+        assert self.launcher is not None
+        key = meta.key
+        if meta.error:
+            return st.Adopted(key, running=False, error=meta.error)
+        pid, started = meta.pid, meta.start_time
+        if not pid and (found := find_by_run_id(meta.run_id)) is not None:
+            pid, started = found  # the agent died between starting it and writing its pid
+            meta.pid, meta.start_time = found
+            self.spool.save(meta)
+        if pid and self.launcher.adopt(key, pid, started):
+            try:
+                self._open_user_files(key, meta, truncate=False)
+            except LaunchError as e:  # the copy on the node is lost; the head's copy is not
+                _log.warning("output_file_reopen_failed", task_id=meta.task, error=str(e))
+            left = 0.0
+            if meta.runtime_deadline:
+                left = max(0.001, meta.runtime_deadline - self.clock.now())
+            _log.info("task_adopted", task_id=meta.task, attempt=meta.attempt, pid=pid)
+            return st.Adopted(key, running=True, killing=meta.killing, runtime_left=left,
+                              runtime_exceeded=meta.runtime_exceeded)
+        code = self.spool.exit_status(key)
+        if code is not None:
+            return st.Adopted(key, running=False, exit_code=code, runtime_exceeded=meta.runtime_exceeded)
+        if not pid:
+            self.spool.remove(key)  # never started: the head will count it lost and requeue it
+            return None
+        if meta.killing:
+            return st.Adopted(key, running=False, signal=_signal.SIGKILL, runtime_exceeded=meta.runtime_exceeded)
+        return st.Adopted(key, running=False,
+                          error="it ended while the agent was down and left no exit status")
+
+    # -- instructions ------------------------------------------------------------------------
+
+    def start(self, key: st.Key, launch: nodes_pb2.LaunchTask, node: str) -> None:
+        assert self.launcher is not None
+        task, attempt = key
+        limit = launch.runtime_limit.ToNanoseconds() / 1e9 if launch.HasField("runtime_limit") else 0.0
+        cwd = launch.working_directory or os.path.expanduser("~")
+        meta = Meta(task=str(task), attempt=attempt, run_id=uuid.uuid4().hex,
+                    runtime_deadline=self.clock.now() + limit if limit else 0.0)
+        for stream, path in (("stdout", launch.stdout_path), ("stderr", launch.stderr_path)):
+            if path:
+                meta.user_files[stream] = os.path.join(cwd, path)
+        out_fd, err_fd = self.spool.create(meta)
+        self._metas[key] = meta
+        env = dict(os.environ)
+        env.update(launch.environment)  # the head resolved the task's SHOAL_* variables
+        env.update({"SHOAL_NODE": node, "SHOAL_ATTEMPT": str(attempt), "SHOAL_RUN_ID": meta.run_id})
+        try:
+            self._open_user_files(key, meta, truncate=True)
+            pid, started = self.launcher.start(key, launch.command_line, env, cwd, launch.stdin_path, out_fd,
+                                               err_fd, str(self.spool.status_path(key)))
+        except LaunchError as e:
+            self._close_user_files(key)
+            meta.error = str(e)
+            self.spool.save(meta)
+            _log.warning("launch_failed", task_id=str(task), attempt=attempt, error=str(e))
+            self._feed(st.StartFailed(key, str(e)))
+            return
+        meta.pid, meta.start_time = pid, started
+        self.spool.save(meta)
+        _log.info("task_started", task_id=str(task), attempt=attempt, pid=pid)
+        self._feed(st.ProcessStarted(key, pid))
+
+    def signal(self, key: st.Key, sig: int) -> None:
+        assert self.launcher is not None
+        self._signals[key] = sig
+        self.launcher.signal(key, sig)
+
+    def timer(self, key: st.Key, seconds: float, fire: Callable[[], None]) -> None:
+        self.cancel_timer(key)
+
+        async def wait_then_fire() -> None:
+            await self.clock.sleep(seconds)
+            self._timers.pop(key, None)
+            fire()
+
+        self._timers[key] = asyncio.create_task(wait_then_fire())
+
+    def cancel_timer(self, key: st.Key) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    def persist(self, key: st.Key, killing: bool, runtime_exceeded: bool) -> None:
+        meta = self._metas.get(key)
+        if meta is not None:
+            meta.killing, meta.runtime_exceeded = killing, runtime_exceeded
+            self.spool.save(meta)
+
+    def forget(self, key: st.Key) -> None:
+        assert self.launcher is not None
+        self.cancel_timer(key)
+        self._close_user_files(key)
+        self._metas.pop(key, None)
+        self._signals.pop(key, None)
+        self.spool.remove(key)
+        self.launcher.release(key)
+
+    # -- what the processes do ---------------------------------------------------------------
+
+    def _on_exit(self, key: object, returncode: int | None) -> None:
+        k: st.Key = key  # type: ignore[assignment]
+        self._on_growth(k)  # copy the last of its output before it is reported
+        if returncode is not None:
+            code, sig = (0, -returncode) if returncode < 0 else (returncode, 0)
+            self._feed(st.ProcessExited(k, code, sig))
+            return
+        code = self.spool.exit_status(k)
+        if code is not None:
+            self._feed(st.ProcessExited(k, code, 0))
+        elif k in self._signals:
+            self._feed(st.ProcessExited(k, 0, self._signals[k]))  # what we last sent it
+        else:
+            self._feed(st.ProcessExited(k, 0, 0, "it ended without leaving an exit status"))
+
+    def _on_growth(self, key: st.Key) -> None:
+        for stream, fd in self._user_files.get(key, {}).items():
+            copied = os.fstat(fd).st_size  # only the agent writes it, appending
+            while data := self.spool.read(key, stream, copied, COPY_CHUNK):
+                try:
+                    os.write(fd, data)
+                except OSError as e:  # a full disk must not stop the copy the head keeps
+                    _log.warning("output_file_write_failed", task_id=str(key[0]), error=e.strerror)
+                    break
+                copied += len(data)
+        self._on_output(key)
+
+    def _open_user_files(self, key: st.Key, meta: Meta, truncate: bool) -> None:
+        """The task's own stdout/stderr files on the node, besides the copy the head keeps."""
+        for stream in STREAMS:
+            path = meta.user_files.get(stream)
+            if not path:
+                continue
+            mode = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | (os.O_TRUNC if truncate else 0)
+            try:
+                fd = os.open(path, mode, 0o644)
+            except OSError as e:
+                raise LaunchError(f"cannot open {stream} file {path}: {e.strerror}") from None
+            self._user_files.setdefault(key, {})[stream] = fd
+
+    def _close_user_files(self, key: st.Key) -> None:
+        for fd in self._user_files.pop(key, {}).values():
+            os.close(fd)
