@@ -24,6 +24,7 @@ from pathlib import Path
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from figures import figure, report  # noqa: E402
+
 from common.clock import perf_counter  # noqa: E402
 from common.ids import TaskId  # noqa: E402
 from shoal.client import Client, task_spec  # noqa: E402

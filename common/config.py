@@ -36,8 +36,19 @@ class HeadConfig:
     # to <state_dir>/head.addr either way. Plaintext until the security issue lands, so the
     # default keeps it on loopback: use 0.0.0.0:7676 for a real cluster.
     listen: str = f"127.0.0.1:{DEFAULT_PORT}"
-    # SQLite database, task output and the address file live here.
+    # SQLite database (unless `database` says otherwise), task output and the address file.
     state_dir: Path = field(default_factory=lambda: default_state_dir("head"))
+    # Where the cluster's state is stored: empty for SQLite in the state dir, or a URL:
+    # postgresql://user@host:5432/db?schema=NAME (several head nodes may share one; one is
+    # active at a time), or sqlite:///PATH.
+    database: str = ""
+    # With PostgreSQL: seconds the leader lease lasts; the active head renews it every third of
+    # that, and a standby takes over within about this long of the active head dying.
+    lease_ttl: float = 6.0
+    # Task output; empty: <state_dir>/output. Head nodes standing in for each other must share
+    # it (for example on NFS), or the output of tasks that ended before a takeover stays
+    # with the old head.
+    output_dir: str = ""
     # Seconds between agent heartbeats; the head tells each agent when it connects.
     heartbeat_interval: float = 5.0
     # Seconds without a heartbeat (or a connection) after which a node is Unreachable and
@@ -60,6 +71,8 @@ class HeadConfig:
                 f"node_lost_after ({self.node_lost_after}s) must be longer than "
                 f"heartbeat_interval ({self.heartbeat_interval}s)"
             )
+        if self.lease_ttl < 1:
+            raise ConfigError(f"lease_ttl must be at least 1 second, got {self.lease_ttl}")
         if self.completed_job_ttl <= 0:
             raise ConfigError(f"completed_job_ttl must be > 0 seconds, got {self.completed_job_ttl}")
         if self.placement not in ("pack", "spread"):
@@ -69,7 +82,8 @@ class HeadConfig:
 
 @dataclass(frozen=True)
 class NodeConfig:
-    # Head node address HOST:PORT; the agent opens the connection.
+    # Head node address HOST:PORT, or several separated by commas (an active head node and its
+    # standbys); the agent opens the connection.
     head: str = DEFAULT_HEAD
     # Node name, unique in the cluster.
     name: str = field(default_factory=socket.gethostname)
@@ -86,7 +100,8 @@ class NodeConfig:
     log_level: str = "info"
 
     def validate(self) -> NodeConfig:
-        parse_address(self.head, what="head")
+        for address in self.head.split(","):
+            parse_address(address.strip(), what="head")
         if not self.name or any(c.isspace() for c in self.name):
             raise ConfigError(f"node name {self.name!r} must be non-empty and contain no spaces")
         if self.cores < 0 or self.memory_mb < 0:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from common import log
+from common.addr import grpc_target
 from common.clock import Clock
 from common.config import NodeConfig
 from common.resources import Resources
@@ -121,7 +122,7 @@ class Agent:
         return code
 
     async def _session(self, backoff: Backoff) -> None:
-        async with grpc.aio.insecure_channel(self.config.head, options=CHANNEL_OPTIONS) as channel:
+        async with grpc.aio.insecure_channel(grpc_target(self.config.head), options=CHANNEL_OPTIONS) as channel:
             call = nodes_pb2_grpc.NodeServiceStub(channel).Connect()
             conn = _Conn(call)
             try:

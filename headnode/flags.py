@@ -11,6 +11,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default 127.0.0.1:7676; port 0 = any)")
     p.add_argument("--state-dir", metavar="DIR", type=Path, help="database, output and address file")
     p.add_argument("--config", metavar="FILE", type=Path, help="TOML file with a [head] table")
+    p.add_argument("--database", metavar="URL",
+                   help="postgresql://user@host/db[?schema=NAME] or sqlite:///PATH (default: SQLite in the state dir)")
+    p.add_argument("--lease-ttl", metavar="SECONDS", type=float,
+                   help="with PostgreSQL: leader lease length; standbys take over within about this long")
+    p.add_argument("--output-dir", metavar="DIR", help="task output (default <state-dir>/output; share it between "
+                   "head nodes that stand in for each other)")
     p.add_argument("--heartbeat-interval", metavar="SECONDS", type=float, help="told to agents (default 5)")
     p.add_argument("--node-lost-after", metavar="SECONDS", type=float,
                    help="silence after which a node is Unreachable (default 30)")

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import os
 import signal
+from collections.abc import Awaitable
 from pathlib import Path
 
 from common import config as config_mod
@@ -28,12 +29,15 @@ from headnode.services.effects import Effects
 from headnode.services.events import EventBus
 from headnode.services.housekeeping import Housekeeping
 from headnode.services.journal import Journal
+from headnode.services.lease import Lease
 from headnode.services.membership import Membership
 from headnode.services.output import OutputStore
 from headnode.services.queue import QueueService
 from headnode.services.templates import TemplateService
+from headnode.store import open_store
+from headnode.store.base import Store
+from headnode.store.postgres import PostgresStore
 from headnode.store.records import restore
-from headnode.store.sqlite import SqliteStore
 
 ADDRESS_FILE = "head.addr"
 _log = log.get("head")
@@ -47,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         {
             "listen": args.listen,
             "state_dir": args.state_dir,
+            "database": args.database,
+            "lease_ttl": args.lease_ttl,
+            "output_dir": args.output_dir,
             "heartbeat_interval": args.heartbeat_interval,
             "node_lost_after": args.node_lost_after,
             "placement": args.placement,
@@ -61,22 +68,56 @@ def run(args: argparse.Namespace) -> int:
 async def serve(config: HeadConfig, clock: Clock) -> int:
     state_dir = Path(config.state_dir)
     lock = StateDirLock(state_dir, "head node")
-    store = SqliteStore(state_dir / "shoal.db")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    store = open_store(config.database, state_dir)
+    lease: Lease | None = None
+    try:
+        if isinstance(store, PostgresStore):
+            # Several head nodes may share this database: serve only while holding the lease.
+            lease = Lease(config.database, config.lease_ttl, clock, config.listen)
+            if not await _until_either(lease.acquire(), stop):
+                return 0
+            store.guard = lease.fence_check()
+        return await _serve_active(config, clock, state_dir, store, lease, stop)
+    finally:
+        if lease is not None:
+            await lease.release()
+        store.close()
+        lock.release()
+
+
+async def _until_either(work: Awaitable[object], stop: asyncio.Event) -> bool:
+    """Run `work` unless `stop` comes first; True if the work finished."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (task, stopper):
+        if t not in done:
+            t.cancel()
+    return task in done
+
+
+async def _serve_active(
+    config: HeadConfig, clock: Clock, state_dir: Path, store: Store, lease: Lease | None, stop: asyncio.Event
+) -> int:
+    # Loaded only now: a standby that took over must see everything the old leader committed.
     loaded = store.load()
     cluster = restore(loaded, clock.now())
-    stop = asyncio.Event()
     exit_code = 0
 
-    def on_fatal(exc: BaseException) -> None:
+    def on_fatal(reason: BaseException | str) -> None:
         nonlocal exit_code
-        _log.critical("store_write_failed", error=repr(exc))
+        _log.critical("head_cannot_go_on", error=str(reason) if isinstance(reason, str) else repr(reason))
         exit_code = 1
         stop.set()
 
     bus = EventBus()
     journal = Journal(store, bus, on_fatal)
     journal.start()
-    output = OutputStore(state_dir / "output", cluster.may_output)
+    output = OutputStore(Path(config.output_dir) if config.output_dir else state_dir / "output", cluster.may_output)
     allocator: Allocator
     membership: Membership
     effects = Effects(cluster, journal, clock, send_kill=lambda node, kill: membership.send(node, kill),
@@ -95,16 +136,14 @@ async def serve(config: HeadConfig, clock: Clock) -> int:
     address = _connectable(config.listen, port)
     _write_address(state_dir / ADDRESS_FILE, address)
     _log.info("head_started", address=address, state_dir=str(state_dir), jobs=len(cluster.jobs),
-              queued=len(cluster.queue), nodes=len(cluster.nodes))
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+              queued=len(cluster.queue), nodes=len(cluster.nodes), lease_epoch=lease.epoch if lease else None)
     background = [
         asyncio.create_task(allocator.run(), name="allocator"),
         asyncio.create_task(membership.run_liveness(), name="liveness"),
         asyncio.create_task(housekeeping.run(), name="housekeeping"),
     ]
+    if lease is not None:
+        background.append(asyncio.create_task(lease.keep(on_fatal), name="lease"))
     allocator.kick()
     try:
         await stop.wait()
@@ -118,10 +157,8 @@ async def serve(config: HeadConfig, clock: Clock) -> int:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await journal.close()
-        store.close()
         output.close()
         (state_dir / ADDRESS_FILE).unlink(missing_ok=True)
-        lock.release()
         _log.info("head_stopped")
     return exit_code
 

@@ -1,15 +1,19 @@
-"""A local cluster of real processes: one head node and N agents on this machine.
+"""A local cluster of real processes: head node(s) and N agents on this machine.
 
-Used by `shoal up`, `shoal demo`, the benchmarks and the test suite, so all of them run
-the very daemons an operator runs. Each daemon logs to <state_dir>/logs/<name>.log. The
-head is first started on the requested address (port 0 picks one) and later restarts reuse
-the port it got, so agents find it again.
+Used by `shoal up`, `shoal demo`, the benchmarks and the test suite, so all of them run the
+very daemons an operator runs. Each daemon logs to <state_dir>/logs/<name>.log.
+
+With one head node (the default) it is first started on the requested address (port 0 picks
+one) and later restarts reuse the port it got, so agents find it again. With several (which
+needs a PostgreSQL `database`), each gets a port picked up front, they share the database and
+the output directory, one is active and the others stand by, and `address` lists them all.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -25,6 +29,12 @@ class ClusterError(Exception):
     pass
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @dataclass
 class LocalCluster:
     state_dir: Path
@@ -37,45 +47,75 @@ class LocalCluster:
     # Agents stop their tasks when they stop, so nothing outlives the cluster. Off: tasks
     # outlive their agent, to be adopted by the next one (reliability tests).
     stop_tasks_on_exit: bool = True
+    heads: int = 1
+    database: str = ""
     address: str = ""
-    head: subprocess.Popen[bytes] | None = None
+    head_procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)
         self.log_dir = self.state_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.heads > 1 and not self.database:
+            raise ClusterError("several head nodes need a shared PostgreSQL database")
+        self._listen = [f"127.0.0.1:{free_port()}" for _ in range(self.heads)] if self.heads > 1 else [self.listen]
+        if self.heads > 1:
+            self.address = ",".join(self._listen)
 
     @property
     def node_names(self) -> list[str]:
         return [f"node{i}" for i in range(1, self.nodes + 1)]
 
+    @property
+    def head(self) -> subprocess.Popen[bytes] | None:
+        """The active head node's process (the only one, with a single head)."""
+        active = self.active_head()
+        return self.head_procs.get(active if active is not None else 0)
+
+    def head_name(self, i: int) -> str:
+        return "head" if i == 0 else f"head{i + 1}"
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self, timeout: float = 30.0) -> str:
-        self.start_head(timeout)
+        for i in range(self.heads):
+            self.start_head(i, timeout, wait=i == 0)
         for name in self.node_names:
             self.start_node(name)
         self.wait_nodes(self.node_names, timeout)
         return self.address
 
-    def start_head(self, timeout: float = 30.0) -> str:
-        head_dir = self.state_dir / "head"
+    def start_head(self, i: int = 0, timeout: float = 30.0, wait: bool = True) -> str:
+        """Start head node i; with wait, until some head node serves."""
+        name = self.head_name(i)
+        head_dir = self.state_dir / name
         (head_dir / ADDRESS_FILE).unlink(missing_ok=True)
-        listen = self.address or self.listen
-        head = self.head = self._spawn("head", ["head", "--listen", listen, "--state-dir", str(head_dir),
-                                                *self.head_args])
-        path = head_dir / ADDRESS_FILE
-
-        def started() -> bool:
-            if head.poll() is not None:
-                raise ClusterError(f"the head node exited with status {head.returncode}:\n{self.log_tail('head')}")
-            return path.exists()
-
-        if not wait_until(started, timeout):
-            raise ClusterError(f"the head node did not start within {timeout:g}s:\n{self.log_tail('head')}")
-        self.address = path.read_text().strip()
+        listen = self._listen[i] if self.heads > 1 else (self.address or self.listen)
+        args = ["head", "--listen", listen, "--state-dir", str(head_dir), *self.head_args]
+        if self.database:
+            args += ["--database", self.database, "--output-dir", str(self.state_dir / "output")]
+        self.head_procs[i] = self._spawn(name, args)
+        if not wait:
+            return self.address
+        if not wait_until(lambda: self._serving(), timeout):
+            raise ClusterError(f"no head node served within {timeout:g}s:\n{self.log_tail(name)}")
+        if self.heads == 1:
+            self.address = (head_dir / ADDRESS_FILE).read_text().strip()
         return self.address
+
+    def _serving(self) -> bool:
+        for i, proc in self.head_procs.items():
+            if proc.poll() is not None and self.heads == 1:
+                name = self.head_name(i)
+                raise ClusterError(f"the head node exited with status {proc.returncode}:\n{self.log_tail(name)}")
+        return self.active_head() is not None
+
+    def active_head(self) -> int | None:
+        for i, proc in self.head_procs.items():
+            if proc.poll() is None and (self.state_dir / self.head_name(i) / ADDRESS_FILE).exists():
+                return i
+        return None
 
     def start_node(self, name: str, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
         args = ["node", "--head", self.address, "--name", name, "--state-dir", str(self.state_dir / name)]
@@ -113,7 +153,7 @@ class LocalCluster:
                 raise ClusterError(f"nodes {', '.join(names)} did not come online within {timeout:g}s")
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop agents first (they stop their tasks), then the head."""
+        """Stop agents first (they stop their tasks), then the head nodes."""
         for proc in self.agents.values():
             _signal(proc, signal.SIGTERM)
         for proc in self.agents.values():
@@ -122,21 +162,27 @@ class LocalCluster:
         self.stop_head(timeout)
 
     def stop_head(self, timeout: float = 15.0) -> None:
-        if self.head is not None:
-            _signal(self.head, signal.SIGTERM)
-            _wait(self.head, timeout)
-            self.head = None
+        for proc in self.head_procs.values():
+            _signal(proc, signal.SIGTERM)
+        for proc in self.head_procs.values():
+            _wait(proc, timeout)
+        self.head_procs.clear()
+
+    def kill_head(self, i: int | None = None) -> int:
+        """SIGKILL head node i (default: the active one); returns which."""
+        if i is None:
+            i = self.active_head()
+            if i is None:
+                raise ClusterError("no head node is active")
+        proc = self.head_procs.pop(i)
+        proc.kill()
+        proc.wait()
+        return i
 
     def kill_node(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.agents.pop(name)
         _signal(proc, sig)
         proc.wait()
-
-    def kill_head(self) -> None:
-        if self.head is not None:
-            self.head.kill()
-            self.head.wait()
-            self.head = None
 
     def __enter__(self) -> LocalCluster:
         try:

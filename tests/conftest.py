@@ -74,3 +74,25 @@ def kill_group(pid: int) -> None:
         os.killpg(os.getpgid(pid), signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+POSTGRES_URL = os.environ.get("SHOAL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL server, or skip (with the reason) when none is reachable."""
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            pass
+    except psycopg.OperationalError as e:
+        pytest.skip(f"no PostgreSQL reachable at {POSTGRES_URL} ({' '.join(str(e).split())[:120]})")
+    return POSTGRES_URL
+
+
+def drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as db:
+        db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -9,10 +9,10 @@ written, since `*` is also a shell glob. Every run gets SHOAL_* variables descri
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
-from collections.abc import Mapping
 
 from common.resources import Resources
 from headnode.domain.model import Instance, Job, Task

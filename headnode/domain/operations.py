@@ -15,11 +15,11 @@ from common.errors import FailedPrecondition, InvalidArgument, NotFound, Permiss
 from common.ids import TaskId
 from headnode.domain.lifecycle import (
     Outcome,
+    cancel_instance,
     end_job,
+    move_unit,
     set_unstarted,
     settle_task,
-    move_unit,
-    cancel_instance,
     stop_units,
 )
 from headnode.domain.model import Job, JobSpec, Task, TaskSpec

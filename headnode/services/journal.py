@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 from common import log
 from headnode.domain.lifecycle import Outcome
-from headnode.domain.states import JobState, TaskState
 from headnode.domain.model import Change, Instance, Job, Task
 from headnode.domain.node import Node
+from headnode.domain.states import JobState, TaskState
 from headnode.services.events import EventBus, JobChanged
 from headnode.store.base import Store, TemplateRecord, WriteBatch
 from headnode.store.records import history_record, instance_record, job_record, node_record, task_record

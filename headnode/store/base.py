@@ -153,3 +153,47 @@ class Store(Protocol):
         (task_id; 0 is the job itself) and/or one instance (instance_id; 0 is the task level)."""
 
     def close(self) -> None: ...
+
+
+# Column orders and row tuples shared by the backends (each maps them to its own SQL).
+JOB_COLUMNS = "id, owner, state, reason, created_at, submitted_at, started_at, ended_at, held_by, history_seq, spec"
+TASK_COLUMNS = "job_id, task_id, state, reason, unstarted, cursor, ahead, requeued, started_at, ended_at, spec"
+INSTANCE_COLUMNS = ("job_id, task_id, instance_id, state, reason, attempt, node, holding, exit_code, signal, "
+                    "started_at, ended_at, retries, cores, memory_mb")
+NODE_COLUMNS = ("name, state, reason, cores, memory_mb, hostname, agent_version, instance_id, registered_at, "
+                "last_heartbeat")
+HISTORY_COLUMNS = "job_id, seq, task_id, instance_id, at, state, reason"
+
+
+def job_row(j: JobRecord) -> tuple:
+    return (j.id, j.owner, j.state, j.reason, j.created_at, j.submitted_at, j.started_at, j.ended_at, j.held_by,
+            j.history_seq, j.spec)
+
+
+def task_row(t: TaskRecord) -> tuple:
+    return (t.job_id, t.task_id, t.state, t.reason, t.unstarted, t.cursor, t.ahead, t.requeued, t.started_at,
+            t.ended_at, t.spec)
+
+
+def task_update_row(t: TaskRecord) -> tuple:
+    """The columns a state change writes (all but the keys and the spec), then the keys."""
+    return task_row(t)[2:10] + (t.job_id, t.task_id)
+
+
+def instance_row(i: InstanceRecord) -> tuple:
+    return (i.job_id, i.task_id, i.instance_id, i.state, i.reason, i.attempt, i.node, i.holding, i.exit_code,
+            i.signal, i.started_at, i.ended_at, i.retries, i.cores, i.memory_mb)
+
+
+def node_row(n: NodeRecord) -> tuple:
+    return (n.name, n.state, n.reason, n.cores, n.memory_mb, n.hostname, n.agent_version, n.instance_id,
+            n.registered_at, n.last_heartbeat)
+
+
+def history_row(h: HistoryRecord) -> tuple:
+    return (h.job_id, h.seq, h.task_id, h.instance_id, h.at, h.state, h.reason)
+
+
+def history_record_of(row: tuple) -> HistoryRecord:
+    job_id, seq, task_id, instance_id, at, state, reason = row
+    return HistoryRecord(job_id, task_id, at, state, reason, seq, instance_id)

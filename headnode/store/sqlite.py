@@ -12,6 +12,11 @@ import sqlite3
 from pathlib import Path
 
 from headnode.store.base import (
+    HISTORY_COLUMNS,
+    INSTANCE_COLUMNS,
+    JOB_COLUMNS,
+    NODE_COLUMNS,
+    TASK_COLUMNS,
     HistoryRecord,
     InstanceRecord,
     JobRecord,
@@ -20,6 +25,13 @@ from headnode.store.base import (
     TaskRecord,
     TemplateRecord,
     WriteBatch,
+    history_record_of,
+    history_row,
+    instance_row,
+    job_row,
+    node_row,
+    task_row,
+    task_update_row,
 )
 
 MIGRATIONS: list[str] = [
@@ -60,12 +72,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-_JOB_COLUMNS = "id, owner, state, reason, created_at, submitted_at, started_at, ended_at, held_by, history_seq, spec"
-_TASK_COLUMNS = "job_id, task_id, state, reason, unstarted, cursor, ahead, requeued, started_at, ended_at, spec"
-_INSTANCE_COLUMNS = ("job_id, task_id, instance_id, state, reason, attempt, node, holding, exit_code, signal, "
-                     "started_at, ended_at, retries, cores, memory_mb")
-_NODE_COLUMNS = ("name, state, reason, cores, memory_mb, hostname, agent_version, instance_id, registered_at, "
-                 "last_heartbeat")
 
 
 def _marks(columns: str) -> str:
@@ -104,13 +110,13 @@ class SqliteStore:
 
     def load(self) -> Loaded:
         db = self._db
-        jobs = [JobRecord(*row) for row in db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id")]
-        tasks = [TaskRecord(*row) for row in db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks ORDER BY job_id, task_id")]
+        jobs = [JobRecord(*row) for row in db.execute(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY id")]
+        tasks = [TaskRecord(*row) for row in db.execute(f"SELECT {TASK_COLUMNS} FROM tasks ORDER BY job_id, task_id")]
         instances = [
             InstanceRecord(*r[:7], bool(r[7]), *r[8:])
-            for r in db.execute(f"SELECT {_INSTANCE_COLUMNS} FROM instances ORDER BY job_id, task_id, instance_id")
+            for r in db.execute(f"SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY job_id, task_id, instance_id")
         ]
-        nodes = [NodeRecord(*row) for row in db.execute(f"SELECT {_NODE_COLUMNS} FROM nodes ORDER BY name")]
+        nodes = [NodeRecord(*row) for row in db.execute(f"SELECT {NODE_COLUMNS} FROM nodes ORDER BY name")]
         templates = [TemplateRecord(*row) for row in db.execute(
             "SELECT name, owner, created_at, body FROM templates ORDER BY name")]
         meta = dict(db.execute("SELECT key, value FROM meta"))
@@ -126,15 +132,15 @@ class SqliteStore:
                                       ("history", "job_id")):
                     db.executemany(f"DELETE FROM {table} WHERE {column} = ?", ids)
             if batch.jobs:
-                db.executemany(f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({_marks(_JOB_COLUMNS)})",
-                               [_job_row(j) for j in batch.jobs.values()])
+                db.executemany(f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES ({_marks(JOB_COLUMNS)})",
+                               [job_row(j) for j in batch.jobs.values()])
             if batch.tasks:
                 created = [t for t in batch.tasks.values() if t.spec is not None]
                 updated = [t for t in batch.tasks.values() if t.spec is None]
                 if created:
                     db.executemany(
-                        f"INSERT OR REPLACE INTO tasks ({_TASK_COLUMNS}) VALUES ({_marks(_TASK_COLUMNS)})",
-                        [_task_row(t) for t in created],
+                        f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES ({_marks(TASK_COLUMNS)})",
+                        [task_row(t) for t in created],
                     )
                 if updated:
                     # A plain UPDATE: SQLite checks NOT NULL on an upsert's values before it
@@ -142,21 +148,19 @@ class SqliteStore:
                     db.executemany(
                         "UPDATE tasks SET state=?, reason=?, unstarted=?, cursor=?, ahead=?, requeued=?, "
                         "started_at=?, ended_at=? WHERE job_id=? AND task_id=?",
-                        [_task_row(t)[2:10] + (t.job_id, t.task_id) for t in updated],
+                        [task_update_row(t) for t in updated],
                     )
             if batch.instances:
                 db.executemany(
-                    f"INSERT OR REPLACE INTO instances ({_INSTANCE_COLUMNS}) VALUES ({_marks(_INSTANCE_COLUMNS)})",
-                    [_instance_row(i) for i in batch.instances.values()],
+                    f"INSERT OR REPLACE INTO instances ({INSTANCE_COLUMNS}) VALUES ({_marks(INSTANCE_COLUMNS)})",
+                    [instance_row(i) for i in batch.instances.values()],
                 )
             if batch.nodes:
-                db.executemany(f"INSERT OR REPLACE INTO nodes ({_NODE_COLUMNS}) VALUES ({_marks(_NODE_COLUMNS)})",
-                               [_node_row(n) for n in batch.nodes.values()])
+                db.executemany(f"INSERT OR REPLACE INTO nodes ({NODE_COLUMNS}) VALUES ({_marks(NODE_COLUMNS)})",
+                               [node_row(n) for n in batch.nodes.values()])
             if batch.history:
-                db.executemany(
-                    "INSERT INTO history (job_id, seq, task_id, instance_id, at, state, reason) VALUES (?,?,?,?,?,?,?)",
-                    [(h.job_id, h.seq, h.task_id, h.instance_id, h.at, h.state, h.reason) for h in batch.history],
-                )
+                db.executemany(f"INSERT INTO history ({HISTORY_COLUMNS}) VALUES ({_marks(HISTORY_COLUMNS)})",
+                               [history_row(h) for h in batch.history])
             for name, template in batch.templates.items():
                 if template is None:
                     db.execute("DELETE FROM templates WHERE name = ?", (name,))
@@ -179,9 +183,8 @@ class SqliteStore:
         if instance_id is not None:
             where += " AND instance_id = ?"
             args.append(instance_id)
-        return [HistoryRecord(*row) for row in self._db.execute(
-            f"SELECT job_id, task_id, at, state, reason, seq, instance_id FROM history WHERE {where} ORDER BY seq",
-            args)]
+        return [history_record_of(row) for row in self._db.execute(
+            f"SELECT {HISTORY_COLUMNS} FROM history WHERE {where} ORDER BY seq", args)]
 
     def close(self) -> None:
         self._db.close()
@@ -190,22 +193,3 @@ class SqliteStore:
 def _split(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
-
-def _job_row(j: JobRecord) -> tuple:
-    return (j.id, j.owner, j.state, j.reason, j.created_at, j.submitted_at, j.started_at, j.ended_at, j.held_by,
-            j.history_seq, j.spec)
-
-
-def _task_row(t: TaskRecord) -> tuple:
-    return (t.job_id, t.task_id, t.state, t.reason, t.unstarted, t.cursor, t.ahead, t.requeued, t.started_at,
-            t.ended_at, t.spec)
-
-
-def _instance_row(i: InstanceRecord) -> tuple:
-    return (i.job_id, i.task_id, i.instance_id, i.state, i.reason, i.attempt, i.node, int(i.holding), i.exit_code,
-            i.signal, i.started_at, i.ended_at, i.retries, i.cores, i.memory_mb)
-
-
-def _node_row(n: NodeRecord) -> tuple:
-    return (n.name, n.state, n.reason, n.cores, n.memory_mb, n.hostname, n.agent_version, n.instance_id,
-            n.registered_at, n.last_heartbeat)

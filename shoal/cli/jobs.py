@@ -194,9 +194,9 @@ def export(args: argparse.Namespace, head: str) -> int:
 
 @talks_to_head
 def watch(args: argparse.Namespace, head: str) -> int:
-    from shoal.cli import render
-
     from google.protobuf import json_format
+
+    from shoal.cli import render
 
     with Client(head) as client:
         events = client.watch_job(parse_job_id(args.job)) if args.job else client.watch_jobs(args.owner)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,28 +19,32 @@ from headnode.store.base import (
     TemplateRecord,
     WriteBatch,
 )
+from headnode.store.postgres import PostgresStore
 from headnode.store.sqlite import SqliteStore
+from tests.conftest import drop_schema, postgres_url
 
 
-def sqlite_backend(tmp_path: Path) -> Callable[[], Store]:
-    return lambda: SqliteStore(tmp_path / "shoal.db")
-
-
-BACKENDS = {"sqlite": sqlite_backend}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=["sqlite", "postgres"])
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Each backend, fresh for each test: a new SQLite file, or a new PostgreSQL schema."""
     opened: list[Store] = []
+    if request.param == "sqlite":
+        make: Callable[[], Store] = lambda: SqliteStore(tmp_path / "shoal.db")  # noqa: E731
+    else:
+        url = postgres_url()
+        schema = f"contract_{uuid.uuid4().hex[:12]}"
+        make = lambda: PostgresStore(f"{url}?schema={schema}")  # noqa: E731
 
     def factory() -> Store:
-        store = BACKENDS[request.param](tmp_path)()
+        store = make()
         opened.append(store)
         return store
 
     yield factory
     for store in opened:
         store.close()
+    if request.param == "postgres":
+        drop_schema(schema)
 
 
 def job(i: int, state: str = "Queued") -> JobRecord:

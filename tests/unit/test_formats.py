@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from common.errors import InvalidArgument
-from common.formats import format_exit_codes, format_priority, parse_duration, parse_exit_codes, parse_priority, parse_sweep
+from common.formats import (
+    format_exit_codes,
+    format_priority,
+    parse_duration,
+    parse_exit_codes,
+    parse_priority,
+    parse_sweep,
+)
 from headnode.domain import eligibility, lifecycle, operations
 from headnode.domain.launch import resolve, substitute
 from headnode.domain.lifecycle import Outcome

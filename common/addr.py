@@ -1,0 +1,40 @@
+"""Head-node addresses: one HOST:PORT, or several separated by commas (an active head node and
+its standbys). Several become one gRPC target of resolved addresses with the pick_first
+policy, so a channel connects to whichever head is listening (standbys do not listen) and
+looks again when that one goes away."""
+
+from __future__ import annotations
+
+import socket
+
+from common.config import parse_address
+from common.errors import ConfigError
+
+
+def addresses(text: str) -> list[str]:
+    found = [a.strip() for a in text.split(",") if a.strip()]
+    if not found:
+        raise ConfigError("no head node address given (HOST:PORT[,HOST:PORT...])")
+    for a in found:
+        parse_address(a, "head")
+    return found
+
+
+def grpc_target(text: str) -> str:
+    found = addresses(text)
+    if len(found) == 1:
+        return found[0]  # gRPC resolves a single name itself (and re-resolves it)
+    v4, v6 = [], []
+    for a in found:
+        host, port = parse_address(a, "head")
+        try:
+            info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            raise ConfigError(f"head address {a!r}: cannot resolve {host!r} ({e.strerror})") from None
+        family, _, _, _, sockaddr = info[0]
+        (v4 if family == socket.AF_INET else v6).append((sockaddr[0], port))
+    if v4 and v6:
+        raise ConfigError(f"head addresses {text!r} mix IPv4 and IPv6; give them all in one family")
+    if v4:
+        return "ipv4:" + ",".join(f"{ip}:{port}" for ip, port in v4)
+    return "ipv6:" + ",".join(f"[{ip}]:{port}" for ip, port in v6)

@@ -1,0 +1,73 @@
+"""Two head nodes on one PostgreSQL database: kill the active one mid-workload, the standby
+takes over, and nothing is lost or run twice."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from common.clock import perf_counter
+from shoal.client import Client, task_spec
+from shoal.local import LocalCluster
+from shoal.v1 import jobs_pb2
+from tests.conftest import drop_schema, eventually, postgres_url, run_cli
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def ha(tmp_path: Path) -> Iterator[LocalCluster]:
+    schema = f"failover_{uuid.uuid4().hex[:12]}"
+    cluster = LocalCluster(tmp_path / "ha", nodes=2, cores=2, heads=2,
+                           database=f"{postgres_url()}?schema={schema}",
+                           head_args=["--lease-ttl", "2", "--heartbeat-interval", "0.5", "--node-lost-after", "20"])
+    try:
+        with cluster:
+            yield cluster
+    finally:
+        drop_schema(schema)
+
+
+def test_the_standby_takes_over_and_the_workload_completes(ha: LocalCluster, tmp_path: Path) -> None:
+    ids = tmp_path / "ids"
+    tasks = 60
+    first = ha.active_head()
+    assert first is not None and ha.head_procs.keys() == {0, 1}
+    with Client(ha.address) as client:
+        job_ids = [client.submit(jobs_pb2.JobSpec(name=f"j{i}", tasks=[task_spec(
+            f"sleep 0.1; echo {i} >> {ids}")])) for i in range(tasks)]
+        eventually(lambda: ids.exists() and len(ids.read_text().split()) >= 5, what="work to be under way")
+        killed = perf_counter()
+        ha.kill_head()
+        eventually(lambda: ha.active_head() is not None, timeout=20, what="the standby to take over")
+        took_over = perf_counter() - killed
+        assert ha.active_head() != first
+        # The same client, with both addresses, follows the new active head.
+        for job_id in job_ids:
+            assert client.wait_job(job_id).state == jobs_pb2.JOB_STATE_FINISHED
+        more = client.submit(jobs_pb2.JobSpec(tasks=[task_spec("echo after the takeover")]))
+        assert client.wait_job(more).state == jobs_pb2.JOB_STATE_FINISHED
+    runs = Counter(ids.read_text().split())
+    assert sorted(runs) == sorted(str(i) for i in range(tasks)), "every task ran"
+    assert max(runs.values()) == 1, f"tasks ran twice: {[k for k, v in runs.items() if v > 1]}"
+    assert took_over < 10, f"takeover took {took_over:.1f}s"
+    listed = run_cli("job", "list", "--state", "Finished", "--json", head=ha.address)
+    assert listed.returncode == 0, listed.stderr
+    assert set(job_ids) <= {int(j["id"]) for j in json.loads(listed.stdout)["jobs"]}, "the CLI follows it too"
+
+
+def test_a_killed_head_comes_back_as_a_standby(ha: LocalCluster) -> None:
+    first = ha.kill_head()
+    eventually(lambda: ha.active_head() is not None, timeout=20, what="the standby to take over")
+    second = ha.active_head()
+    ha.start_head(first, wait=False)
+    with Client(ha.address) as client:
+        assert client.wait_job(client.submit(jobs_pb2.JobSpec(tasks=[task_spec("true")]))).state == \
+            jobs_pb2.JOB_STATE_FINISHED
+    eventually(lambda: "standing_by" in ha.log_tail(ha.head_name(first)), what="the restarted head to stand by")
+    assert ha.active_head() == second, "the restarted head stands by while the other is active"
