@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from common import log
-from common.addr import grpc_target
+from common.addr import HEAD_CHANNEL_OPTIONS, grpc_target
 from common.clock import Clock
 from common.config import NodeConfig
 from common.resources import Resources
@@ -43,6 +43,7 @@ _HEARTBEAT = object()
 _log = log.get("agent")
 
 CHANNEL_OPTIONS = [
+    *HEAD_CHANNEL_OPTIONS,
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -89,7 +90,9 @@ class Agent:
         self.runner.begin()
         if adopted := self.runner.adopt_all():
             _log.info("tasks_adopted", count=adopted)
-        backoff = Backoff()
+        # Capped at 2 s: a standby head takes over within seconds, and its agents' reconnects
+        # bound how soon work resumes; a refused connect to a dead head costs next to nothing.
+        backoff = Backoff(maximum=2.0)
         code = 0
         while not stop.is_set():
             session = asyncio.create_task(self._session(backoff))

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import field_mask_pb2
 
-from common.addr import grpc_target
+from common.addr import HEAD_CHANNEL_OPTIONS, grpc_target
 from common.ids import TaskId
 from shoal.v1 import (
     admin_pb2,
@@ -95,7 +95,7 @@ class Client:
     def __init__(self, address: str, user: str | None = None, timeout: float = 30.0) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(grpc_target(address))
+        self._channel = grpc.insecure_channel(grpc_target(address), options=HEAD_CHANNEL_OPTIONS)
         self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
         self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
         self._templates = templates_pb2_grpc.TemplateServiceStub(self._channel)
