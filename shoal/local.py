@@ -117,15 +117,18 @@ class LocalCluster:
                 return i
         return None
 
-    def start_node(self, name: str, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
-        args = ["node", "--head", self.address, "--name", name, "--state-dir", str(self.state_dir / name)]
+    def start_node(self, name: str, extra: Sequence[str] = (), head: str = "",
+                   prefix: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+        """Start agent `name`; `head` overrides the address it is given, `prefix` runs it
+        through another command (e.g. `ip netns exec NS`)."""
+        args = ["node", "--head", head or self.address, "--name", name, "--state-dir", str(self.state_dir / name)]
         if self.stop_tasks_on_exit:
             args.append("--stop-tasks-on-exit")
         if self.cores:
             args += ["--cores", str(self.cores)]
         if self.memory_mb:
             args += ["--memory-mb", str(self.memory_mb)]
-        proc = self._spawn(name, [*args, *self.node_args, *extra])
+        proc = self._spawn(name, [*args, *self.node_args, *extra], prefix)
         self.agents[name] = proc
         return proc
 
@@ -168,14 +171,14 @@ class LocalCluster:
             _wait(proc, timeout)
         self.head_procs.clear()
 
-    def kill_head(self, i: int | None = None) -> int:
-        """SIGKILL head node i (default: the active one); returns which."""
+    def kill_head(self, i: int | None = None, sig: int = signal.SIGKILL) -> int:
+        """Signal head node i (default: the active one) and wait for it to exit; returns which."""
         if i is None:
             i = self.active_head()
             if i is None:
                 raise ClusterError("no head node is active")
         proc = self.head_procs.pop(i)
-        proc.kill()
+        _signal(proc, sig)
         proc.wait()
         return i
 
@@ -204,12 +207,12 @@ class LocalCluster:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, args: list[str], prefix: Sequence[str] = ()) -> subprocess.Popen[bytes]:
         env = dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="false", PYTHONUNBUFFERED="1")
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         try:
             return subprocess.Popen(
-                [sys.executable, "-m", "shoal", *args],
+                [*prefix, sys.executable, "-m", "shoal", *args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
