@@ -4,6 +4,7 @@ takes over, and nothing is lost or run twice."""
 from __future__ import annotations
 
 import json
+import signal
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -21,11 +22,14 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture
-def ha(tmp_path: Path) -> Iterator[LocalCluster]:
+def ha(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalCluster]:
+    """Two head nodes on one fresh PostgreSQL schema, lease ttl 2 s (or the test's param)."""
+    ttl = getattr(request, "param", 2)
     schema = f"failover_{uuid.uuid4().hex[:12]}"
     cluster = LocalCluster(tmp_path / "ha", nodes=2, cores=2, heads=2,
                            database=f"{postgres_url()}?schema={schema}",
-                           head_args=["--lease-ttl", "2", "--heartbeat-interval", "0.5", "--node-lost-after", "20"])
+                           head_args=["--lease-ttl", str(ttl), "--heartbeat-interval", "0.5",
+                                      "--node-lost-after", "20"])
     try:
         with cluster:
             yield cluster
@@ -71,3 +75,22 @@ def test_a_killed_head_comes_back_as_a_standby(ha: LocalCluster) -> None:
             jobs_pb2.JOB_STATE_FINISHED
     eventually(lambda: "standing_by" in ha.log_tail(ha.head_name(first)), what="the restarted head to stand by")
     assert ha.active_head() == second, "the restarted head stands by while the other is active"
+
+
+@pytest.mark.parametrize("ha", [60], indirect=True)
+def test_sigterm_hands_over_at_once_and_running_tasks_run_on(ha: LocalCluster, tmp_path: Path) -> None:
+    """With a 60 s lease, only its release on a clean stop lets the standby take over at once."""
+    with Client(ha.address) as client:
+        running = client.submit(jobs_pb2.JobSpec(tasks=[task_spec(
+            f"echo $SHOAL_ATTEMPT >> {tmp_path}/runs; while [ ! -e {tmp_path}/go ]; do sleep 0.05; done")]))
+        eventually(lambda: (tmp_path / "runs").exists(), what="the task to start")
+        queued = client.submit(jobs_pb2.JobSpec(tasks=[task_spec("echo queued last")]))
+        first = ha.kill_head(sig=signal.SIGTERM)
+        assert ha.head_procs.keys() == {1 - first}
+        eventually(lambda: ha.active_head() is not None, timeout=20, what="the standby to take over")
+        assert client.get_job(running).tasks[0].state == jobs_pb2.TASK_STATE_RUNNING
+        (tmp_path / "go").touch()
+        assert client.wait_job(running).state == jobs_pb2.JOB_STATE_FINISHED
+        assert client.wait_job(queued).state == jobs_pb2.JOB_STATE_FINISHED
+    assert (tmp_path / "runs").read_text() == "1\n", "the running task ran on, once"
+    assert "lease_released" in ha.log_tail(ha.head_name(first))
