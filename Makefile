@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench protos clean venv
+.PHONY: run test bench soak protos clean venv
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Shoal needs Python 3.11 or newer (set PYTHON=...)")'
@@ -25,6 +25,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/latency_first_output.py
 	$(PY) bench/sweep_100k.py
+	$(PY) bench/failover.py
+
+# The long fault-injection run (`make test` runs a short form): 2,000 tasks over 4 agents while
+# the head node and agents are SIGKILLed at random; SEED=N replays another run.
+SEED ?= 7
+soak: $(STAMP)
+	$(PY) -m tests.fault.soak --tasks 2000 --agents 4 --seed $(SEED)
 
 protos: $(STAMP)
 	$(PY) protos/generate.py

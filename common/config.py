@@ -52,7 +52,8 @@ class HeadConfig:
     # Seconds between agent heartbeats; the head tells each agent when it connects.
     heartbeat_interval: float = 5.0
     # Seconds without a heartbeat (or a connection) after which a node is Unreachable and
-    # its running tasks are failed with the reason "node NAME lost".
+    # its running tasks are requeued (or failed, past their retries) with the reason
+    # "node NAME lost".
     node_lost_after: float = 30.0
     # Node choice among those that fit: "pack" fills the busiest node first (keeps whole
     # nodes free for wide tasks, as Slurm does), "spread" the least busy.

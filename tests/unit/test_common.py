@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,7 @@ def test_the_example_config_in_deploy_loads() -> None:
     example = Path(__file__).resolve().parents[2] / "deploy" / "shoal.example.toml"
     assert load(HeadConfig, "head", example, {}).listen == "127.0.0.1:7676"
     assert load(NodeConfig, "node", example, {}).head == "headnode.example.org:7676"
+    tables = tomllib.loads(example.read_text())
+    for table, config in (("head", HeadConfig), ("node", NodeConfig)):
+        shown = set(tables[table]) | set(re.findall(r"^# (\w+) = ", example.read_text(), re.M))
+        assert {f.name for f in dataclasses.fields(config)} <= shown, f"[{table}] in the example lacks a key"
