@@ -40,6 +40,9 @@ class HeadUnreachable(RequestFailed):
     pass
 
 
+ENDED_JOB_STATES = (jobs_pb2.JOB_STATE_FINISHED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED)
+
+
 def task_spec(
     command_line: str,
     *,
@@ -223,11 +226,25 @@ class Client:
     def watch_job(self, job_id: int) -> Iterator[jobs_pb2.JobEvent]:
         return self._stream(self._jobs.WatchJob, jobs_pb2.WatchJobRequest(job_id=job_id))
 
-    def wait_job(self, job_id: int) -> jobs_pb2.Job:
-        """Block until the job ends; returns its final full view."""
-        for _ in self.watch_job(job_id):
-            pass
-        return self.get_job(job_id)
+    def wait_job(self, job_id: int, reconnect_for: float = 120.0) -> jobs_pb2.Job:
+        """Block until the job ends; returns its final full view.
+
+        Rides out a head-node restart or a failover to a standby: while no head node answers it
+        waits for one, for up to `reconnect_for` seconds at a time, then watches again (the
+        watch replays the job's history, so nothing is missed)."""
+        while True:
+            try:
+                for _ in self.watch_job(job_id):
+                    pass
+                job = self.get_job(job_id)
+                if job.state in ENDED_JOB_STATES:
+                    return job
+            except HeadUnreachable:
+                try:
+                    grpc.channel_ready_future(self._channel).result(timeout=reconnect_for)
+                except grpc.FutureTimeoutError:
+                    raise HeadUnreachable(grpc.StatusCode.UNAVAILABLE, f"no head node at {self.address} "
+                                          f"answered for {reconnect_for:g}s while waiting for job {job_id}") from None
 
     def read_output(
         self, task: TaskId, stderr: bool = False, offset: int = 0, follow: bool = False

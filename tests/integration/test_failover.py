@@ -4,7 +4,10 @@ takes over, and nothing is lost or run twice."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -42,15 +45,26 @@ def test_the_standby_takes_over_and_the_workload_completes(ha: LocalCluster, tmp
     tasks = 60
     first = ha.active_head()
     assert first is not None and ha.head_procs.keys() == {0, 1}
+    go = tmp_path / "go"
+    # A user waiting on a job through the failover: the CLI rides it out.
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "shoal", "job", "submit", "--wait", "--",
+         f"touch {tmp_path}/started; while [ ! -e {go} ]; do sleep 0.05; done"],
+        env=dict(os.environ, SHOAL_HEAD=ha.address), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with Client(ha.address) as client:
         job_ids = [client.submit(jobs_pb2.JobSpec(name=f"j{i}", tasks=[task_spec(
             f"sleep 0.1; echo {i} >> {ids}")])) for i in range(tasks)]
         eventually(lambda: ids.exists() and len(ids.read_text().split()) >= 5, what="work to be under way")
+        eventually((tmp_path / "started").exists, what="the waited-on job to start")
         killed = perf_counter()
         ha.kill_head()
         eventually(lambda: ha.active_head() is not None, timeout=20, what="the standby to take over")
         took_over = perf_counter() - killed
         assert ha.active_head() != first
+        go.touch()
+        out, err = waiting.communicate(timeout=60)
+        assert waiting.returncode == 0, err
+        assert "Finished" in err
         # The same client, with both addresses, follows the new active head.
         for job_id in job_ids:
             assert client.wait_job(job_id).state == jobs_pb2.JOB_STATE_FINISHED
