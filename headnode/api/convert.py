@@ -19,6 +19,7 @@ from headnode.domain.model import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TASK_RESOURCES,
     DependencyKind,
+    Instance,
     Job,
     JobDependency,
     JobSpec,
@@ -324,15 +325,7 @@ def task_msg(task: Task, pending_reason: str, sizes: tuple[int, int] = (0, 0)) -
     )
     run = task.run()
     if run is not None:
-        msg.node = run.node
-        msg.attempt = run.attempt
-        msg.signal = run.signal
-        if run.exit_code is not None:
-            msg.exit_code = run.exit_code
-        if run.started_at:
-            msg.start_time.CopyFrom(timestamp(run.started_at))
-        if run.ended_at:
-            msg.end_time.CopyFrom(timestamp(run.ended_at))
+        _fill_run(msg, run)
     return msg
 
 
@@ -364,15 +357,14 @@ def task_details_msg(d: TaskDetails) -> jobs_pb2.Task:
                             instance_count=1)
         msg.ref.instance_id = u.instance_id
         if u.inst is not None:
-            _fill_run(msg, u)
+            msg.reason = u.inst.reason
+            _fill_run(msg, u.inst)
     msg.history.extend(_task_update(h) for h in d.history)
     return msg
 
 
-def _fill_run(msg: Any, u: UnitView) -> None:
-    inst = u.inst
-    assert inst is not None
-    msg.reason = inst.reason
+def _fill_run(msg: Any, inst: Instance) -> None:
+    """Where and how an instance ran, into a Task or Instance message."""
     msg.node = inst.node
     msg.attempt = inst.attempt
     msg.signal = inst.signal
@@ -396,7 +388,8 @@ def unit_msg(u: UnitView) -> jobs_pb2.Instance:
         command = substitute(command, value)
     msg.command_line = command
     if u.inst is not None:
-        _fill_run(msg, u)
+        msg.reason = u.inst.reason
+        _fill_run(msg, u.inst)
         msg.retries = u.inst.retries
     elif u.state.terminal:
         msg.reason = u.task.reason

@@ -16,28 +16,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
-from headnode.store.base import (
-    HISTORY_COLUMNS,
-    INSTANCE_COLUMNS,
-    JOB_COLUMNS,
-    NODE_COLUMNS,
-    TASK_COLUMNS,
-    HistoryRecord,
-    InstanceRecord,
-    JobRecord,
-    Loaded,
-    NodeRecord,
-    TaskRecord,
-    TemplateRecord,
-    WriteBatch,
-    history_record_of,
-    history_row,
-    instance_row,
-    job_row,
-    node_row,
-    task_row,
-    task_update_row,
-)
+from headnode.store import sql
+from headnode.store.base import HistoryRecord, Loaded, WriteBatch
 
 MIGRATIONS: list[str] = [
     # 1: jobs, tasks, instances, history, nodes, templates
@@ -79,15 +59,15 @@ MIGRATIONS: list[str] = [
 
 
 
-def _marks(columns: str) -> str:
-    return ",".join(["%s"] * (columns.count(",") + 1))
-
-
 def _upsert(table: str, columns: str, keys: str) -> str:
     names = [c.strip() for c in columns.split(",")]
     key_set = {k.strip() for k in keys.split(",")}
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in names if c not in key_set)
-    return f"INSERT INTO {table} ({columns}) VALUES ({_marks(columns)}) ON CONFLICT ({keys}) DO UPDATE SET {updates}"
+    return (f"INSERT INTO {table} ({columns}) VALUES ({sql.marks('%s', columns)}) "
+            f"ON CONFLICT ({keys}) DO UPDATE SET {updates}")
+
+
+SQL = sql.Statements("%s", _upsert)
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -140,71 +120,18 @@ class PostgresStore:
                 db.execute("INSERT INTO shoal_schema (version) VALUES (%s)", (number + 1,))
 
     def load(self) -> Loaded:
-        db = self._db
-        jobs = [JobRecord(*row) for row in db.execute(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY id")]
-        tasks = [TaskRecord(*row) for row in db.execute(
-            f"SELECT {TASK_COLUMNS} FROM tasks ORDER BY job_id, task_id")]
-        instances = [InstanceRecord(*row) for row in db.execute(
-            f"SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY job_id, task_id, instance_id")]
-        nodes = [NodeRecord(*row) for row in db.execute(f"SELECT {NODE_COLUMNS} FROM nodes ORDER BY name")]
-        templates = [TemplateRecord(*row) for row in db.execute(
-            "SELECT name, owner, created_at, body FROM templates ORDER BY name")]
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        return Loaded(jobs, tasks, instances, nodes, templates, meta)
+        return sql.load(self._db)
 
     def write(self, batch: WriteBatch) -> None:
         """Apply the batch in one transaction. The guard, if set, runs first inside it (the
         leader lease's fencing check) and may raise to abort the whole batch."""
-        db = self._db
-        with db.transaction(), db.cursor() as cur:
+        with self._db.transaction(), self._db.cursor() as cur:
             if self.guard is not None:
                 self.guard(cur)
-            if batch.deleted_jobs:
-                ids = [(i,) for i in batch.deleted_jobs]
-                for table, column in (("jobs", "id"), ("tasks", "job_id"), ("instances", "job_id"),
-                                      ("history", "job_id")):
-                    cur.executemany(f"DELETE FROM {table} WHERE {column} = %s", ids)
-            if batch.jobs:
-                cur.executemany(_upsert("jobs", JOB_COLUMNS, "id"), [job_row(j) for j in batch.jobs.values()])
-            if batch.tasks:
-                created = [t for t in batch.tasks.values() if t.spec is not None]
-                updated = [t for t in batch.tasks.values() if t.spec is None]
-                if created:
-                    cur.executemany(_upsert("tasks", TASK_COLUMNS, "job_id, task_id"),
-                                    [task_row(t) for t in created])
-                if updated:
-                    cur.executemany(
-                        "UPDATE tasks SET state=%s, reason=%s, unstarted=%s, cursor=%s, ahead=%s, requeued=%s, "
-                        "started_at=%s, ended_at=%s WHERE job_id=%s AND task_id=%s",
-                        [task_update_row(t) for t in updated],
-                    )
-            if batch.instances:
-                cur.executemany(_upsert("instances", INSTANCE_COLUMNS, "job_id, task_id, instance_id"),
-                                [instance_row(i) for i in batch.instances.values()])
-            if batch.nodes:
-                cur.executemany(_upsert("nodes", NODE_COLUMNS, "name"), [node_row(n) for n in batch.nodes.values()])
-            if batch.history:
-                cur.executemany(f"INSERT INTO history ({HISTORY_COLUMNS}) VALUES ({_marks(HISTORY_COLUMNS)})",
-                                [history_row(h) for h in batch.history])
-            for name, template in batch.templates.items():
-                if template is None:
-                    cur.execute("DELETE FROM templates WHERE name = %s", (name,))
-                else:
-                    cur.execute(_upsert("templates", "name, owner, created_at, body", "name"),
-                                (template.name, template.owner, template.created_at, template.body))
-            if batch.meta:
-                cur.executemany(_upsert("meta", "key, value", "key"), list(batch.meta.items()))
+            sql.write(cur, SQL, batch)
 
     def history(self, job_id: int, task_id: int | None = None, instance_id: int | None = None) -> list[HistoryRecord]:
-        where, args = "job_id = %s", [job_id]
-        if task_id is not None:
-            where += " AND task_id = %s"
-            args.append(task_id)
-        if instance_id is not None:
-            where += " AND instance_id = %s"
-            args.append(instance_id)
-        return [history_record_of(row) for row in self._db.execute(
-            f"SELECT {HISTORY_COLUMNS} FROM history WHERE {where} ORDER BY seq", args)]
+        return sql.history(self._db, SQL, job_id, task_id, instance_id)
 
     def close(self) -> None:
         self._db.close()

@@ -11,28 +11,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from headnode.store.base import (
-    HISTORY_COLUMNS,
-    INSTANCE_COLUMNS,
-    JOB_COLUMNS,
-    NODE_COLUMNS,
-    TASK_COLUMNS,
-    HistoryRecord,
-    InstanceRecord,
-    JobRecord,
-    Loaded,
-    NodeRecord,
-    TaskRecord,
-    TemplateRecord,
-    WriteBatch,
-    history_record_of,
-    history_row,
-    instance_row,
-    job_row,
-    node_row,
-    task_row,
-    task_update_row,
-)
+from headnode.store import sql
+from headnode.store.base import HistoryRecord, Loaded, WriteBatch
 
 MIGRATIONS: list[str] = [
     # 1: jobs, tasks, instances, history, nodes, templates
@@ -74,8 +54,9 @@ MIGRATIONS: list[str] = [
 
 
 
-def _marks(columns: str) -> str:
-    return ",".join("?" * (columns.count(",") + 1))
+# SQLite's INSERT OR REPLACE: every row we write is whole, so replacing it is an upsert.
+SQL = sql.Statements("?", lambda table, columns, keys: (
+    f"INSERT OR REPLACE INTO {table} ({columns}) VALUES ({sql.marks('?', columns)})"))
 
 
 class SqliteStore:
@@ -109,66 +90,13 @@ class SqliteStore:
                 raise
 
     def load(self) -> Loaded:
-        db = self._db
-        jobs = [JobRecord(*row) for row in db.execute(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY id")]
-        tasks = [TaskRecord(*row) for row in db.execute(f"SELECT {TASK_COLUMNS} FROM tasks ORDER BY job_id, task_id")]
-        instances = [
-            InstanceRecord(*r[:7], bool(r[7]), *r[8:])
-            for r in db.execute(f"SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY job_id, task_id, instance_id")
-        ]
-        nodes = [NodeRecord(*row) for row in db.execute(f"SELECT {NODE_COLUMNS} FROM nodes ORDER BY name")]
-        templates = [TemplateRecord(*row) for row in db.execute(
-            "SELECT name, owner, created_at, body FROM templates ORDER BY name")]
-        meta = dict(db.execute("SELECT key, value FROM meta"))
-        return Loaded(jobs, tasks, instances, nodes, templates, meta)
+        return sql.load(self._db)
 
     def write(self, batch: WriteBatch) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            if batch.deleted_jobs:
-                ids = [(i,) for i in batch.deleted_jobs]
-                for table, column in (("jobs", "id"), ("tasks", "job_id"), ("instances", "job_id"),
-                                      ("history", "job_id")):
-                    db.executemany(f"DELETE FROM {table} WHERE {column} = ?", ids)
-            if batch.jobs:
-                db.executemany(f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES ({_marks(JOB_COLUMNS)})",
-                               [job_row(j) for j in batch.jobs.values()])
-            if batch.tasks:
-                created = [t for t in batch.tasks.values() if t.spec is not None]
-                updated = [t for t in batch.tasks.values() if t.spec is None]
-                if created:
-                    db.executemany(
-                        f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES ({_marks(TASK_COLUMNS)})",
-                        [task_row(t) for t in created],
-                    )
-                if updated:
-                    # A plain UPDATE: SQLite checks NOT NULL on an upsert's values before it
-                    # resolves the conflict, so an upsert without the spec would fail.
-                    db.executemany(
-                        "UPDATE tasks SET state=?, reason=?, unstarted=?, cursor=?, ahead=?, requeued=?, "
-                        "started_at=?, ended_at=? WHERE job_id=? AND task_id=?",
-                        [task_update_row(t) for t in updated],
-                    )
-            if batch.instances:
-                db.executemany(
-                    f"INSERT OR REPLACE INTO instances ({INSTANCE_COLUMNS}) VALUES ({_marks(INSTANCE_COLUMNS)})",
-                    [instance_row(i) for i in batch.instances.values()],
-                )
-            if batch.nodes:
-                db.executemany(f"INSERT OR REPLACE INTO nodes ({NODE_COLUMNS}) VALUES ({_marks(NODE_COLUMNS)})",
-                               [node_row(n) for n in batch.nodes.values()])
-            if batch.history:
-                db.executemany(f"INSERT INTO history ({HISTORY_COLUMNS}) VALUES ({_marks(HISTORY_COLUMNS)})",
-                               [history_row(h) for h in batch.history])
-            for name, template in batch.templates.items():
-                if template is None:
-                    db.execute("DELETE FROM templates WHERE name = ?", (name,))
-                else:
-                    db.execute("INSERT OR REPLACE INTO templates (name, owner, created_at, body) VALUES (?,?,?,?)",
-                               (template.name, template.owner, template.created_at, template.body))
-            if batch.meta:
-                db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", batch.meta.items())
+            sql.write(db, SQL, batch)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -176,15 +104,7 @@ class SqliteStore:
             raise
 
     def history(self, job_id: int, task_id: int | None = None, instance_id: int | None = None) -> list[HistoryRecord]:
-        where, args = "job_id = ?", [job_id]
-        if task_id is not None:
-            where += " AND task_id = ?"
-            args.append(task_id)
-        if instance_id is not None:
-            where += " AND instance_id = ?"
-            args.append(instance_id)
-        return [history_record_of(row) for row in self._db.execute(
-            f"SELECT {HISTORY_COLUMNS} FROM history WHERE {where} ORDER BY seq", args)]
+        return sql.history(self._db, SQL, job_id, task_id, instance_id)
 
     def close(self) -> None:
         self._db.close()
