@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from common.constraints import check_token
 from common.errors import ConfigError
+from common.resources import parse_generic
 
 DEFAULT_PORT = 7676
 DEFAULT_HEAD = f"localhost:{DEFAULT_PORT}"
@@ -61,6 +63,9 @@ class HeadConfig:
     # Seconds a Finished, Failed or Cancelled job is kept before it is purged with its
     # output (HPC Pack's TTLCompletedJobs; default 5 days).
     completed_job_ttl: float = 5 * 86400.0
+    # Users allowed to manage nodes (drain, offline, groups, labels...). Empty: every user,
+    # until the security issue brings authenticated identities and roles.
+    admins: tuple[str, ...] = ()
     log_level: str = "info"
 
     def validate(self) -> HeadConfig:
@@ -98,6 +103,14 @@ class NodeConfig:
     # Stop the tasks when the agent stops. Off: tasks keep running, and the next agent on this
     # state dir adopts them (local clusters turn it on, so nothing outlives them).
     stop_tasks_on_exit: bool = False
+    # Named countable resources offered, NAME=COUNT ("gpu=4", "license_matlab=10"). gpu is
+    # detected with nvidia-smi where it is installed; a value here overrides the detection.
+    resources: tuple[str, ...] = ()
+    # GPU device ids handed out as CUDA_VISIBLE_DEVICES; empty: those detected, else 0..gpu-1.
+    gpu_devices: tuple[str, ...] = ()
+    # Node groups and labels the node declares (admins can add more at the head node).
+    groups: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
     log_level: str = "info"
 
     def validate(self) -> NodeConfig:
@@ -109,6 +122,14 @@ class NodeConfig:
             raise ConfigError("cores and memory_mb must be >= 0 (0 means detect)")
         if self.kill_grace < 0:
             raise ConfigError(f"kill_grace must be >= 0 seconds, got {self.kill_grace}")
+        try:
+            parse_generic(self.resources)
+        except ValueError as e:
+            raise ConfigError(f"resources: {e}") from None
+        for what, values in (("group", self.groups), ("label", self.labels)):
+            for value in values:
+                if why := check_token(value, what):
+                    raise ConfigError(why)
         return self
 
 
@@ -159,6 +180,12 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             if isinstance(value, bool):
                 return value
             raise ValueError
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v.strip()]
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, int)) for v in value):
+                raise ValueError
+            return tuple(str(v).strip() for v in value)
         if isinstance(default, Path):
             return Path(value).expanduser()
         if isinstance(default, float):
@@ -169,4 +196,5 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return int(value)
         return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{key} = {value!r} is not a valid {type(default).__name__}") from None
+        kind = "list of strings" if isinstance(default, tuple) else type(default).__name__
+        raise ConfigError(f"{key} = {value!r} is not a valid {kind}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from common.ids import TaskId
-from common.resources import Resources
+from common.resources import Resources, generic_of
 from shoal.v1 import common_pb2
 
 STREAM_NAMES = {common_pb2.OUTPUT_STREAM_STDOUT: "stdout", common_pb2.OUTPUT_STREAM_STDERR: "stderr",
@@ -22,11 +22,11 @@ def task_id(ref: common_pb2.TaskRef) -> TaskId:
 
 
 def resources_msg(r: Resources) -> common_pb2.Resources:
-    return common_pb2.Resources(cores=r.cores, memory_mb=r.memory_mb)
+    return common_pb2.Resources(cores=r.cores, memory_mb=r.memory_mb, generic=dict(r.generic))
 
 
 def resources(msg: common_pb2.Resources) -> Resources:
-    return Resources(msg.cores, msg.memory_mb)
+    return Resources(msg.cores, msg.memory_mb, generic_of(dict(msg.generic)))
 
 
 def timestamp(seconds: float | None) -> Timestamp | None:

@@ -28,11 +28,12 @@ from common import log
 from common.addr import HEAD_CHANNEL_OPTIONS, grpc_target
 from common.clock import Clock
 from common.config import NodeConfig
-from common.resources import Resources
+from common.resources import GPU, Resources
 from common.retry import Backoff
 from common.wire import STREAM_VALUES, resources_msg, task_id, task_ref, timestamp
 from computenode import state as st
 from computenode.runner import TaskRunner
+from computenode.capacity import gpu_devices
 from computenode.spool import STREAMS, Spool
 from shoal import __version__
 from shoal.v1 import nodes_pb2, nodes_pb2_grpc
@@ -78,7 +79,8 @@ class Agent:
         self.instance_id = uuid.uuid4().hex
         self.state = st.AgentState()
         self.spool = Spool(config.state_dir / "spool")
-        self.runner = TaskRunner(config, clock, self.spool, self._apply, self._on_output)
+        self.runner = TaskRunner(config, clock, self.spool, self._apply, self._on_output,
+                                 gpu_devices(config, capacity.get(GPU)))
         self.acked_seq = 0
         self.heartbeat_interval = 5.0
         self._conn: _Conn | None = None
@@ -166,6 +168,8 @@ class Agent:
             node_name=self.config.name,
             instance_id=self.instance_id,
             capacity=resources_msg(self.capacity),
+            groups=list(self.config.groups),
+            labels=list(self.config.labels),
             agent_version=__version__,
             hostname=os.uname().nodename,
             tasks=self._reports(),

@@ -1,26 +1,59 @@
-"""What this node can offer: cores and memory, from psutil, CPU affinity and cgroup limits.
+"""What this node can offer: cores and memory, from psutil, CPU affinity and cgroup limits;
+NVIDIA GPUs from nvidia-smi; named resources from the config.
 
 psutil reports the host's totals; inside a container or a systemd slice the cgroup limit
 is what tasks can really use, so the smallest of the three wins. Both cgroup v2 and the v1
 hierarchy are read (this machine kind is hybrid; a normal Debian 12 host is pure v2).
+GPUs are found with `nvidia-smi --query-gpu=index` where the tool is installed; elsewhere
+they are declared (`--resource gpu=2`), and a declared count overrides the detected one.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import psutil
 
-from common.resources import Resources
+from common.config import NodeConfig
+from common.resources import GPU, Resources, generic_of, parse_generic
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _UNLIMITED = 1 << 60
 
 
 def detect() -> Resources:
-    return Resources(cores=detect_cores(), memory_mb=detect_memory_mb())
+    gpus = detect_gpus()
+    return Resources(cores=detect_cores(), memory_mb=detect_memory_mb(), generic=generic_of({GPU: len(gpus)}))
+
+
+def offered(config: NodeConfig, detected: Resources) -> Resources:
+    """What the agent offers: the config where it says, else what was detected."""
+    generic = dict(detected.generic)
+    generic.update(dict(parse_generic(config.resources)))
+    return Resources(config.cores or detected.cores, config.memory_mb or detected.memory_mb, generic_of(generic))
+
+
+def gpu_devices(config: NodeConfig, count: int) -> list[str]:
+    """The device ids handed out as CUDA_VISIBLE_DEVICES, `count` of them."""
+    devices = list(config.gpu_devices) or detect_gpus() or [str(i) for i in range(count)]
+    return devices[:count] + [str(i) for i in range(len(devices), count)]
+
+
+def detect_gpus() -> list[str]:
+    """NVIDIA GPU indices, or [] where nvidia-smi is absent or fails."""
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return []
+    try:
+        out = subprocess.run([tool, "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip().isdigit()]
 
 
 def detect_cores() -> int:

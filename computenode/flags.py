@@ -21,4 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-tasks-on-exit", action="store_true", default=None,
                    help="stop running tasks when the agent stops (default: they keep running and are "
                         "adopted by the next agent on this state dir)")
+    p.add_argument("--resource", dest="resources", action="append", metavar="NAME=COUNT",
+                   help="a named resource offered, e.g. gpu=2 or license_matlab=4 (repeatable; gpu is "
+                        "detected with nvidia-smi where present)")
+    p.add_argument("--group", dest="groups", action="append", metavar="GROUP",
+                   help="a node group this node is in (repeatable)")
+    p.add_argument("--label", dest="labels", action="append", metavar="LABEL",
+                   help="a label this node carries, e.g. avx512 or rack=3 (repeatable)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

@@ -32,14 +32,17 @@ def run(args: argparse.Namespace, default_head: str | None) -> int:
             "state_dir": args.state_dir,
             "kill_grace": args.kill_grace,
             "stop_tasks_on_exit": args.stop_tasks_on_exit,
+            "resources": args.resources,
+            "groups": args.groups,
+            "labels": args.labels,
             "log_level": args.log_level,
         },
     )
     log.configure(config.log_level)
     detected = capacity.detect()
-    offered = Resources(config.cores or detected.cores, config.memory_mb or detected.memory_mb)
-    _log.info("node_starting", node=config.name, head=config.head, cores=offered.cores, memory_mb=offered.memory_mb,
-              detected_cores=detected.cores, detected_memory_mb=detected.memory_mb)
+    offered = capacity.offered(config, detected)
+    _log.info("node_starting", node=config.name, head=config.head, offered=offered.describe(),
+              detected=detected.describe(), groups=list(config.groups), labels=list(config.labels))
     return asyncio.run(_main(config, offered))
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from common import log
 from common.clock import Clock
 from common.config import NodeConfig
+from common.resources import GPU
 from computenode import state as st
 from computenode.launcher import Launcher, LaunchError, find_by_run_id
 from computenode.spool import STREAMS, Meta, Spool
@@ -30,8 +31,9 @@ COPY_CHUNK = 1024 * 1024
 
 class TaskRunner:
     def __init__(self, config: NodeConfig, clock: Clock, spool: Spool, feed: Callable[[st.Event], None],
-                 on_output: Callable[[st.Key], None]) -> None:
+                 on_output: Callable[[st.Key], None], gpu_devices: list[str] | None = None) -> None:
         self.config = config
+        self.gpu_devices = gpu_devices or []
         self.clock = clock
         self.spool = spool
         self._feed = feed
@@ -103,11 +105,17 @@ class TaskRunner:
         for stream, path in (("stdout", launch.stdout_path), ("stderr", launch.stderr_path)):
             if path:
                 meta.user_files[stream] = os.path.join(cwd, path)
+        meta.gpus = self._free_gpus(launch.resources.generic.get(GPU, 0))
         out_fd, err_fd = self.spool.create(meta)
         self._metas[key] = meta
         env = dict(os.environ)
         env.update(launch.environment)  # the head resolved the task's SHOAL_* variables
         env.update({"SHOAL_NODE": node, "SHOAL_ATTEMPT": str(attempt), "SHOAL_RUN_ID": meta.run_id})
+        if meta.gpus or GPU in launch.resources.generic:
+            # The head counts GPUs; which devices is the node's business (it knows which are busy).
+            env["CUDA_VISIBLE_DEVICES"] = env["SHOAL_GPUS"] = ",".join(meta.gpus)
+        if int(launch.environment.get("SHOAL_NODE_COUNT", "1")) > 1:
+            env["SHOAL_HOSTFILE"] = str(self._hostfile(key, launch.environment.get("SHOAL_NODES", "")))
         try:
             self._open_user_files(key, meta, truncate=True)
             pid, started = self.launcher.start(key, launch.command_line, env, cwd, launch.stdin_path, out_fd,
@@ -123,6 +131,22 @@ class TaskRunner:
         self.spool.save(meta)
         _log.info("task_started", task_id=str(task), attempt=attempt, pid=pid)
         self._feed(st.ProcessStarted(key, pid))
+
+    def _free_gpus(self, count: int) -> list[str]:
+        if count <= 0:
+            return []
+        busy = {g for m in self._metas.values() for g in m.gpus}
+        free = [d for d in self.gpu_devices if d not in busy]
+        if len(free) < count:
+            _log.warning("gpus_short", wanted=count, free=len(free))
+        return free[:count]
+
+    def _hostfile(self, key: st.Key, nodes: str) -> str:
+        """An MPI hostfile ("host slots=N" lines, Open MPI's form) in the task's spool directory."""
+        words = nodes.split()
+        path = self.spool.dir(key) / "hostfile"
+        path.write_text("".join(f"{h} slots={c}\n" for h, c in zip(words[::2], words[1::2])))
+        return str(path)
 
     def signal(self, key: st.Key, sig: int) -> None:
         assert self.launcher is not None

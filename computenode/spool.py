@@ -42,6 +42,7 @@ class Meta:
     killing: bool = False
     runtime_exceeded: bool = False
     error: str = ""  # could not start
+    gpus: list[str] = field(default_factory=list)  # GPU device ids it was given
 
     @property
     def key(self) -> Key:

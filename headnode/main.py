@@ -31,6 +31,7 @@ from headnode.services.housekeeping import Housekeeping
 from headnode.services.journal import Journal
 from headnode.services.lease import Lease
 from headnode.services.membership import Membership
+from headnode.services.nodes import NodeAdmin
 from headnode.services.output import OutputStore
 from headnode.services.queue import QueueService
 from headnode.services.templates import TemplateService
@@ -125,10 +126,11 @@ async def _serve_active(
     membership = Membership(cluster, effects, output, clock, config, on_capacity=lambda: allocator.kick())
     allocator = Allocator(cluster, effects, membership, output, clock, config.placement)
     queue = QueueService(cluster, journal, effects, allocator, output, bus, clock)
+    node_admin = NodeAdmin(cluster, effects, journal, membership, clock, kick=lambda: allocator.kick())
     templates = TemplateService(journal, clock, loaded.templates)
     housekeeping = Housekeeping(cluster, effects, journal, output, clock, config.completed_job_ttl)
     server, port, health = server_mod.build(
-        config.listen, JobServicer(queue, output, templates), NodeServicer(membership), AdminServicer(cluster),
+        config.listen, JobServicer(queue, output, templates), NodeServicer(membership), AdminServicer(cluster, node_admin, config.admins),
         TemplateServicer(templates),
     )
     await server.start()

@@ -263,6 +263,30 @@ class Client:
     def list_nodes(self) -> list[admin_pb2.Node]:
         return list(self._unary(self._admin.ListNodes, admin_pb2.ListNodesRequest()).nodes)
 
+    def get_node(self, name: str) -> admin_pb2.Node:
+        return self._unary(self._admin.GetNode, admin_pb2.GetNodeRequest(name=name))
+
+    def drain_node(self, name: str, reason: str = "") -> admin_pb2.Node:
+        return self._unary(self._admin.DrainNode, admin_pb2.DrainNodeRequest(name=name, reason=reason))
+
+    def set_node_online(self, name: str, reason: str = "") -> admin_pb2.Node:
+        return self._unary(self._admin.SetNodeOnline, admin_pb2.SetNodeOnlineRequest(name=name, reason=reason))
+
+    def set_node_offline(self, name: str, reason: str = "", force: bool = False) -> admin_pb2.Node:
+        return self._unary(self._admin.SetNodeOffline,
+                           admin_pb2.SetNodeOfflineRequest(name=name, reason=reason, force=force))
+
+    def remove_node(self, name: str) -> None:
+        self._unary(self._admin.RemoveNode, admin_pb2.RemoveNodeRequest(name=name))
+
+    def node_group(self, group: str, nodes: list[str], add: bool = True) -> list[admin_pb2.Node]:
+        rpc = self._admin.AddNodesToGroup if add else self._admin.RemoveNodesFromGroup
+        return list(self._unary(rpc, admin_pb2.NodeGroupRequest(group=group, nodes=nodes)).nodes)
+
+    def label_node(self, name: str, add: list[str] = (), remove: list[str] = ()) -> admin_pb2.Node:  # type: ignore[assignment]
+        return self._unary(self._admin.LabelNode, admin_pb2.LabelNodeRequest(name=name, add=list(add),
+                                                                              remove=list(remove)))
+
     # -- plumbing --------------------------------------------------------------------------
 
     def _unary(self, method: Callable[..., T], request: Any) -> T:

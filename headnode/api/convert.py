@@ -12,17 +12,21 @@ from google.protobuf.duration_pb2 import Duration
 
 from common.errors import InvalidArgument
 from common.formats import format_exit_codes, parse_exit_codes
-from common.resources import Resources
+from common.constraints import Constraints, check_token, make
+from common.resources import Generic, Resources, check_name, generic_of
 from common.wire import task_ref, timestamp
 from headnode.domain.launch import substitute
 from headnode.domain.model import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TASK_RESOURCES,
+    RESERVE_CORES,
+    RESERVE_NODES,
     DependencyKind,
     Instance,
     Job,
     JobDependency,
     JobSpec,
+    Reservation,
     Sweep,
     Task,
     TaskSpec,
@@ -79,6 +83,7 @@ def task_spec(msg: jobs_pb2.TaskSpec, where: str = "task") -> TaskSpec:
             if r.memory_mb < 1:
                 raise InvalidArgument(f"{where}.resources.memory_mb must be at least 1, got {r.memory_mb}")
             memory = r.memory_mb
+    generic = _generic(msg.resources.generic, where) if msg.HasField("resources") else ()
     if msg.max_cores < 0:
         raise InvalidArgument(f"{where}.max_cores must not be negative, got {msg.max_cores}")
     runtime = _seconds(msg.runtime_limit) if msg.HasField("runtime_limit") else 0.0
@@ -94,7 +99,7 @@ def task_spec(msg: jobs_pb2.TaskSpec, where: str = "task") -> TaskSpec:
     return TaskSpec(
         command_line=msg.command_line,
         name=msg.name,
-        resources=Resources(cores, memory),
+        resources=Resources(cores, memory, generic),
         # A maximum at or below the minimum is no range at all: store it as unset.
         max_cores=msg.max_cores if msg.max_cores > cores else 0,
         environment=MappingProxyType(dict(msg.environment)),
@@ -110,7 +115,49 @@ def task_spec(msg: jobs_pb2.TaskSpec, where: str = "task") -> TaskSpec:
         exclusive=msg.exclusive,
         sweep=sweep,
         instances=msg.instances,
+        placement=constraints(msg.placement, f"{where}.placement"),
+        nodes=msg.nodes,
     )
+
+
+def _generic(values: Any, where: str) -> Generic:
+    for name, value in values.items():
+        if why := check_name(name):
+            raise InvalidArgument(f"{where}.resources.generic: {why}")
+        if value < 0:
+            raise InvalidArgument(f"{where}.resources.generic[{name!r}] must not be negative, got {value}")
+    return generic_of(dict(values))
+
+
+def constraints(msg: common_pb2.PlacementConstraints, where: str) -> Constraints:
+    for field_name in ("groups", "require_labels", "avoid_labels", "nodes"):
+        for value in getattr(msg, field_name):
+            if why := check_token(value, field_name.rstrip("s").replace("_label", " label")):
+                raise InvalidArgument(f"{where}.{field_name}: {why}")
+    return make(msg.groups, msg.require_labels, msg.avoid_labels, msg.nodes)
+
+
+def constraints_msg(c: Constraints) -> common_pb2.PlacementConstraints:
+    return common_pb2.PlacementConstraints(groups=sorted(c.groups), require_labels=sorted(c.require),
+                                           avoid_labels=sorted(c.avoid), nodes=sorted(c.nodes))
+
+
+_UNITS = {jobs_pb2.RESERVATION_UNIT_UNSPECIFIED: RESERVE_CORES, jobs_pb2.RESERVATION_UNIT_CORES: RESERVE_CORES,
+          jobs_pb2.RESERVATION_UNIT_NODES: RESERVE_NODES}
+_UNITS_BACK = {RESERVE_CORES: jobs_pb2.RESERVATION_UNIT_CORES, RESERVE_NODES: jobs_pb2.RESERVATION_UNIT_NODES}
+
+
+def reservation(msg: jobs_pb2.JobSpec) -> Reservation | None:
+    if not msg.HasField("reservation"):
+        return None
+    r = msg.reservation
+    if r.unit not in _UNITS:
+        raise InvalidArgument(f"spec.reservation.unit: {r.unit} is not a reservation unit (cores or nodes)")
+    if r.min < 1:
+        raise InvalidArgument(f"spec.reservation.min must be at least 1, got {r.min}")
+    if r.max and r.max < r.min:
+        raise InvalidArgument(f"spec.reservation.max ({r.max}) is below its min ({r.min})")
+    return Reservation(_UNITS[r.unit], r.min, r.max or r.min)
 
 
 def priority(level: int, offset: int) -> int:
@@ -144,6 +191,9 @@ def job_spec(msg: jobs_pb2.JobSpec) -> JobSpec:
         cancel_on_unsatisfiable_dependency=msg.cancel_on_unsatisfiable_dependency,
         run_dependents_after_failure=msg.run_dependents_after_failure,
         hold=msg.hold,
+        placement=constraints(msg.placement, "spec.placement"),
+        exclusive=msg.exclusive,
+        reservation=reservation(msg),
         tasks=tuple(task_spec(t, f"spec.tasks[{i}]") for i, t in enumerate(msg.tasks)),
     )
 
@@ -248,8 +298,13 @@ def task_spec_msg(spec: TaskSpec) -> jobs_pb2.TaskSpec:
         max_retries=spec.max_retries,
         exclusive=spec.exclusive,
         instances=spec.instances,
+        nodes=spec.nodes,
     )
+    if spec.placement:
+        msg.placement.CopyFrom(constraints_msg(spec.placement))
     msg.resources.cores = spec.resources.cores
+    if spec.resources.generic:
+        msg.resources.generic.update(dict(spec.resources.generic))
     if spec.resources.memory_mb:
         msg.resources.memory_mb = spec.resources.memory_mb
     if spec.sweep is not None:
@@ -259,7 +314,7 @@ def task_spec_msg(spec: TaskSpec) -> jobs_pb2.TaskSpec:
 
 def job_spec_msg(spec: JobSpec) -> jobs_pb2.JobSpec:
     level, offset = divmod(spec.priority, 1000)
-    return jobs_pb2.JobSpec(
+    msg = jobs_pb2.JobSpec(
         name=spec.name,
         project=spec.project,
         priority=level + 1,
@@ -271,7 +326,14 @@ def job_spec_msg(spec: JobSpec) -> jobs_pb2.JobSpec:
         cancel_on_unsatisfiable_dependency=spec.cancel_on_unsatisfiable_dependency,
         run_dependents_after_failure=spec.run_dependents_after_failure,
         hold=spec.hold,
+        exclusive=spec.exclusive,
     )
+    if spec.placement:
+        msg.placement.CopyFrom(constraints_msg(spec.placement))
+    if spec.reservation is not None:
+        r = spec.reservation
+        msg.reservation.CopyFrom(jobs_pb2.JobReservation(unit=_UNITS_BACK[r.unit], min=r.minimum, max=r.maximum))
+    return msg
 
 
 # -- views -----------------------------------------------------------------------------------
@@ -366,6 +428,7 @@ def task_details_msg(d: TaskDetails) -> jobs_pb2.Task:
 def _fill_run(msg: Any, inst: Instance) -> None:
     """Where and how an instance ran, into a Task or Instance message."""
     msg.node = inst.node
+    msg.other_nodes.extend(h for h, _ in inst.hosts)
     msg.attempt = inst.attempt
     msg.signal = inst.signal
     if inst.exit_code is not None:

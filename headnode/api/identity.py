@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import grpc
 
+from common.errors import PermissionDenied
+
 USER_METADATA = "shoal-user"
 ANONYMOUS = "anonymous"
 
@@ -18,3 +20,12 @@ def caller(context: grpc.aio.ServicerContext) -> str:
         if key == USER_METADATA and isinstance(value, str) and value.strip():
             return value.strip()[:64]
     return ANONYMOUS
+
+
+def require_admin(context: grpc.aio.ServicerContext, admins: tuple[str, ...]) -> str:
+    """The caller, if it may manage the cluster (the one place this is decided)."""
+    who = caller(context)
+    if admins and who not in admins:
+        raise PermissionDenied(f"{who} is not an admin of this cluster: managing nodes needs the Admin role "
+                               f"(the head node's `admins` setting)")
+    return who

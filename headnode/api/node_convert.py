@@ -33,11 +33,17 @@ def node_msg(node: Node) -> admin_pb2.Node:
         connected=node.connected,
         capacity=resources_msg(node.capacity),
         allocated=resources_msg(node.used),
-        running_tasks=len(node.allocations),
+        running_tasks=node.running(),
         last_heartbeat=timestamp(node.last_heartbeat or None),
         registered_time=timestamp(node.registered_at or None),
         hostname=node.hostname,
         agent_version=node.agent_version,
+        groups=sorted(node.all_groups),
+        labels=sorted(node.all_labels),
+        state_time=timestamp(node.state_at or None),
+        history=[admin_pb2.NodeStateChange(time=timestamp(at), state=NODE_STATES[NodeState(state)], reason=reason)
+                 for at, state, reason in node.history],
+        tasks=sorted((str(t) for t, a in node.allocations.items() if not a.secondary)),
     )
 
 
@@ -66,6 +72,8 @@ def hello(msg: nodes_pb2.AgentMessage) -> Hello:
         hostname=h.hostname,
         agent_version=h.agent_version,
         tasks=tuple(_report(r) for r in h.tasks),
+        groups=frozenset(h.groups),
+        labels=frozenset(h.labels),
     )
 
 

@@ -19,6 +19,7 @@ from common.ids import TaskId
 from headnode.domain import eligibility
 from headnode.domain.model import Instance, Job, Task
 from headnode.domain.node import Node
+from headnode.domain.states import JobState
 
 
 class Cluster:
@@ -29,6 +30,8 @@ class Cluster:
         self.next_job_id = next_job_id
         # Job id -> ids of the jobs that depend on it.
         self.dependents: dict[int, set[int]] = {}
+        # Jobs with a job-level reservation that is, or may soon be, held on nodes.
+        self.reserving: set[int] = set()
 
     def allocate_job_id(self) -> int:
         job_id = self.next_job_id
@@ -78,6 +81,17 @@ class Cluster:
         inst = task.instances.get(task_id.instance) if task else None
         return (job, task, inst) if job and task and inst else None
 
+    def release_secondaries(self, task_id: TaskId, attempt: int, hosts: tuple[tuple[str, int], ...]) -> list[Node]:
+        """Free a multi-node run's holds on its other nodes; returns those nodes."""
+        freed = []
+        for name, _ in hosts:
+            node = self.nodes.get(name)
+            alloc = node.allocations.get(task_id) if node else None
+            if node is not None and alloc is not None and alloc.secondary and alloc.attempt == attempt:
+                node.release(task_id)
+                freed.append(node)
+        return freed
+
     def node(self, name: str) -> Node:
         try:
             return self.nodes[name]
@@ -91,6 +105,8 @@ class Cluster:
 
     def sync(self, job: Job, task: Task) -> None:
         """Put the task in the queue, move it, or take it out, as its state says."""
+        if job.spec.reservation is not None and job.state in (JobState.QUEUED, JobState.RUNNING):
+            self.reserving.add(job.id)
         if task.pending and self.blocked_reason(job, task) is None:
             key = (-job.spec.priority, job.id, task.id.task)
             if task.queue_key != key:

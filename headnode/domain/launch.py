@@ -67,6 +67,12 @@ def resolve(job: Job, task: Task, inst: Instance) -> RunSpec:
     if not spec.plain:
         env["SHOAL_TASK_INSTANCE"] = str(iid)
         env["SHOAL_TASK_INSTANCE_COUNT"] = str(spec.count)
+    # HPC Pack's CCP_NODES shape: "host cores host cores ..."; for a multi-node run the agent
+    # also writes it as an MPI hostfile and names it in SHOAL_HOSTFILE.
+    env["SHOAL_NODES"] = " ".join(f"{h} {c}" for h, c in ((inst.node, inst.cores), *inst.hosts))
+    env["SHOAL_NODE_COUNT"] = str(1 + len(inst.hosts))
+    if inst.hosts:
+        env["SHOAL_CORES"] = str(inst.cores + sum(c for _, c in inst.hosts))
     if spec.sweep is not None:
         value = spec.sweep.value(iid)
         env["SHOAL_PARAMETRIC_VALUE"] = str(value)
@@ -79,7 +85,7 @@ def resolve(job: Job, task: Task, inst: Instance) -> RunSpec:
         stdin_path=stdin,
         stdout_path=stdout,
         stderr_path=stderr,
-        resources=Resources(inst.cores, inst.memory_mb),
+        resources=Resources(inst.cores, inst.memory_mb, inst.generic),
         runtime_limit=spec.runtime_limit,
         owner=job.owner,
     )

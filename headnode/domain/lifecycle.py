@@ -17,6 +17,7 @@ import signal as _signal
 from dataclasses import dataclass, field
 
 from common.ids import TaskId
+from common.resources import Generic
 from headnode.domain.model import Change, Instance, Job, Task
 from headnode.domain.states import (
     JobEvent,
@@ -74,7 +75,10 @@ def take_pending(task: Task) -> int | None:
     return None
 
 
-def place(job: Job, task: Task, iid: int, node: str, cores: int, memory_mb: int, now: float, o: Outcome) -> Instance:
+def place(job: Job, task: Task, iid: int, node: str, cores: int, memory_mb: int, now: float, o: Outcome,
+          generic: Generic = (), hosts: tuple[tuple[str, int], ...] = ()) -> Instance:
+    """Resources allocated: `cores`, `memory_mb` and `generic` on `node`, and for a multi-node
+    run `hosts` (other node, cores) with the same memory and generic resources on each."""
     inst = task.instances.get(iid)
     if inst is None:
         inst = task.instances[iid] = Instance(TaskId(job.id, task.id.task, iid), TaskState.QUEUED)
@@ -83,14 +87,28 @@ def place(job: Job, task: Task, iid: int, node: str, cores: int, memory_mb: int,
     inst.holding = True
     inst.cores = cores
     inst.memory_mb = memory_mb
+    inst.generic = generic
+    inst.hosts = hosts
     inst.started_at = now
     inst.ended_at = None
     inst.exit_code = None
     inst.signal = 0
     if task.started_at is None:
         task.started_at = now
-    move_unit(job, task, inst, TaskEvent.PLACE, now, f"started on {node}", o)
+    where = node if not hosts else f"{node} and {', '.join(h for h, _ in hosts)}"
+    move_unit(job, task, inst, TaskEvent.PLACE, now, f"started on {where}", o)
     return inst
+
+
+def reserved(job: Job, where: str, now: float, o: Outcome) -> None:
+    """The job's reservation now holds its minimum: it is Running (HPC Pack) before any task is."""
+    if job.state is not JobState.QUEUED:
+        return
+    job.state = next_job_state(job.state, JobEvent.START, f"job {job.id}")
+    job.started_at = now
+    job.reason = f"allocated {where}"
+    o.changes.append(job.change(0, now, job.state.value, job.reason))
+    o.touch(job)
 
 
 def exited(
@@ -112,8 +130,9 @@ def exited(
         _fail_fast(job, inst, reason, now, o)
 
 
-def lost(job: Job, task: Task, inst: Instance, node: str, now: float, o: Outcome) -> None:
-    """The node running the instance was lost; the process is presumed gone with it."""
+def lost(job: Job, task: Task, inst: Instance, node: str, now: float, o: Outcome, what: str = "lost") -> None:
+    """The node running the instance was lost (or taken offline, `what`); the process is
+    presumed gone with it."""
     inst.holding = False
     o.touch(job, task, inst)
     if inst.state is not TaskState.RUNNING:
@@ -121,12 +140,12 @@ def lost(job: Job, task: Task, inst: Instance, node: str, now: float, o: Outcome
     spec = task.spec
     if spec.rerunnable and inst.retries < spec.max_retries and job.state in ACTIVE_JOB:
         inst.retries += 1
-        reason = f"node {node} lost; requeued (retry {inst.retries} of {spec.max_retries})"
+        reason = f"node {node} {what}; requeued (retry {inst.retries} of {spec.max_retries})"
         move_unit(job, task, inst, TaskEvent.RETRY, now, reason, o)
         task.requeued.append(inst.id.instance)
         return
     inst.ended_at = now
-    reason = f"node {node} lost"
+    reason = f"node {node} {what}"
     move_unit(job, task, inst, TaskEvent.LOST, now, reason, o)
     _fail_fast(job, inst, reason, now, o)
 

@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from common.constraints import NONE, Constraints
 from common.ids import TaskId
-from common.resources import Resources
+from common.resources import Generic, Resources
 from headnode.domain.states import JobState, TaskState
 
 DEFAULT_TASK_RESOURCES = Resources(cores=1, memory_mb=0)
@@ -74,6 +75,8 @@ class TaskSpec:
     exclusive: bool = False
     sweep: Sweep | None = None
     instances: int = 0  # >1: multi-instance
+    placement: Constraints = NONE
+    nodes: int = 0  # >0: each instance takes this many whole nodes (multi-node, MPI-style)
 
     @property
     def multi(self) -> bool:
@@ -109,6 +112,20 @@ class TaskSpec:
         return max(self.max_cores, self.resources.cores)
 
 
+RESERVE_CORES = "cores"
+RESERVE_NODES = "nodes"
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A job-level allocation of `minimum` to `maximum` cores or whole nodes (HPC Pack's
+    job unit type with MinCores/MaxCores or MinNodes/MaxNodes)."""
+
+    unit: str
+    minimum: int
+    maximum: int
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """Job-level fields. Tasks come with a submission and then live in Job.tasks."""
@@ -122,6 +139,9 @@ class JobSpec:
     cancel_on_unsatisfiable_dependency: bool = False
     run_dependents_after_failure: bool = False
     hold: bool = False
+    placement: Constraints = NONE
+    exclusive: bool = False  # its nodes run no other job's work
+    reservation: Reservation | None = None
     tasks: tuple[TaskSpec, ...] = ()
 
 
@@ -157,6 +177,9 @@ class Instance:
     # What the current placement was given (cores between the task's minimum and maximum).
     cores: int = 0
     memory_mb: int = 0
+    generic: Generic = ()
+    # A multi-node run's other nodes and the cores it holds on each (it runs on `node`).
+    hosts: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(slots=True, eq=False)

@@ -2,7 +2,11 @@
 
 A node's `allocations` are the head's decided placements that still hold resources; they
 are released only when the agent reports the process gone (or the node is declared lost),
-so a cancelled task's cores are not handed out while its process is still dying.
+so a cancelled task's cores are not handed out while its process is still dying. A
+multi-node run holds a `secondary` allocation on each of its other nodes: no process runs
+there under Shoal's eye (MPI starts its ranks), so agents never report it and it is
+released with the run. `reserved` holds job-level reservations (scheduling/pools.py): a
+pooled allocation is charged to the node only beyond the cores its job reserved.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from headnode.domain.launch import RunSpec
 from headnode.domain.states import NodeState
 
 
+HISTORY = 20  # state changes kept per node
+
+
 @dataclass(slots=True, eq=False)
 class Allocation:
     task: TaskId
@@ -23,6 +30,14 @@ class Allocation:
     # Sequence number of the Launch message in the node's current session; 0 = not sent yet.
     launch_seq: int = 0
     started: bool = False
+    # What counts against the node's capacity; None: all of `resources`.
+    charge: Resources | None = None
+    secondary: bool = False
+    pool: int = 0  # the job whose reservation it runs in (0: none)
+
+    @property
+    def charged(self) -> Resources:
+        return self.resources if self.charge is None else self.charge
 
 
 @dataclass(slots=True, eq=False)
@@ -42,10 +57,37 @@ class Node:
     seen_at: float = 0.0
     allocations: dict[TaskId, Allocation] = field(default_factory=dict)
     used: Resources = ZERO
+    # Set by admins at the head node (stored), and declared by the agent (not stored).
+    groups: frozenset[str] = frozenset()
+    labels: frozenset[str] = frozenset()
+    agent_groups: frozenset[str] = frozenset()
+    agent_labels: frozenset[str] = frozenset()
+    # Job id -> what its reservation holds here (part of `used`).
+    reserved: dict[int, Resources] = field(default_factory=dict)
+    state_at: float = 0.0
+    # The latest state changes, oldest first: (time, state, reason).
+    history: list[tuple[float, str, str]] = field(default_factory=list)
 
     @property
     def free(self) -> Resources:
         return self.capacity - self.used
+
+    @property
+    def all_groups(self) -> frozenset[str]:
+        return self.groups | self.agent_groups
+
+    @property
+    def all_labels(self) -> frozenset[str]:
+        return self.labels | self.agent_labels
+
+    def jobs(self) -> set[int]:
+        out = {t.job for t in self.allocations}
+        out.update(self.reserved)
+        return out
+
+    def running(self) -> int:
+        """Runs whose process is on this node."""
+        return sum(1 for a in self.allocations.values() if not a.secondary)
 
     @property
     def schedulable(self) -> bool:
@@ -60,13 +102,36 @@ class Node:
 
     def allocate(self, alloc: Allocation) -> None:
         self.allocations[alloc.task] = alloc
-        self.used = self.used + alloc.resources
+        self.used = self.used + alloc.charged
 
     def release(self, task: TaskId) -> Allocation | None:
         alloc = self.allocations.pop(task, None)
         if alloc is not None:
-            self.used = self.used - alloc.resources
+            self.used = self.used - alloc.charged
         return alloc
+
+    def reserve(self, job: int, resources: Resources) -> None:
+        self.reserved[job] = self.reserved.get(job, ZERO) + resources
+        self.used = self.used + resources
+
+    def unreserve(self, job: int, resources: Resources | None = None) -> None:
+        held = self.reserved.get(job)
+        if held is None:
+            return
+        give = held if resources is None else resources
+        left = held - give
+        if left == ZERO:
+            self.reserved.pop(job)
+        else:
+            self.reserved[job] = left
+        self.used = self.used - give
+
+    def set_state(self, state: NodeState, reason: str, now: float) -> None:
+        self.state = state
+        self.reason = reason
+        self.state_at = now
+        self.history.append((now, state.value, reason))
+        del self.history[:-HISTORY]
 
 
 # Instructions the head sends to an agent (converted to HeadMessage by the API layer).
@@ -119,6 +184,8 @@ class Hello:
     hostname: str = ""
     agent_version: str = ""
     tasks: tuple[TaskReport, ...] = ()
+    groups: frozenset[str] = frozenset()
+    labels: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

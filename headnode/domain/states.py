@@ -81,6 +81,10 @@ class JobEvent(enum.Enum):
 class NodeEvent(enum.Enum):
     LOST = "lost"  # no heartbeat within the grace period
     RETURNED = "returned"  # the agent connected again
+    DRAIN = "drain"  # an admin: no new work
+    ONLINE = "online"  # an admin: take work again
+    OFFLINE = "offline"  # an admin: no work at all
+    EMPTIED = "emptied"  # the last run on a draining node ended
 
 
 T, E = TaskState, TaskEvent
@@ -128,11 +132,23 @@ JOB_TRANSITIONS: dict[tuple[JobState, JobEvent], JobState] = {
 N, NE = NodeState, NodeEvent
 NODE_TRANSITIONS: dict[tuple[NodeState, NodeEvent], NodeState] = {
     (N.ONLINE, NE.LOST): N.UNREACHABLE,
-    (N.DRAINING, NE.LOST): N.UNREACHABLE,
+    # A draining node that goes silent loses its runs (requeued) and so has drained.
+    (N.DRAINING, NE.LOST): N.OFFLINE,
     (N.UNREACHABLE, NE.RETURNED): N.ONLINE,
     (N.ONLINE, NE.RETURNED): N.ONLINE,
     (N.DRAINING, NE.RETURNED): N.DRAINING,
     (N.OFFLINE, NE.RETURNED): N.OFFLINE,
+    (N.ONLINE, NE.DRAIN): N.DRAINING,
+    (N.DRAINING, NE.DRAIN): N.DRAINING,
+    (N.UNREACHABLE, NE.DRAIN): N.OFFLINE,  # nothing runs there any more
+    (N.DRAINING, NE.EMPTIED): N.OFFLINE,
+    (N.ONLINE, NE.ONLINE): N.ONLINE,
+    (N.DRAINING, NE.ONLINE): N.ONLINE,
+    (N.OFFLINE, NE.ONLINE): N.ONLINE,
+    (N.ONLINE, NE.OFFLINE): N.OFFLINE,
+    (N.DRAINING, NE.OFFLINE): N.OFFLINE,
+    (N.UNREACHABLE, NE.OFFLINE): N.OFFLINE,
+    (N.OFFLINE, NE.OFFLINE): N.OFFLINE,
 }
 del T, E, J, JE, N, NE
 

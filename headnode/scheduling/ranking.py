@@ -1,7 +1,8 @@
 """Scores for the nodes that passed the filters: 0..100, higher is better.
 
 "pack" prefers the node that will be fullest after placement (best fit: keeps whole nodes
-free for wide tasks), "spread" the emptiest. Ties go to the node name, so placement is
+free for wide tasks), "spread" the emptiest. Every dimension the node has counts equally
+(cores, memory, each named resource). Ties go to the node name, so placement is
 deterministic for a given snapshot.
 """
 
@@ -13,10 +14,17 @@ POLICIES = ("pack", "spread")
 
 
 def score(capacity: Resources, free_after: Resources, policy: str) -> float:
-    fractions = []
+    total = 0.0
+    n = 0
     if capacity.cores > 0:
-        fractions.append(free_after.cores / capacity.cores)
+        total += free_after.cores / capacity.cores
+        n += 1
     if capacity.memory_mb > 0:
-        fractions.append(free_after.memory_mb / capacity.memory_mb)
-    emptiness = sum(fractions) / len(fractions) if fractions else 0.0
+        total += free_after.memory_mb / capacity.memory_mb
+        n += 1
+    for name, value in capacity.generic:
+        if value > 0:
+            total += free_after.get(name) / value
+            n += 1
+    emptiness = total / n if n else 0.0
     return 100.0 * (emptiness if policy == "spread" else 1.0 - emptiness)

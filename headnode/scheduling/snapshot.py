@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
+from common.constraints import NONE, Constraints
 from common.ids import TaskId
 from common.resources import Resources
 
@@ -13,8 +15,13 @@ class NodeView:
     name: str
     capacity: Resources
     used: Resources
-    # Non-empty: the node takes no new work, and this says why ("Unreachable", "disconnected").
+    # Non-empty: the node takes no new work, and this says why ("Draining", "disconnected").
     unavailable: str = ""
+    groups: frozenset[str] = frozenset()
+    labels: frozenset[str] = frozenset()
+    # Jobs with work (or a reservation) on the node, and the one holding it exclusively (0: none).
+    jobs: frozenset[int] = frozenset()
+    exclusive_job: int = 0
 
     @property
     def free(self) -> Resources:
@@ -31,10 +38,39 @@ class TaskRequest:
     max_cores: int = 0  # up to this many cores when free; 0: the minimum
     exclusive: bool = False  # a whole node each
     gang: bool = False  # all `count` instances start together or none does
+    constraints: Constraints = NONE  # the job's and the task's, merged
+    job_exclusive: bool = False  # the job shares no node with other jobs
+    nodes: int = 0  # >0: each instance takes this many whole nodes at once
+
+    @property
+    def job(self) -> int:
+        return self.id.job
+
+
+@dataclass(frozen=True, slots=True)
+class PoolView:
+    """A job's own allocation (a job-level reservation) and how much of it is in use."""
+
+    job: int
+    unit: str  # "cores" or "nodes"
+    minimum: int
+    maximum: int
+    # node -> reserved there (cores only; a whole node's capacity in the nodes unit)
+    held: Mapping[str, Resources] = field(default_factory=dict)
+    # node -> what its running instances use of the pool there (cores only in the cores unit)
+    in_use: Mapping[str, Resources] = field(default_factory=dict)
+    started: bool = False  # the job already holds (or held) its minimum and is Running
+    pending: bool = False  # it has instances still to run (queued or waiting on dependencies)
+    ended: bool = False  # the job is over: release everything
+    constraints: Constraints = NONE
+    exclusive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     nodes: tuple[NodeView, ...]
-    # Queued tasks in queue order (first come, first served).
-    queue: tuple[TaskRequest, ...]
+    # Queued tasks in queue order (priority, then submission). May be a lazy iterable: the
+    # core reads it once, in order, and stops where the policy stops the pass, so a queue of
+    # 100,000 tasks behind a blocked one costs nothing.
+    queue: Iterable[TaskRequest]
+    pools: Mapping[int, PoolView] = field(default_factory=dict)

@@ -15,15 +15,17 @@ from dataclasses import dataclass
 
 from common import log
 from common.clock import Clock
-from common.resources import fits
+from common.constraints import merge
+from common.resources import ZERO, Resources, fits
 from headnode.domain import lifecycle
 from headnode.domain.cluster import Cluster
 from headnode.domain.launch import resolve
 from headnode.domain.lifecycle import Outcome
-from headnode.domain.model import Instance, Job, Task
+from headnode.domain.model import RESERVE_NODES, Instance, Job, Task
 from headnode.domain.node import Allocation, Launch, Node
-from headnode.scheduling.core import Plan, schedule
-from headnode.scheduling.snapshot import NodeView, Snapshot, TaskRequest
+from headnode.domain.states import JobState, TaskState
+from headnode.scheduling.core import Placement, Plan, schedule
+from headnode.scheduling.snapshot import NodeView, PoolView, Snapshot, TaskRequest
 from headnode.services.effects import Effects
 from headnode.services.membership import Membership
 from headnode.services.output import OutputStore
@@ -34,19 +36,62 @@ WAITING_FOR_SCHEDULER = "waiting for the scheduler"
 
 
 def take_snapshot(cluster: Cluster) -> Snapshot:
-    nodes = tuple(
-        NodeView(n.name, n.capacity, n.used, n.unavailable_reason())
-        for n in sorted(cluster.nodes.values(), key=lambda n: n.name)
+    nodes = tuple(_node_view(cluster, n) for n in sorted(cluster.nodes.values(), key=lambda n: n.name))
+    # Lazy: the core stops reading where the pass stops, so a long queue costs little.
+    queue = (_request(cluster, t) for t in cluster.queued())
+    pools = {j: v for j in sorted(cluster.reserving) if (v := _pool_view(cluster, j)) is not None}
+    return Snapshot(nodes, queue, pools)
+
+
+def _node_view(cluster: Cluster, n: Node) -> NodeView:
+    jobs = frozenset(n.jobs()) if n.allocations or n.reserved else frozenset()
+    exclusive = 0
+    for j in jobs:
+        job = cluster.jobs.get(j)
+        if job is not None and job.spec.exclusive:
+            exclusive = j
+            break
+    return NodeView(n.name, n.capacity, n.used, n.unavailable_reason(), n.all_groups, n.all_labels, jobs, exclusive)
+
+
+def _request(cluster: Cluster, t: Task) -> TaskRequest:
+    job = cluster.jobs[t.id.job]
+    spec = t.spec
+    return TaskRequest(
+        t.id, spec.resources, count=t.pending, max_cores=spec.max_cores, exclusive=spec.exclusive,
+        # A multi-instance task starts all its instances together the first time.
+        gang=spec.multi and not t.instances,
+        constraints=merge(job.spec.placement, spec.placement),
+        job_exclusive=job.spec.exclusive,
+        nodes=spec.nodes,
     )
-    queue = tuple(
-        TaskRequest(
-            t.id, t.spec.resources, count=t.pending, max_cores=t.spec.max_cores, exclusive=t.spec.exclusive,
-            # A multi-instance task starts all its instances together the first time.
-            gang=t.spec.multi and not t.instances,
-        )
-        for t in cluster.queued()
+
+
+def _pool_view(cluster: Cluster, job_id: int) -> PoolView | None:
+    job = cluster.jobs.get(job_id)
+    r = job.spec.reservation if job is not None else None
+    held: dict[str, Resources] = {}
+    in_use: dict[str, Resources] = {}
+    for node in cluster.nodes.values():
+        if job_id in node.reserved:
+            held[node.name] = node.reserved[job_id]
+            use = ZERO
+            for a in node.allocations.values():
+                if a.pool == job_id:
+                    use = use + (a.resources if r is not None and r.unit == RESERVE_NODES else Resources(a.resources.cores))
+            in_use[node.name] = use
+    if job is None or r is None:
+        if not held:
+            return None
+        return PoolView(job_id, "cores", 0, 0, held, in_use, ended=True)
+    return PoolView(
+        job_id, r.unit, r.minimum, r.maximum, held, in_use,
+        started=job.state is JobState.RUNNING,
+        pending=job.counts[TaskState.QUEUED] > 0,
+        ended=job.state.terminal,
+        constraints=job.spec.placement,
+        exclusive=job.spec.exclusive,
     )
-    return Snapshot(nodes, queue)
 
 
 @dataclass
@@ -92,32 +137,16 @@ class Allocator:
 
     async def pass_once(self) -> None:
         self.passes += 1
-        if not self.cluster.queue:
+        if not self.cluster.queue and not self.cluster.reserving:
             self._last = Plan()
             return
         now = self.clock.now()
         plan = schedule(take_snapshot(self.cluster), now, self.policy)
         self._last = plan
-        if not plan.placements:
-            return
         o = Outcome()
-        placed: list[_Placed] = []
-        for p in plan.placements:
-            job = self.cluster.jobs.get(p.task.job)
-            task = job.tasks.get(p.task.task) if job else None
-            node = self.cluster.nodes.get(p.node)
-            if job is None or task is None or node is None:
-                continue
-            if not task.pending or not node.schedulable or not fits(p.resources, node.free):
-                continue
-            iid = lifecycle.take_pending(task)
-            if iid is None:
-                continue
-            inst = lifecycle.place(job, task, iid, node.name, p.resources.cores, p.resources.memory_mb, now, o)
-            node.allocate(Allocation(inst.id, inst.attempt, p.resources))
-            self.output.reset(inst.id)
-            placed.append(_Placed(job, task, inst, node, inst.attempt))
-        if not placed:
+        self._reservations(plan, now, o)
+        placed = [p for p in (self._commit(p, now, o) for p in plan.placements) if p is not None]
+        if not placed and not o.jobs:
             return
         await self.effects.apply(o)
         for p in placed:
@@ -128,7 +157,58 @@ class Allocator:
                 p.node.name, Launch(p.inst.id, p.attempt, resolve(p.job, p.task, p.inst))
             )
             _log.info("task_placed", job_id=p.job.id, task_id=str(p.inst.id), node=p.node.name,
-                      attempt=p.attempt, cores=p.inst.cores, sent=alloc.launch_seq > 0)
+                      attempt=p.attempt, cores=p.inst.cores, hosts=len(p.inst.hosts), sent=alloc.launch_seq > 0)
+
+    def _reservations(self, plan: Plan, now: float, o: Outcome) -> None:
+        """Carry out the plan's job-level reservations and releases."""
+        for g in plan.reserve:
+            node = self.cluster.nodes.get(g.node)
+            if node is not None:
+                node.reserve(g.job, g.resources)
+        for g in plan.release:
+            node = self.cluster.nodes.get(g.node)
+            if node is not None:
+                node.unreserve(g.job, g.resources)
+        for job_id in plan.started:
+            job = self.cluster.jobs.get(job_id)
+            if job is not None:
+                held = [f"{n.name} ({n.reserved[job_id].describe()})" for n in self.cluster.nodes.values()
+                        if job_id in n.reserved]
+                lifecycle.reserved(job, ", ".join(held) or "nothing", now, o)
+                _log.info("job_reserved", job_id=job_id, nodes=len(held))
+        for job_id in list(self.cluster.reserving):
+            job = self.cluster.jobs.get(job_id)
+            if (job is None or job.state.terminal) and not any(job_id in n.reserved for n in self.cluster.nodes.values()):
+                self.cluster.reserving.discard(job_id)
+        if plan.release:
+            self.kick()  # what was given back may let the next task start
+
+    def _commit(self, p: Placement, now: float, o: Outcome) -> _Placed | None:
+        """Check one placement again with the same fit check, then record it."""
+        job = self.cluster.jobs.get(p.task.job)
+        task = job.tasks.get(p.task.task) if job else None
+        parts = [(self.cluster.nodes.get(name), given) for name, given in ((p.node, p.resources), *p.extra)]
+        if job is None or task is None or not task.pending:
+            return None
+        charged = p.charged if p.charged is not None else p.resources
+        for i, (node, given) in enumerate(parts):
+            if node is None or not node.schedulable or not fits(charged if i == 0 else given, node.free):
+                return None
+        iid = lifecycle.take_pending(task)
+        if iid is None:
+            return None
+        node = parts[0][0]
+        assert node is not None
+        hosts = tuple((n.name, g.cores) for n, g in parts[1:] if n is not None)
+        r = p.resources
+        inst = lifecycle.place(job, task, iid, node.name, r.cores, r.memory_mb, now, o, r.generic, hosts)
+        pool = job.id if p.charged is not None else 0
+        node.allocate(Allocation(inst.id, inst.attempt, r, charge=p.charged, pool=pool))
+        for other, given in parts[1:]:
+            assert other is not None
+            other.allocate(Allocation(inst.id, inst.attempt, given, secondary=True))
+        self.output.reset(inst.id)
+        return _Placed(job, task, inst, node, inst.attempt)
 
     def pending_reason(self, job: Job, task: Task) -> str:
         """Why a task with waiting instances is not running them (empty if it has none)."""

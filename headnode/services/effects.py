@@ -78,6 +78,7 @@ class Effects:
             return True
         if alloc.launch_seq == 0 and not alloc.started:
             node.release(inst.id)
+            self.cluster.release_secondaries(inst.id, inst.attempt, inst.hosts)
             inst.holding = False
             return True
         return False

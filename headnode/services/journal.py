@@ -83,6 +83,7 @@ class Journal:
         meta: dict[str, str] | None = None,
         templates: dict[str, TemplateRecord | None] | None = None,
         deleted_jobs: Iterable[int] = (),
+        deleted_nodes: Iterable[str] = (),
     ) -> asyncio.Future[None]:
         """Queue the current state of these objects for writing; the future resolves when durable.
 
@@ -101,6 +102,7 @@ class Journal:
             batch.instances[(inst.id.job, inst.id.task, inst.id.instance)] = instance_record(inst)
         for node in nodes:
             batch.nodes[node.name] = node_record(node)
+        batch.deleted_nodes.update(deleted_nodes)
         change_list = list(changes)
         batch.history.extend(history_record(c) for c in change_list)
         if meta:

@@ -114,15 +114,20 @@ class Membership:
             node = Node(name=hello.node_name, capacity=hello.capacity, registered_at=now)
             self.cluster.nodes[node.name] = node
         same_agent = node.instance_id == hello.instance_id
+        if node.capacity != hello.capacity and node.registered_at != now:
+            _log.info("node_capacity_changed", node=node.name, old=node.capacity.describe(),
+                      new=hello.capacity.describe())
         node.capacity = hello.capacity
         node.hostname = hello.hostname
         node.agent_version = hello.agent_version
         node.instance_id = hello.instance_id
+        node.agent_groups = hello.groups
+        node.agent_labels = hello.labels
         node.connected = True
         node.last_heartbeat = now
-        node.state = next_node_state(node.state, NodeEvent.RETURNED)
-        if node.state is NodeState.ONLINE:
-            node.reason = "agent connected"
+        state = next_node_state(node.state, NodeEvent.RETURNED)
+        if state is NodeState.ONLINE:
+            node.set_state(state, "agent connected", now)
         node.seen_at = self.clock.monotonic()
         session = Session(node.name, hello.instance_id)
         self.sessions[node.name] = session
@@ -190,6 +195,9 @@ class Membership:
         self.output.complete(event.task)
         ack = AckExit(event.task, event.attempt)
         found = self.cluster.find_instance(event.task)
+        if found is not None:
+            self.cluster.release_secondaries(event.task, event.attempt, found[2].hosts)
+        await self.settle(node)
         if found is None or found[2].attempt != event.attempt or found[2].node != node.name:
             session.send(ack)
             self._on_capacity()
@@ -220,7 +228,8 @@ class Membership:
         persist_node: bool = False,
     ) -> None:
         """Carry out reconcile()'s decisions (see headnode/domain/reconcile.py)."""
-        d = reconcile(node.allocations, self._should_run, reports, acked_seq, same_agent)
+        primary = {t: a for t, a in node.allocations.items() if not a.secondary}
+        d = reconcile(primary, self._should_run, reports, acked_seq, same_agent)
         for task, attempt, reason in d.kill:
             session.send(Kill(task, attempt, reason))
         for task, attempt in d.forget:
@@ -237,7 +246,7 @@ class Membership:
             if acked_seq is not None:
                 _log.warning("task_vanished", node=node.name, task_id=str(alloc.task), attempt=alloc.attempt)
         if lost or dropped or persist_node:
-            await self._lose(node, lost, dropped, persist_node)
+            await self.lose(node, lost, dropped, persist_node)
 
     def _should_run(self, task_id: TaskId, attempt: int) -> bool:
         found = self.cluster.find_instance(task_id)
@@ -255,10 +264,12 @@ class Membership:
             return None
         # Stopped before it was ever delivered: nothing runs, so nothing to kill.
         node.release(alloc.task)
+        self.cluster.release_secondaries(inst.id, inst.attempt, inst.hosts)
         inst.holding = False
         return inst
 
-    async def _lose(self, node: Node, allocs: list[Allocation], dropped: list[Instance], persist_node: bool) -> None:
+    async def lose(self, node: Node, allocs: list[Allocation], dropped: list[Instance], persist_node: bool,
+                    what: str = "lost") -> None:
         """Release allocations whose processes are gone, fail or requeue their instances, persist."""
         o = Outcome()
         now = self.clock.now()
@@ -272,13 +283,28 @@ class Membership:
             if found is None:
                 continue
             job, task, inst = found
-            if inst.attempt == alloc.attempt:
-                lifecycle.lost(job, task, inst, node.name, now, o)
-                _log.warning("task_lost", job_id=job.id, task_id=str(inst.id), node=node.name,
-                             state=inst.state.value)
+            if inst.attempt != alloc.attempt or not inst.holding:
+                continue
+            self.cluster.release_secondaries(inst.id, inst.attempt, inst.hosts)
+            if alloc.secondary:
+                # One node of a multi-node run is gone: stop the run where its process is.
+                primary = self.cluster.nodes.get(inst.node)
+                if primary is not None and primary.release(inst.id) is not None:
+                    self.send(primary.name, Kill(inst.id, inst.attempt, f"node {node.name} of its allocation {what}"))
+            lifecycle.lost(job, task, inst, node.name, now, o, what)
+            _log.warning("task_lost", job_id=job.id, task_id=str(inst.id), node=node.name,
+                         state=inst.state.value)
         await self.effects.apply(o, nodes=[node] if persist_node else [])
         if allocs or dropped:
             self._on_capacity()
+
+    async def settle(self, node: Node) -> None:
+        """A draining node whose last run ended is Offline."""
+        if node.state is NodeState.DRAINING and not node.allocations and not node.reserved:
+            node.set_state(next_node_state(node.state, NodeEvent.EMPTIED), f"drained ({node.reason})"
+                           if not node.reason.startswith("drained") else node.reason, self.clock.now())
+            _log.info("node_drained", node=node.name)
+            await self.effects.apply(Outcome(), nodes=[node])
 
     # -- liveness ------------------------------------------------------------------------
 
@@ -298,10 +324,12 @@ class Membership:
             session = self.sessions.get(node.name)
             if session is not None:
                 self.close_session(session)
-            node.state = next_node_state(node.state, NodeEvent.LOST)
-            node.reason = f"no heartbeat for {limit:g}s"
+            node.set_state(next_node_state(node.state, NodeEvent.LOST), f"no heartbeat for {limit:g}s",
+                           self.clock.now())
             _log.warning("node_unreachable", node=node.name, tasks=len(node.allocations))
-            await self._lose(node, list(node.allocations.values()), [], persist_node=True)
+            await self.lose(node, list(node.allocations.values()), [], persist_node=True)
+        for node in list(self.cluster.nodes.values()):
+            await self.settle(node)
 
 
 def _validate_hello(hello: Hello) -> None:

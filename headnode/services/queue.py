@@ -27,7 +27,7 @@ from headnode.services.effects import Effects
 from headnode.services.events import EventBus, JobChanged, replay
 from headnode.services.journal import Journal
 from headnode.services.output import OutputStore
-from headnode.services.validation import validate_job_spec, validate_task
+from headnode.services.validation import validate_job_spec, validate_task, validate_task_in_job
 from headnode.store.base import HistoryRecord
 from headnode.store.records import NEXT_JOB_ID, change_of
 
@@ -126,6 +126,7 @@ class QueueService:
             raise InvalidArgument("tasks is empty: give at least one task to add")
         for i, spec in enumerate(specs):
             validate_task(f"tasks[{i}]", spec)
+            validate_task_in_job(f"tasks[{i}]", spec, job.spec)
         o = Outcome()
         numbers = operations.add_tasks(job, specs, by, self.clock.now(), o)
         await self.effects.apply(o)
@@ -134,6 +135,7 @@ class QueueService:
     async def modify_task(self, task_id: TaskId, spec: TaskSpec, by: str) -> Task:
         job, task = self.cluster.job(task_id.job), self.cluster.task(task_id)
         validate_task("spec", spec)
+        validate_task_in_job("spec", spec, job.spec)
         o = Outcome()
         operations.modify_task(job, task, spec, by, self.clock.now(), o)
         await self.effects.apply(o)

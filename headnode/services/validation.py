@@ -24,6 +24,13 @@ def validate_job_spec(spec: JobSpec, jobs: Mapping[int, Job], need_tasks: bool =
     validate_dependencies(spec, jobs)
     for i, task in enumerate(spec.tasks):
         validate_task(f"spec.tasks[{i}]", task)
+        validate_task_in_job(f"spec.tasks[{i}]", task, spec)
+
+
+def validate_task_in_job(where: str, task: TaskSpec, job: JobSpec) -> None:
+    if job.reservation is not None and task.nodes:
+        raise InvalidArgument(f"{where}.nodes: tasks of a job with a reservation run on one node each; "
+                              f"drop the task's nodes or the job's reservation")
 
 
 def validate_dependencies(spec: JobSpec, jobs: Mapping[int, Job]) -> None:
@@ -71,6 +78,11 @@ def validate_task(where: str, task: TaskSpec) -> None:
             raise InvalidArgument(f"{where}.sweep.step must be at least 1, got {s.step}")
         if s.end < s.start:
             raise InvalidArgument(f"{where}.sweep.end ({s.end}) is before sweep.start ({s.start})")
+    if task.nodes < 0:
+        raise InvalidArgument(f"{where}.nodes must not be negative, got {task.nodes}")
+    if task.nodes and task.instances > 1:
+        raise InvalidArgument(f"{where}: a task takes several nodes (nodes) or starts several instances "
+                              f"together (instances), not both")
     if task.instances < 0:
         raise InvalidArgument(f"{where}.instances must not be negative, got {task.instances}")
     if task.count > MAX_INSTANCES:

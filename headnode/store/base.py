@@ -61,6 +61,8 @@ class InstanceRecord:
     retries: int
     cores: int
     memory_mb: int
+    # JSON: named resources given ("generic") and a multi-node run's other nodes ("hosts").
+    detail: str = "{}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ class NodeRecord:
     instance_id: str
     registered_at: float
     last_heartbeat: float
+    # JSON: named resources, admin-set groups and labels, state time and recent state history.
+    detail: str = "{}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,7 @@ class WriteBatch:
     templates: dict[str, TemplateRecord | None] = field(default_factory=dict)  # None: delete
     deleted_jobs: set[int] = field(default_factory=set)  # with their tasks, instances, history
     meta: dict[str, str] = field(default_factory=dict)
+    deleted_nodes: set[str] = field(default_factory=set)
 
     def merge(self, later: WriteBatch) -> None:
         self.jobs.update(later.jobs)
@@ -124,10 +129,13 @@ class WriteBatch:
         self.templates.update(later.templates)
         self.deleted_jobs |= later.deleted_jobs
         self.meta.update(later.meta)
+        for name in later.deleted_nodes:
+            self.nodes.pop(name, None)
+        self.deleted_nodes = (self.deleted_nodes - set(later.nodes)) | later.deleted_nodes
 
     def __bool__(self) -> bool:
         return bool(self.jobs or self.tasks or self.instances or self.nodes or self.history or self.templates
-                    or self.deleted_jobs or self.meta)
+                    or self.deleted_jobs or self.meta or self.deleted_nodes)
 
 
 @dataclass
@@ -159,9 +167,9 @@ class Store(Protocol):
 JOB_COLUMNS = "id, owner, state, reason, created_at, submitted_at, started_at, ended_at, held_by, history_seq, spec"
 TASK_COLUMNS = "job_id, task_id, state, reason, unstarted, cursor, ahead, requeued, started_at, ended_at, spec"
 INSTANCE_COLUMNS = ("job_id, task_id, instance_id, state, reason, attempt, node, holding, exit_code, signal, "
-                    "started_at, ended_at, retries, cores, memory_mb")
+                    "started_at, ended_at, retries, cores, memory_mb, detail")
 NODE_COLUMNS = ("name, state, reason, cores, memory_mb, hostname, agent_version, instance_id, registered_at, "
-                "last_heartbeat")
+                "last_heartbeat, detail")
 HISTORY_COLUMNS = "job_id, seq, task_id, instance_id, at, state, reason"
 
 
@@ -182,12 +190,12 @@ def task_update_row(t: TaskRecord) -> tuple:
 
 def instance_row(i: InstanceRecord) -> tuple:
     return (i.job_id, i.task_id, i.instance_id, i.state, i.reason, i.attempt, i.node, i.holding, i.exit_code,
-            i.signal, i.started_at, i.ended_at, i.retries, i.cores, i.memory_mb)
+            i.signal, i.started_at, i.ended_at, i.retries, i.cores, i.memory_mb, i.detail)
 
 
 def node_row(n: NodeRecord) -> tuple:
     return (n.name, n.state, n.reason, n.cores, n.memory_mb, n.hostname, n.agent_version, n.instance_id,
-            n.registered_at, n.last_heartbeat)
+            n.registered_at, n.last_heartbeat, n.detail)
 
 
 def history_row(h: HistoryRecord) -> tuple:

@@ -9,17 +9,20 @@ from types import MappingProxyType
 from typing import Any
 
 from common.ids import TaskId
-from common.resources import Resources
+from common.constraints import NONE, Constraints, make
+from common.resources import ZERO, Resources, generic_of
 from headnode.domain.cluster import Cluster
 from headnode.domain.model import (
     DEFAULT_MAX_RETRIES,
     NORMAL_PRIORITY,
+    RESERVE_NODES,
     Change,
     DependencyKind,
     Instance,
     Job,
     JobDependency,
     JobSpec,
+    Reservation,
     Sweep,
     Task,
     TaskSpec,
@@ -56,6 +59,12 @@ def task_spec_to_json(spec: TaskSpec) -> str:
         "exclusive": spec.exclusive,
         "instances": spec.instances,
     }
+    if spec.resources.generic:
+        d["generic"] = dict(spec.resources.generic)
+    if spec.placement:
+        d["placement"] = _constraints_json(spec.placement)
+    if spec.nodes:
+        d["nodes"] = spec.nodes
     if spec.sweep is not None:
         d["sweep"] = [spec.sweep.start, spec.sweep.end, spec.sweep.step]
     return _dumps(d)
@@ -67,7 +76,7 @@ def task_spec_from_json(text: str) -> TaskSpec:
     return TaskSpec(
         command_line=d["command_line"],
         name=d.get("name", ""),
-        resources=Resources(d.get("cores", 1), d.get("memory_mb", 0)),
+        resources=Resources(d.get("cores", 1), d.get("memory_mb", 0), generic_of(d.get("generic"))),
         max_cores=d.get("max_cores", 0),
         environment=MappingProxyType(dict(d.get("environment", {}))),
         working_directory=d.get("working_directory", ""),
@@ -82,11 +91,32 @@ def task_spec_from_json(text: str) -> TaskSpec:
         exclusive=d.get("exclusive", False),
         sweep=Sweep(*sweep) if sweep else None,
         instances=d.get("instances", 0),
+        placement=_constraints(d.get("placement")),
+        nodes=d.get("nodes", 0),
     )
 
 
+def _constraints_json(c: Constraints) -> dict[str, list[str]]:
+    return {k: sorted(v) for k, v in (("groups", c.groups), ("require", c.require), ("avoid", c.avoid),
+                                       ("nodes", c.nodes)) if v}
+
+
+def _constraints(d: dict[str, list[str]] | None) -> Constraints:
+    if not d:
+        return NONE
+    return make(d.get("groups", ()), d.get("require", ()), d.get("avoid", ()), d.get("nodes", ()))
+
+
 def job_spec_to_json(spec: JobSpec) -> str:
-    return _dumps({
+    extra: dict[str, Any] = {}
+    if spec.placement:
+        extra["placement"] = _constraints_json(spec.placement)
+    if spec.exclusive:
+        extra["exclusive"] = True
+    if spec.reservation is not None:
+        r = spec.reservation
+        extra["reservation"] = [r.unit, r.minimum, r.maximum]
+    return _dumps({**extra,
         "name": spec.name,
         "project": spec.project,
         "priority": spec.priority,
@@ -111,6 +141,9 @@ def job_spec_from_json(text: str) -> JobSpec:
         cancel_on_unsatisfiable_dependency=d.get("cancel_on_unsatisfiable_dependency", False),
         run_dependents_after_failure=d.get("run_dependents_after_failure", False),
         hold=d.get("hold", False),
+        placement=_constraints(d.get("placement")),
+        exclusive=d.get("exclusive", False),
+        reservation=Reservation(*d["reservation"]) if d.get("reservation") else None,
     )
 
 
@@ -163,7 +196,14 @@ def instance_record(inst: Instance) -> InstanceRecord:
         retries=inst.retries,
         cores=inst.cores,
         memory_mb=inst.memory_mb,
+        detail=_instance_detail(inst),
     )
+
+
+def _instance_detail(inst: Instance) -> str:
+    if not inst.generic and not inst.hosts:
+        return "{}"
+    return _dumps({"generic": dict(inst.generic), "hosts": [list(h) for h in inst.hosts]})
 
 
 def node_record(node: Node) -> NodeRecord:
@@ -178,6 +218,13 @@ def node_record(node: Node) -> NodeRecord:
         instance_id=node.instance_id,
         registered_at=node.registered_at,
         last_heartbeat=node.last_heartbeat,
+        detail=_dumps({
+            "generic": dict(node.capacity.generic),
+            "groups": sorted(node.groups),
+            "labels": sorted(node.labels),
+            "state_at": node.state_at,
+            "history": [list(h) for h in node.history],
+        }),
     )
 
 
@@ -230,8 +277,7 @@ def restore(loaded: Loaded, now: float) -> Cluster:
         task.counts[inst.state] += 1
         node = cluster.nodes.get(inst.node) if inst.holding else None
         if node is not None:
-            # launch_seq 0: whether the launch reached the agent is settled when it says Hello.
-            node.allocate(Allocation(inst.id, inst.attempt, Resources(inst.cores, inst.memory_mb)))
+            _hold(cluster, jobs[r.job_id], inst, node)
         else:
             inst.holding = False
     for job in jobs.values():
@@ -243,10 +289,35 @@ def restore(loaded: Loaded, now: float) -> Cluster:
     return cluster
 
 
+def _hold(cluster: Cluster, job: Job, inst: Instance, node: Node) -> None:
+    """Hold a running instance's resources again. A job's reservation comes back as what its
+    running instances use; the scheduler grows it again from there."""
+    given = Resources(inst.cores, inst.memory_mb, inst.generic)
+    # launch_seq 0: whether the launch reached the agent is settled when it says Hello.
+    reservation = job.spec.reservation
+    if reservation is not None:
+        whole = reservation.unit == RESERVE_NODES
+        node.reserve(job.id, node.capacity if whole and job.id not in node.reserved else Resources(0 if whole else inst.cores))
+        charge = ZERO if whole else given.with_cores(0)
+        node.allocate(Allocation(inst.id, inst.attempt, given, charge=charge, pool=job.id))
+        cluster.reserving.add(job.id)
+        return
+    node.allocate(Allocation(inst.id, inst.attempt, given))
+    for name, cores in inst.hosts:
+        other = cluster.nodes.get(name)
+        if other is not None:
+            other.allocate(Allocation(inst.id, inst.attempt, given.with_cores(cores), secondary=True))
+
+
 def _node(r: NodeRecord, now: float) -> Node:
+    d = json.loads(r.detail or "{}")
     return Node(
         name=r.name,
-        capacity=Resources(r.cores, r.memory_mb),
+        capacity=Resources(r.cores, r.memory_mb, generic_of(d.get("generic"))),
+        groups=frozenset(d.get("groups", ())),
+        labels=frozenset(d.get("labels", ())),
+        state_at=d.get("state_at", 0.0),
+        history=[tuple(h) for h in d.get("history", ())],
         state=NodeState(r.state),
         reason=r.reason,
         connected=False,
@@ -275,6 +346,7 @@ def _job(r: JobRecord) -> Job:
 
 
 def _instance(r: InstanceRecord) -> Instance:
+    detail = json.loads(r.detail or "{}")
     return Instance(
         id=TaskId(r.job_id, r.task_id, r.instance_id),
         state=TaskState(r.state),
@@ -289,4 +361,6 @@ def _instance(r: InstanceRecord) -> Instance:
         retries=r.retries,
         cores=r.cores,
         memory_mb=r.memory_mb,
+        generic=generic_of(detail.get("generic")),
+        hosts=tuple((h, c) for h, c in detail.get("hosts", ())),
     )

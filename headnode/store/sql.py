@@ -60,6 +60,7 @@ class Statements:
         self.template = upsert("templates", TEMPLATE_COLUMNS, "name")
         self.delete_template = f"DELETE FROM templates WHERE name = {mark}"
         self.meta = upsert("meta", "key, value", "key")
+        self.delete_node = f"DELETE FROM nodes WHERE name = {mark}"
 
 
 def load(db: Any) -> Loaded:
@@ -93,6 +94,8 @@ def write(cur: Any, sql: Statements, batch: WriteBatch) -> None:
             cur.executemany(sql.task_update, updated)
     if batch.instances:
         cur.executemany(sql.instance, [instance_row(i) for i in batch.instances.values()])
+    if batch.deleted_nodes:
+        cur.executemany(sql.delete_node, [(n,) for n in batch.deleted_nodes])
     if batch.nodes:
         cur.executemany(sql.node, [node_row(n) for n in batch.nodes.values()])
     if batch.history:

@@ -50,6 +50,11 @@ MIGRATIONS: list[str] = [
         name TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at REAL NOT NULL, body TEXT NOT NULL
     );
     """,
+    # 2: named resources, multi-node runs, node groups, labels and state history
+    """
+    ALTER TABLE instances ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE nodes ADD COLUMN detail TEXT NOT NULL DEFAULT '{}'
+    """,
 ]
 
 

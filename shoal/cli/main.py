@@ -45,6 +45,44 @@ def _command(sub: argparse._SubParsersAction, name: str, func: str, help: str, e
     return p
 
 
+def _node_commands(sub: argparse._SubParsersAction) -> None:
+    """Node management (admins only, once roles exist; see the head node's `admins`)."""
+    p = _command(sub, "view", "nodes:view_node", "show one node: state history, groups, labels, tasks",
+                 "shoal node view n1")
+    p.add_argument("node")
+    _json(p)
+    p = _command(sub, "drain", "nodes:drain_node", "take no new work; running tasks go on; Offline when empty",
+                 "shoal node drain n1 --reason 'disk swap'")
+    p.add_argument("node")
+    p.add_argument("--reason", default="", help="recorded with the state change")
+    _json(p)
+    p = _command(sub, "online", "nodes:online_node", "let a drained or offline node take work again",
+                 "shoal node online n1")
+    p.add_argument("node")
+    p.add_argument("--reason", default="", help="recorded with the state change")
+    _json(p)
+    p = _command(sub, "offline", "nodes:offline_node", "take a node out of service now",
+                 "shoal node offline n1 --force")
+    p.add_argument("node")
+    p.add_argument("--reason", default="", help="recorded with the state change")
+    p.add_argument("--force", action="store_true", help="stop its running tasks and requeue them")
+    _json(p)
+    p = _command(sub, "remove", "nodes:remove_node", "forget an offline node whose agent is stopped",
+                 "shoal node remove n1")
+    p.add_argument("node")
+    p = _command(sub, "group", "nodes:group_nodes", "add nodes to a node group, or remove them",
+                 "shoal node group add gpu n1 n2")
+    p.add_argument("action", choices=("add", "remove"))
+    p.add_argument("group")
+    p.add_argument("nodes", nargs="+", metavar="NODE")
+    p = _command(sub, "label", "nodes:label_node", "add labels to a node (or --remove them)",
+                 "shoal node label n1 avx512 rack=3")
+    p.add_argument("node")
+    p.add_argument("labels", nargs="*", metavar="LABEL")
+    p.add_argument("--remove", action="append", default=[], metavar="LABEL", help="take this label off (repeatable)")
+    _json(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shoal", description="Shoal cluster job scheduler", epilog=EPILOG,
@@ -64,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         "node", help="run a compute-node agent, or list nodes",
         description="Without a subcommand: run a compute-node agent in the foreground.\n"
         "  shoal node --head HOST:PORT [--name NAME] [--cores N] [--memory-mb M]\n"
-        "  shoal node list [--json]",
+        "  shoal node list [--json]\n"
+        "  shoal node view|drain|online|offline|remove|group|label ... (see shoal node SUBCOMMAND --help)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from computenode.flags import add_arguments as node_arguments
@@ -73,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     node.set_defaults(func="agent")
     node_sub = node.add_subparsers(dest="node_command", metavar="SUBCOMMAND")
     _json(_command(node_sub, "list", "nodes:list_nodes", "list the nodes with their state and load"))
+    _node_commands(node_sub)
 
     _job_commands(sub.add_parser("job", help="create, submit, change and inspect jobs")
                   .add_subparsers(dest="job_command", metavar="SUBCOMMAND", required=True))

@@ -1,4 +1,4 @@
-"""`shoal node list`."""
+"""`shoal node list|view|drain|online|offline|remove|group|label`."""
 
 from __future__ import annotations
 
@@ -20,3 +20,54 @@ def list_nodes(args: argparse.Namespace, head: str) -> int:
     else:
         print(render.node_table(nodes, now()))
     return EXIT_OK
+
+
+def _show(args: argparse.Namespace, node: object) -> int:
+    print(render.to_json(node) if getattr(args, "json", False) else render.node_view(node, now()))  # type: ignore[arg-type]
+    return EXIT_OK
+
+
+@talks_to_head
+def view_node(args: argparse.Namespace, head: str) -> int:
+    with Client(head) as client:
+        return _show(args, client.get_node(args.node))
+
+
+@talks_to_head
+def drain_node(args: argparse.Namespace, head: str) -> int:
+    with Client(head) as client:
+        return _show(args, client.drain_node(args.node, args.reason))
+
+
+@talks_to_head
+def online_node(args: argparse.Namespace, head: str) -> int:
+    with Client(head) as client:
+        return _show(args, client.set_node_online(args.node, args.reason))
+
+
+@talks_to_head
+def offline_node(args: argparse.Namespace, head: str) -> int:
+    with Client(head) as client:
+        return _show(args, client.set_node_offline(args.node, args.reason, args.force))
+
+
+@talks_to_head
+def remove_node(args: argparse.Namespace, head: str) -> int:
+    with Client(head) as client:
+        client.remove_node(args.node)
+    print(f"node {args.node} removed")
+    return EXIT_OK
+
+
+@talks_to_head
+def group_nodes(args: argparse.Namespace, head: str) -> int:
+    with Client(head) as client:
+        nodes = client.node_group(args.group, args.nodes, add=args.action == "add")
+    print(render.node_table(nodes, now()))
+    return EXIT_OK
+
+
+@talks_to_head
+def label_node(args: argparse.Namespace, head: str) -> int:
+    with Client(head) as client:
+        return _show(args, client.label_node(args.node, args.labels, args.remove))

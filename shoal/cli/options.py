@@ -38,6 +38,15 @@ def add_task_options(p: argparse.ArgumentParser, name_flags: tuple[str, ...] = (
                    help="requeue it when its node is lost (the default)")
     g.add_argument("--no-rerunnable", dest="rerunnable", action="store_false", help="fail it when its node is lost")
     g.add_argument("--retries", type=int, metavar="N", help="requeues after a lost node (default 3)")
+    g.add_argument("--gpus", type=int, metavar="N", help="GPUs (the node sets CUDA_VISIBLE_DEVICES)")
+    g.add_argument("--resource", action="append", metavar="NAME=COUNT",
+                   help="a named resource nodes advertise, e.g. license_matlab=1 (repeatable)")
+    g.add_argument("--nodes", dest="task_nodes", type=int, metavar="N",
+                   help="MPI-style: N whole nodes at once; runs on the first, told SHOAL_NODES and SHOAL_HOSTFILE")
+    g.add_argument("--node-group", action="append", metavar="GROUP", help="run only on nodes of this group (repeatable)")
+    g.add_argument("--require-label", action="append", metavar="LABEL", help="run only on nodes with this label")
+    g.add_argument("--avoid-label", action="append", metavar="LABEL", help="never run on nodes with this label")
+    g.add_argument("--requested-nodes", metavar="NODE[,NODE...]", help="run only on these nodes")
 
 
 def add_job_options(p: argparse.ArgumentParser, name_flags: tuple[str, ...] = ("--name",),
@@ -59,16 +68,21 @@ def add_job_options(p: argparse.ArgumentParser, name_flags: tuple[str, ...] = ("
                    help="run tasks even when a task they depend on failed")
     g.add_argument("--hold", action="store_true", default=None, help="submit it held (release with `job release`)")
     g.add_argument("--template", help="start from this template")
+    g.add_argument("--exclusive-job", dest="job_exclusive", action="store_true", default=None,
+                   help="the job's nodes run no other job's work")
+    g.add_argument("--numcores", metavar="MIN[-MAX]",
+                   help="reserve MIN to MAX cores for the job; its tasks run inside them (HPC Pack's /numcores)")
+    g.add_argument("--numnodes", metavar="MIN[-MAX]", help="reserve MIN to MAX whole nodes for the job")
 
 
-def _cores(text: str) -> tuple[int, int]:
+def _cores(text: str, flag: str = "--cores") -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+))?\s*", text)
     if not m:
-        raise InvalidArgument(f"--cores {text!r} is not MIN or MIN-MAX (for example 2 or 2-8)")
+        raise InvalidArgument(f"{flag} {text!r} is not MIN or MIN-MAX (for example 2 or 2-8)")
     lo = int(m.group(1))
     hi = int(m.group(2)) if m.group(2) else 0
     if hi and hi < lo:
-        raise InvalidArgument(f"--cores {text!r}: MAX is below MIN")
+        raise InvalidArgument(f"{flag} {text!r}: MAX is below MIN")
     return lo, hi
 
 
@@ -137,6 +151,29 @@ def task_spec_from(args: argparse.Namespace, command: str | None = None,
     if given("retries"):
         t.max_retries = args.retries
         fields.append("max_retries")
+    if given("gpus"):
+        t.resources.generic["gpu"] = args.gpus
+    for item in getattr(args, "resource", None) or ():
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise InvalidArgument(f"--resource {item!r} is not NAME=COUNT (for example license_matlab=1)")
+        t.resources.generic[name.strip()] = int(value)
+    if given("gpus") or given("resource"):
+        fields.append("resources.generic")
+    if given("task_nodes"):
+        t.nodes = args.task_nodes
+        fields.append("nodes")
+    placed = False
+    for flag, target in (("node_group", t.placement.groups), ("require_label", t.placement.require_labels),
+                         ("avoid_label", t.placement.avoid_labels)):
+        if given(flag):
+            target.extend(getattr(args, flag))
+            placed = True
+    if given("requested_nodes"):
+        t.placement.nodes.extend(n.strip() for n in args.requested_nodes.split(",") if n.strip())
+        placed = True
+    if placed:
+        fields.append("placement")
     return t, fields
 
 
@@ -176,6 +213,16 @@ def job_spec_from(args: argparse.Namespace) -> tuple[jobs_pb2.JobSpec, list[str]
         fields.append("dependencies")
     if given("template"):
         j.template = args.template
+    if given("job_exclusive"):
+        j.exclusive = args.job_exclusive
+        fields.append("exclusive")
+    for flag, unit in (("numcores", jobs_pb2.RESERVATION_UNIT_CORES), ("numnodes", jobs_pb2.RESERVATION_UNIT_NODES)):
+        if given(flag):
+            if j.HasField("reservation"):
+                raise InvalidArgument("give --numcores or --numnodes, not both")
+            lo, hi = _cores(getattr(args, flag), f"--{flag}")
+            j.reservation.CopyFrom(jobs_pb2.JobReservation(unit=unit, min=lo, max=hi or lo))
+            fields.append("reservation")
     return j, fields
 
 

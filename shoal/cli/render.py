@@ -247,15 +247,40 @@ def node_table(nodes: Sequence[admin_pb2.Node], now: float) -> str:
     for n in nodes:
         state = node_state(n.state) + ("" if n.connected else " (disconnected)")
         beat = _secs(n.last_heartbeat)
+        gpus = n.capacity.generic.get("gpu", 0)
         rows.append([
             n.name, state,
             f"{n.allocated.cores}/{n.capacity.cores}",
             f"{n.allocated.memory_mb}/{n.capacity.memory_mb}",
+            f"{n.allocated.generic.get('gpu', 0)}/{gpus}" if gpus else "-",
             str(n.running_tasks),
+            ",".join(n.groups) or "-",
+            ",".join(n.labels) or "-",
             f"{max(0.0, now - beat):.0f}s ago" if beat else "-",
             n.reason,
         ])
-    return table(["NAME", "STATE", "CORES", "MEMORY_MB", "TASKS", "HEARTBEAT", "REASON"], rows, right=(2, 3, 4))
+    return table(["NAME", "STATE", "CORES", "MEMORY_MB", "GPUS", "TASKS", "GROUPS", "LABELS", "HEARTBEAT", "REASON"],
+                 rows, right=(2, 3, 4, 5))
+
+
+def node_view(n: admin_pb2.Node, now: float) -> str:
+    beat = _secs(n.last_heartbeat)
+    other = ", ".join(f"{k}={n.allocated.generic.get(k, 0)}/{v}" for k, v in sorted(n.capacity.generic.items()))
+    lines = [
+        f"node {n.name}: {node_state(n.state)}" + ("" if n.connected else " (agent disconnected)"),
+        f"  reason:     {n.reason or '-'} (since {when(n.state_time)})",
+        f"  host:       {n.hostname or '-'}  agent {n.agent_version or '-'}",
+        f"  cores:      {n.allocated.cores}/{n.capacity.cores} in use",
+        f"  memory:     {n.allocated.memory_mb}/{n.capacity.memory_mb} MB in use",
+        f"  resources:  {other or '-'}",
+        f"  groups:     {', '.join(n.groups) or '-'}",
+        f"  labels:     {', '.join(n.labels) or '-'}",
+        f"  tasks:      {', '.join(n.tasks) or '-'}",
+        f"  heartbeat:  {f'{max(0.0, now - beat):.0f}s ago' if beat else '-'}",
+        "  history:",
+    ]
+    lines += [f"    {when(h.time)}  {node_state(h.state):<11} {h.reason}" for h in n.history] or ["    -"]
+    return "\n".join(lines)
 
 
 def _clip(text: str, width: int) -> str:

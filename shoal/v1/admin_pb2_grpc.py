@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Node management is for admins only (PERMISSION_DENIED otherwise).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -44,10 +45,46 @@ class AdminServiceStub:
                 request_serializer=shoal_dot_v1_dot_admin__pb2.GetNodeRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_admin__pb2.Node.FromString,
                 _registered_method=True)
+        self.DrainNode = channel.unary_unary(
+                '/shoal.v1.AdminService/DrainNode',
+                request_serializer=shoal_dot_v1_dot_admin__pb2.DrainNodeRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_admin__pb2.Node.FromString,
+                _registered_method=True)
+        self.SetNodeOnline = channel.unary_unary(
+                '/shoal.v1.AdminService/SetNodeOnline',
+                request_serializer=shoal_dot_v1_dot_admin__pb2.SetNodeOnlineRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_admin__pb2.Node.FromString,
+                _registered_method=True)
+        self.SetNodeOffline = channel.unary_unary(
+                '/shoal.v1.AdminService/SetNodeOffline',
+                request_serializer=shoal_dot_v1_dot_admin__pb2.SetNodeOfflineRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_admin__pb2.Node.FromString,
+                _registered_method=True)
+        self.RemoveNode = channel.unary_unary(
+                '/shoal.v1.AdminService/RemoveNode',
+                request_serializer=shoal_dot_v1_dot_admin__pb2.RemoveNodeRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_admin__pb2.RemoveNodeResponse.FromString,
+                _registered_method=True)
+        self.AddNodesToGroup = channel.unary_unary(
+                '/shoal.v1.AdminService/AddNodesToGroup',
+                request_serializer=shoal_dot_v1_dot_admin__pb2.NodeGroupRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_admin__pb2.NodeGroupResponse.FromString,
+                _registered_method=True)
+        self.RemoveNodesFromGroup = channel.unary_unary(
+                '/shoal.v1.AdminService/RemoveNodesFromGroup',
+                request_serializer=shoal_dot_v1_dot_admin__pb2.NodeGroupRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_admin__pb2.NodeGroupResponse.FromString,
+                _registered_method=True)
+        self.LabelNode = channel.unary_unary(
+                '/shoal.v1.AdminService/LabelNode',
+                request_serializer=shoal_dot_v1_dot_admin__pb2.LabelNodeRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_admin__pb2.Node.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Node management is for admins only (PERMISSION_DENIED otherwise).
+    """
 
     def ListNodes(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -56,6 +93,50 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetNode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DrainNode(self, request, context):
+        """No new work; running tasks go on; Offline when the last one ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetNodeOnline(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetNodeOffline(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNode(self, request, context):
+        """Forget an Offline or Unreachable node with no tasks; its agent must be stopped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddNodesToGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNodesFromGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LabelNode(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -74,6 +155,41 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=shoal_dot_v1_dot_admin__pb2.GetNodeRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_admin__pb2.Node.SerializeToString,
             ),
+            'DrainNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainNode,
+                    request_deserializer=shoal_dot_v1_dot_admin__pb2.DrainNodeRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_admin__pb2.Node.SerializeToString,
+            ),
+            'SetNodeOnline': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetNodeOnline,
+                    request_deserializer=shoal_dot_v1_dot_admin__pb2.SetNodeOnlineRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_admin__pb2.Node.SerializeToString,
+            ),
+            'SetNodeOffline': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetNodeOffline,
+                    request_deserializer=shoal_dot_v1_dot_admin__pb2.SetNodeOfflineRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_admin__pb2.Node.SerializeToString,
+            ),
+            'RemoveNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNode,
+                    request_deserializer=shoal_dot_v1_dot_admin__pb2.RemoveNodeRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_admin__pb2.RemoveNodeResponse.SerializeToString,
+            ),
+            'AddNodesToGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddNodesToGroup,
+                    request_deserializer=shoal_dot_v1_dot_admin__pb2.NodeGroupRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_admin__pb2.NodeGroupResponse.SerializeToString,
+            ),
+            'RemoveNodesFromGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNodesFromGroup,
+                    request_deserializer=shoal_dot_v1_dot_admin__pb2.NodeGroupRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_admin__pb2.NodeGroupResponse.SerializeToString,
+            ),
+            'LabelNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.LabelNode,
+                    request_deserializer=shoal_dot_v1_dot_admin__pb2.LabelNodeRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_admin__pb2.Node.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'shoal.v1.AdminService', rpc_method_handlers)
@@ -83,7 +199,8 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """Missing associated documentation comment in .proto file."""
+    """Node management is for admins only (PERMISSION_DENIED otherwise).
+    """
 
     @staticmethod
     def ListNodes(request,
@@ -128,6 +245,195 @@ class AdminService:
             target,
             '/shoal.v1.AdminService/GetNode',
             shoal_dot_v1_dot_admin__pb2.GetNodeRequest.SerializeToString,
+            shoal_dot_v1_dot_admin__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.AdminService/DrainNode',
+            shoal_dot_v1_dot_admin__pb2.DrainNodeRequest.SerializeToString,
+            shoal_dot_v1_dot_admin__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetNodeOnline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.AdminService/SetNodeOnline',
+            shoal_dot_v1_dot_admin__pb2.SetNodeOnlineRequest.SerializeToString,
+            shoal_dot_v1_dot_admin__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetNodeOffline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.AdminService/SetNodeOffline',
+            shoal_dot_v1_dot_admin__pb2.SetNodeOfflineRequest.SerializeToString,
+            shoal_dot_v1_dot_admin__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.AdminService/RemoveNode',
+            shoal_dot_v1_dot_admin__pb2.RemoveNodeRequest.SerializeToString,
+            shoal_dot_v1_dot_admin__pb2.RemoveNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddNodesToGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.AdminService/AddNodesToGroup',
+            shoal_dot_v1_dot_admin__pb2.NodeGroupRequest.SerializeToString,
+            shoal_dot_v1_dot_admin__pb2.NodeGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNodesFromGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.AdminService/RemoveNodesFromGroup',
+            shoal_dot_v1_dot_admin__pb2.NodeGroupRequest.SerializeToString,
+            shoal_dot_v1_dot_admin__pb2.NodeGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LabelNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.AdminService/LabelNode',
+            shoal_dot_v1_dot_admin__pb2.LabelNodeRequest.SerializeToString,
             shoal_dot_v1_dot_admin__pb2.Node.FromString,
             options,
             channel_credentials,

@@ -24,17 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15shoal/v1/common.proto\x12\x08shoal.v1\"O\n\tResources\x12\x12\n\x05\x63ores\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\tmemory_mb\x18\x02 \x01(\x03H\x01\x88\x01\x01\x42\x08\n\x06_coresB\x0c\n\n_memory_mb\"?\n\x07TaskRef\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07task_id\x18\x02 \x01(\x05\x12\x13\n\x0binstance_id\x18\x03 \x01(\x05*a\n\x0cOutputStream\x12\x1d\n\x19OUTPUT_STREAM_UNSPECIFIED\x10\x00\x12\x18\n\x14OUTPUT_STREAM_STDOUT\x10\x01\x12\x18\n\x14OUTPUT_STREAM_STDERR\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15shoal/v1/common.proto\x12\x08shoal.v1\"\xb2\x01\n\tResources\x12\x12\n\x05\x63ores\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\tmemory_mb\x18\x02 \x01(\x03H\x01\x88\x01\x01\x12\x31\n\x07generic\x18\x03 \x03(\x0b\x32 .shoal.v1.Resources.GenericEntry\x1a.\n\x0cGenericEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x42\x08\n\x06_coresB\x0c\n\n_memory_mb\"c\n\x14PlacementConstraints\x12\x0e\n\x06groups\x18\x01 \x03(\t\x12\x16\n\x0erequire_labels\x18\x02 \x03(\t\x12\x14\n\x0c\x61void_labels\x18\x03 \x03(\t\x12\r\n\x05nodes\x18\x04 \x03(\t\"?\n\x07TaskRef\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07task_id\x18\x02 \x01(\x05\x12\x13\n\x0binstance_id\x18\x03 \x01(\x05*a\n\x0cOutputStream\x12\x1d\n\x19OUTPUT_STREAM_UNSPECIFIED\x10\x00\x12\x18\n\x14OUTPUT_STREAM_STDOUT\x10\x01\x12\x18\n\x14OUTPUT_STREAM_STDERR\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTPUTSTREAM']._serialized_start=181
-  _globals['_OUTPUTSTREAM']._serialized_end=278
-  _globals['_RESOURCES']._serialized_start=35
-  _globals['_RESOURCES']._serialized_end=114
-  _globals['_TASKREF']._serialized_start=116
-  _globals['_TASKREF']._serialized_end=179
+  _globals['_RESOURCES_GENERICENTRY']._loaded_options = None
+  _globals['_RESOURCES_GENERICENTRY']._serialized_options = b'8\001'
+  _globals['_OUTPUTSTREAM']._serialized_start=382
+  _globals['_OUTPUTSTREAM']._serialized_end=479
+  _globals['_RESOURCES']._serialized_start=36
+  _globals['_RESOURCES']._serialized_end=214
+  _globals['_RESOURCES_GENERICENTRY']._serialized_start=144
+  _globals['_RESOURCES_GENERICENTRY']._serialized_end=190
+  _globals['_PLACEMENTCONSTRAINTS']._serialized_start=216
+  _globals['_PLACEMENTCONSTRAINTS']._serialized_end=315
+  _globals['_TASKREF']._serialized_start=317
+  _globals['_TASKREF']._serialized_end=380
 # @@protoc_insertion_point(module_scope)

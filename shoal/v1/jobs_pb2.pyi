@@ -49,6 +49,12 @@ class DependencyKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DEPENDENCY_KIND_AFTER_ANY: _ClassVar[DependencyKind]
     DEPENDENCY_KIND_AFTER_NOT_OK: _ClassVar[DependencyKind]
 
+class ReservationUnit(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RESERVATION_UNIT_UNSPECIFIED: _ClassVar[ReservationUnit]
+    RESERVATION_UNIT_CORES: _ClassVar[ReservationUnit]
+    RESERVATION_UNIT_NODES: _ClassVar[ReservationUnit]
+
 class JobView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_VIEW_UNSPECIFIED: _ClassVar[JobView]
@@ -78,6 +84,9 @@ DEPENDENCY_KIND_UNSPECIFIED: DependencyKind
 DEPENDENCY_KIND_AFTER_OK: DependencyKind
 DEPENDENCY_KIND_AFTER_ANY: DependencyKind
 DEPENDENCY_KIND_AFTER_NOT_OK: DependencyKind
+RESERVATION_UNIT_UNSPECIFIED: ReservationUnit
+RESERVATION_UNIT_CORES: ReservationUnit
+RESERVATION_UNIT_NODES: ReservationUnit
 JOB_VIEW_UNSPECIFIED: JobView
 JOB_VIEW_SUMMARY: JobView
 JOB_VIEW_FULL: JobView
@@ -101,7 +110,7 @@ class ParametricSweep(_message.Message):
     def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., step: _Optional[int] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("name", "command_line", "resources", "environment", "working_directory", "max_cores", "stdin_path", "stdout_path", "stderr_path", "depends_on", "runtime_limit", "valid_exit_codes", "rerunnable", "max_retries", "exclusive", "sweep", "instances")
+    __slots__ = ("name", "command_line", "resources", "environment", "working_directory", "max_cores", "stdin_path", "stdout_path", "stderr_path", "depends_on", "runtime_limit", "valid_exit_codes", "rerunnable", "max_retries", "exclusive", "sweep", "instances", "placement", "nodes")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +135,8 @@ class TaskSpec(_message.Message):
     EXCLUSIVE_FIELD_NUMBER: _ClassVar[int]
     SWEEP_FIELD_NUMBER: _ClassVar[int]
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
     name: str
     command_line: str
     resources: _common_pb2.Resources
@@ -143,10 +154,22 @@ class TaskSpec(_message.Message):
     exclusive: bool
     sweep: ParametricSweep
     instances: int
-    def __init__(self, name: _Optional[str] = ..., command_line: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., environment: _Optional[_Mapping[str, str]] = ..., working_directory: _Optional[str] = ..., max_cores: _Optional[int] = ..., stdin_path: _Optional[str] = ..., stdout_path: _Optional[str] = ..., stderr_path: _Optional[str] = ..., depends_on: _Optional[_Iterable[str]] = ..., runtime_limit: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., valid_exit_codes: _Optional[str] = ..., rerunnable: _Optional[bool] = ..., max_retries: _Optional[int] = ..., exclusive: _Optional[bool] = ..., sweep: _Optional[_Union[ParametricSweep, _Mapping]] = ..., instances: _Optional[int] = ...) -> None: ...
+    placement: _common_pb2.PlacementConstraints
+    nodes: int
+    def __init__(self, name: _Optional[str] = ..., command_line: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., environment: _Optional[_Mapping[str, str]] = ..., working_directory: _Optional[str] = ..., max_cores: _Optional[int] = ..., stdin_path: _Optional[str] = ..., stdout_path: _Optional[str] = ..., stderr_path: _Optional[str] = ..., depends_on: _Optional[_Iterable[str]] = ..., runtime_limit: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., valid_exit_codes: _Optional[str] = ..., rerunnable: _Optional[bool] = ..., max_retries: _Optional[int] = ..., exclusive: _Optional[bool] = ..., sweep: _Optional[_Union[ParametricSweep, _Mapping]] = ..., instances: _Optional[int] = ..., placement: _Optional[_Union[_common_pb2.PlacementConstraints, _Mapping]] = ..., nodes: _Optional[int] = ...) -> None: ...
+
+class JobReservation(_message.Message):
+    __slots__ = ("unit", "min", "max")
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    unit: ReservationUnit
+    min: int
+    max: int
+    def __init__(self, unit: _Optional[_Union[ReservationUnit, str]] = ..., min: _Optional[int] = ..., max: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "tasks", "project", "priority", "priority_offset", "runtime_limit", "fail_on_task_failure", "dependencies", "cancel_on_unsatisfiable_dependency", "run_dependents_after_failure", "hold", "template")
+    __slots__ = ("name", "tasks", "project", "priority", "priority_offset", "runtime_limit", "fail_on_task_failure", "dependencies", "cancel_on_unsatisfiable_dependency", "run_dependents_after_failure", "hold", "template", "placement", "exclusive", "reservation")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
@@ -159,6 +182,9 @@ class JobSpec(_message.Message):
     RUN_DEPENDENTS_AFTER_FAILURE_FIELD_NUMBER: _ClassVar[int]
     HOLD_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSIVE_FIELD_NUMBER: _ClassVar[int]
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     tasks: _containers.RepeatedCompositeFieldContainer[TaskSpec]
     project: str
@@ -171,7 +197,10 @@ class JobSpec(_message.Message):
     run_dependents_after_failure: bool
     hold: bool
     template: str
-    def __init__(self, name: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskSpec, _Mapping]]] = ..., project: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., priority_offset: _Optional[int] = ..., runtime_limit: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., fail_on_task_failure: _Optional[bool] = ..., dependencies: _Optional[_Iterable[_Union[JobDependency, _Mapping]]] = ..., cancel_on_unsatisfiable_dependency: _Optional[bool] = ..., run_dependents_after_failure: _Optional[bool] = ..., hold: _Optional[bool] = ..., template: _Optional[str] = ...) -> None: ...
+    placement: _common_pb2.PlacementConstraints
+    exclusive: bool
+    reservation: JobReservation
+    def __init__(self, name: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskSpec, _Mapping]]] = ..., project: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., priority_offset: _Optional[int] = ..., runtime_limit: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., fail_on_task_failure: _Optional[bool] = ..., dependencies: _Optional[_Iterable[_Union[JobDependency, _Mapping]]] = ..., cancel_on_unsatisfiable_dependency: _Optional[bool] = ..., run_dependents_after_failure: _Optional[bool] = ..., hold: _Optional[bool] = ..., template: _Optional[str] = ..., placement: _Optional[_Union[_common_pb2.PlacementConstraints, _Mapping]] = ..., exclusive: _Optional[bool] = ..., reservation: _Optional[_Union[JobReservation, _Mapping]] = ...) -> None: ...
 
 class JobUpdate(_message.Message):
     __slots__ = ("time", "state", "reason", "seq")
@@ -216,7 +245,7 @@ class TaskCounts(_message.Message):
     def __init__(self, configuring: _Optional[int] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., finished: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("ref", "spec", "state", "reason", "pending_reason", "node", "attempt", "exit_code", "signal", "start_time", "end_time", "history", "stdout_bytes", "stderr_bytes", "instance_count", "instance_counts")
+    __slots__ = ("ref", "spec", "state", "reason", "pending_reason", "node", "attempt", "exit_code", "signal", "start_time", "end_time", "history", "stdout_bytes", "stderr_bytes", "instance_count", "instance_counts", "other_nodes")
     REF_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +262,7 @@ class Task(_message.Message):
     STDERR_BYTES_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_COUNT_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    OTHER_NODES_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.TaskRef
     spec: TaskSpec
     state: TaskState
@@ -249,10 +279,11 @@ class Task(_message.Message):
     stderr_bytes: int
     instance_count: int
     instance_counts: TaskCounts
-    def __init__(self, ref: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., node: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[_Union[TaskUpdate, _Mapping]]] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., instance_count: _Optional[int] = ..., instance_counts: _Optional[_Union[TaskCounts, _Mapping]] = ...) -> None: ...
+    other_nodes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ref: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., node: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[_Union[TaskUpdate, _Mapping]]] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., instance_count: _Optional[int] = ..., instance_counts: _Optional[_Union[TaskCounts, _Mapping]] = ..., other_nodes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Instance(_message.Message):
-    __slots__ = ("ref", "state", "reason", "pending_reason", "node", "attempt", "exit_code", "signal", "start_time", "end_time", "parametric_value", "command_line", "stdout_bytes", "stderr_bytes", "retries")
+    __slots__ = ("ref", "state", "reason", "pending_reason", "node", "attempt", "exit_code", "signal", "start_time", "end_time", "parametric_value", "command_line", "stdout_bytes", "stderr_bytes", "retries", "other_nodes")
     REF_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -268,6 +299,7 @@ class Instance(_message.Message):
     STDOUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     STDERR_BYTES_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
+    OTHER_NODES_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.TaskRef
     state: TaskState
     reason: str
@@ -283,10 +315,11 @@ class Instance(_message.Message):
     stdout_bytes: int
     stderr_bytes: int
     retries: int
-    def __init__(self, ref: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., node: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parametric_value: _Optional[int] = ..., command_line: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., retries: _Optional[int] = ...) -> None: ...
+    other_nodes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ref: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., node: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parametric_value: _Optional[int] = ..., command_line: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., retries: _Optional[int] = ..., other_nodes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "name", "owner", "state", "reason", "pending_reason", "create_time", "submit_time", "start_time", "end_time", "task_counts", "tasks", "history", "spec", "held", "task_total")
+    __slots__ = ("id", "name", "owner", "state", "reason", "pending_reason", "create_time", "submit_time", "start_time", "end_time", "task_counts", "tasks", "history", "spec", "held", "task_total", "allocated", "allocated_nodes")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
@@ -303,6 +336,8 @@ class Job(_message.Message):
     SPEC_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
     TASK_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATED_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATED_NODES_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     owner: str
@@ -319,7 +354,9 @@ class Job(_message.Message):
     spec: JobSpec
     held: bool
     task_total: int
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., owner: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., submit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_counts: _Optional[_Union[TaskCounts, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[JobUpdate, _Mapping]]] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., held: _Optional[bool] = ..., task_total: _Optional[int] = ...) -> None: ...
+    allocated: _common_pb2.Resources
+    allocated_nodes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., owner: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., submit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_counts: _Optional[_Union[TaskCounts, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[JobUpdate, _Mapping]]] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., held: _Optional[bool] = ..., task_total: _Optional[int] = ..., allocated: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., allocated_nodes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("spec", "job_id")

@@ -121,7 +121,7 @@ def test_output_streams_while_the_task_runs_and_after(client: Client, tmp_path: 
 
 def test_a_task_larger_than_every_node_waits_and_says_why(client: Client) -> None:
     big = submit(client, "true", cores=64)
-    reason = "no node has 64 cores; largest has 2"
+    reason = "no node has 64 cores; largest has 2, and all online nodes together have 4"
     eventually(lambda: client.get_job(big).tasks[0].pending_reason == reason, what="the pending reason")
     job = client.get_job(big)
     assert job.state == jobs_pb2.JOB_STATE_QUEUED and job.pending_reason == reason

@@ -45,7 +45,7 @@ def test_placement_is_deterministic_for_a_snapshot() -> None:
 def test_task_larger_than_every_node_says_why_and_does_not_block() -> None:
     snap = Snapshot(nodes=(node("a", 2), node("b", 1)), queue=(task(1, cores=64), task(2)))
     plan = schedule(snap, NOW)
-    assert plan.pending[TaskId(1, 1)] == "no node has 64 cores; largest has 2"
+    assert plan.pending[TaskId(1, 1)] == "no node has 64 cores; largest has 2, and all online nodes together have 3"
     assert [p.task for p in plan.placements] == [TaskId(2, 1)]
     assert plan.blocked_at is None
 
@@ -71,7 +71,7 @@ def test_unavailable_nodes_are_skipped_with_their_reason() -> None:
     snap = Snapshot(nodes=(node("a", 4, unavailable="Unreachable"), node("b", 4, unavailable="disconnected")),
                     queue=(task(1),))
     plan = schedule(snap, NOW)
-    assert plan.pending[TaskId(1, 1)] == "no node is online (a: Unreachable, b: disconnected)"
+    assert plan.pending[TaskId(1, 1)] == "no node is online (a: Unreachable; b: disconnected)"
 
 
 def test_no_nodes_at_all() -> None:
@@ -107,10 +107,11 @@ def test_no_plan_over_commits_a_node(raw_nodes, raw_queue, policy) -> None:
     plan = schedule(Snapshot(tuple(views), queue), NOW, policy)
     free = {v.name: v.free for v in views}
     for p in plan.placements:
-        view = next(v for v in views if v.name == p.node)
-        assert not view.unavailable
-        assert fits(p.resources, free[p.node]), f"{p} over-commits {p.node}"
-        free[p.node] = free[p.node] - p.resources
+        for name, part in ((p.node, p.resources), *p.extra):
+            view = next(v for v in views if v.name == name)
+            assert not view.unavailable
+            assert fits(part, free[name]), f"{p} over-commits {name}"
+            free[name] = free[name] - part
     by_task = Counter(p.task for p in plan.placements)
     for request in queue:
         placed = by_task.get(request.id, 0)
@@ -119,7 +120,8 @@ def test_no_plan_over_commits_a_node(raw_nodes, raw_queue, policy) -> None:
             assert placed in (0, request.count), "a gang partly started"
         for p in plan.placements:
             if p.task == request.id:
-                assert request.resources.cores <= p.resources.cores <= max(request.max_cores, request.resources.cores) \
+                cores = p.resources.cores + sum(g.cores for _, g in p.extra)
+                assert request.resources.cores <= cores <= max(request.max_cores, request.resources.cores) \
                     or request.exclusive
     exclusive_nodes = {p.node for p in plan.placements if next(r for r in queue if r.id == p.task).exclusive}
     for name in exclusive_nodes:
