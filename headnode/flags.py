@@ -23,4 +23,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--placement", choices=("pack", "spread"), help="node choice among those that fit")
     p.add_argument("--completed-job-ttl", metavar="SECONDS", type=float,
                    help="purge ended jobs after this long (default 432000, 5 days)")
+    p.add_argument("--admin", dest="admins", action="append", metavar="USER",
+                   help="a user allowed to manage nodes (repeatable; default: every user)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
             "node_lost_after": args.node_lost_after,
             "placement": args.placement,
             "completed_job_ttl": args.completed_job_ttl,
+            "admins": args.admins,
             "log_level": args.log_level,
         },
     )

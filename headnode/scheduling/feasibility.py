@@ -69,8 +69,10 @@ def dynamic_check(
 
 
 def never_fits(rejections: Sequence[Rejection]) -> bool:
-    """True when no available node could take the task even if it were empty."""
-    return not any(r.why in (Why.BUSY, Why.UNAVAILABLE) for r in rejections) and bool(rejections)
+    """True when no node could take the task now even if it were empty (each is too small,
+    ruled out, or not taking work): waiting for busy nodes would not help, so the task does
+    not hold up the queue behind it."""
+    return not any(r.why is Why.BUSY for r in rejections)
 
 
 def explain(request: Resources, rejections: Sequence[Rejection], nodes: Sequence[NodeView]) -> str:
@@ -92,6 +94,9 @@ def explain(request: Resources, rejections: Sequence[Rejection], nodes: Sequence
                 f"the most free on any node that could take it is {amount(dim, most)}")
     ruled = [r for r in rejections if r.why is Why.CONSTRAINT]
     small = [r for r in rejections if r.why is Why.TOO_SMALL]
+    down = [r for r in rejections if r.why is Why.UNAVAILABLE]
+    if down and not small:
+        return f"no node it may use is online ({_listing(down)})"
     if ruled and not small:
         return f"no node satisfies its placement constraints ({_listing(ruled)})"
     dims = {r.shortfall.dimension for r in small if r.shortfall}
