@@ -102,11 +102,31 @@ def from_hpc_xml(text: str) -> jobs_pb2.JobSpec:
         spec.runtime_limit.FromSeconds(_int(runtime, "RuntimeSeconds"))
     if "FailOnTaskFailure" in a:
         spec.fail_on_task_failure = _bool(a["FailOnTaskFailure"], "FailOnTaskFailure")
+    _job_resources_from_xml(a, spec)
     for element in root:
         if _local(element.tag) == "Tasks":
             for i, task in enumerate(e for e in element if _local(e.tag) == "Task"):
                 spec.tasks.append(_task_from_xml(task, i))
     return spec
+
+
+def _job_resources_from_xml(a: dict[str, str], spec: jobs_pb2.JobSpec) -> None:
+    """HPC Pack's job-level resources: UnitType with Min/Max Cores or Nodes (a reservation),
+    IsExclusive, NodeGroups and RequestedNodes (comma lists)."""
+    unit = a.get("UnitType", "Core").strip().lower()
+    if unit not in ("core", "node"):
+        raise ValueError(f"UnitType={a['UnitType']!r} is not Core or Node (Socket and Gpu are not supported)")
+    word = "Cores" if unit == "core" else "Nodes"
+    lo, hi = a.get(f"Min{word}"), a.get(f"Max{word}")
+    if lo is not None or hi is not None:
+        low = _int(lo or hi or "1", f"Min{word}")
+        spec.reservation.CopyFrom(jobs_pb2.JobReservation(
+            unit=jobs_pb2.RESERVATION_UNIT_CORES if unit == "core" else jobs_pb2.RESERVATION_UNIT_NODES,
+            min=low, max=_int(hi, f"Max{word}") if hi else low))
+    if "IsExclusive" in a:
+        spec.exclusive = _bool(a["IsExclusive"], "IsExclusive")
+    spec.placement.groups.extend(g.strip() for g in a.get("NodeGroups", "").split(",") if g.strip())
+    spec.placement.nodes.extend(n.strip() for n in a.get("RequestedNodes", "").split(",") if n.strip())
 
 
 def _task_from_xml(element: ET.Element, index: int) -> jobs_pb2.TaskSpec:
@@ -149,6 +169,7 @@ def _task_from_xml(element: ET.Element, index: int) -> jobs_pb2.TaskSpec:
         t.sweep.step = _int(a.get("IncrementValue", "1"), f"{where} IncrementValue")
     if instances := a.get("Instances"):
         t.instances = _int(instances, f"{where} Instances")
+    t.placement.nodes.extend(n.strip() for n in a.get("RequiredNodes", "").split(",") if n.strip())
     for child in element:
         if _local(child.tag) == "EnvironmentVariables":
             for var in child:
@@ -168,6 +189,18 @@ def to_hpc_xml(spec: jobs_pb2.JobSpec) -> str:
     if spec.HasField("runtime_limit") and spec.runtime_limit.seconds:
         job.set("RuntimeSeconds", str(spec.runtime_limit.seconds))
     job.set("FailOnTaskFailure", str(spec.fail_on_task_failure).lower())
+    if spec.HasField("reservation"):
+        r = spec.reservation
+        word = "Nodes" if r.unit == jobs_pb2.RESERVATION_UNIT_NODES else "Cores"
+        job.set("UnitType", word[:-1])
+        job.set(f"Min{word}", str(r.min))
+        job.set(f"Max{word}", str(r.max or r.min))
+    if spec.exclusive:
+        job.set("IsExclusive", "true")
+    if spec.placement.groups:
+        job.set("NodeGroups", ",".join(spec.placement.groups))
+    if spec.placement.nodes:
+        job.set("RequestedNodes", ",".join(spec.placement.nodes))
     ET.SubElement(job, ns + "Dependencies")
     tasks = ET.SubElement(job, ns + "Tasks")
     for t in spec.tasks:
@@ -196,6 +229,8 @@ def to_hpc_xml(spec: jobs_pb2.JobSpec) -> str:
                          IncrementValue=str(t.sweep.step or 1))
         if t.instances > 1:
             attrs["Instances"] = str(t.instances)
+        if t.placement.nodes:
+            attrs["RequiredNodes"] = ",".join(t.placement.nodes)
         task = ET.SubElement(tasks, ns + "Task", attrs)
         if t.environment:
             env = ET.SubElement(task, ns + "EnvironmentVariables")

@@ -48,6 +48,22 @@ def test_xml_export_reads_back_the_same() -> None:
     assert again.tasks[0].sweep == spec.tasks[0].sweep and again.tasks[1].environment == spec.tasks[1].environment
 
 
+def test_hpc_pack_job_resources_become_a_reservation_and_placement() -> None:
+    xml = ('<Job Name="r" UnitType="Node" MinNodes="2" MaxNodes="4" IsExclusive="true" NodeGroups="gpu, bigmem" '
+           'RequestedNodes="n1,n2"><Tasks><Task CommandLine="x" RequiredNodes="n2" /></Tasks></Job>')
+    spec = jobfile.from_hpc_xml(xml)
+    assert spec.reservation == jobs_pb2.JobReservation(unit=jobs_pb2.RESERVATION_UNIT_NODES, min=2, max=4)
+    assert spec.exclusive and list(spec.placement.groups) == ["gpu", "bigmem"]
+    assert list(spec.placement.nodes) == ["n1", "n2"] and list(spec.tasks[0].placement.nodes) == ["n2"]
+    again = jobfile.from_hpc_xml(jobfile.to_hpc_xml(spec))
+    assert (again.reservation, again.exclusive, again.placement) == (spec.reservation, True, spec.placement)
+    assert again.tasks[0].placement == spec.tasks[0].placement
+    cores = jobfile.from_hpc_xml('<Job MinCores="4" MaxCores="8"><Tasks/></Job>')
+    assert cores.reservation == jobs_pb2.JobReservation(unit=jobs_pb2.RESERVATION_UNIT_CORES, min=4, max=8)
+    with pytest.raises(ValueError, match="UnitType='Socket' is not Core or Node"):
+        jobfile.from_hpc_xml('<Job UnitType="Socket"><Tasks/></Job>')
+
+
 def test_json_and_toml_are_jobspec(tmp_path: Path) -> None:
     (tmp_path / "j.json").write_text('{"name": "n", "tasks": [{"command_line": "x", "sweep": {"start": 1, "end": 2}}]}')
     (tmp_path / "j.toml").write_text('name = "n"\n[[tasks]]\ncommand_line = "x"\nsweep = { start = 1, end = 2 }\n')
