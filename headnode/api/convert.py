@@ -14,7 +14,7 @@ from common.errors import InvalidArgument
 from common.formats import format_exit_codes, parse_exit_codes
 from common.constraints import Constraints, check_token, make
 from common.resources import Generic, Resources, check_name, generic_of
-from common.wire import task_ref, timestamp
+from common.wire import resources_msg, task_ref, timestamp
 from headnode.domain.launch import substitute
 from headnode.domain.model import (
     DEFAULT_MAX_RETRIES,
@@ -393,6 +393,10 @@ def task_msg(task: Task, pending_reason: str, sizes: tuple[int, int] = (0, 0)) -
 
 def job_details_msg(d: JobDetails) -> jobs_pb2.Job:
     msg = job_msg(d.job, d.pending_reason)
+    if d.reserved:
+        total = sum((r for _, r in d.reserved), Resources())
+        msg.allocated.CopyFrom(resources_msg(total))
+        msg.allocated_nodes.extend(name for name, _ in d.reserved)
     if d.history is None:
         return msg
     task_history: dict[int, list[jobs_pb2.TaskUpdate]] = {}

@@ -17,6 +17,7 @@ from common import log
 from common.clock import Clock
 from common.errors import InvalidArgument
 from common.ids import TaskId
+from common.resources import Resources
 from headnode.domain import eligibility, operations
 from headnode.domain.cluster import Cluster
 from headnode.domain.lifecycle import Outcome
@@ -44,6 +45,8 @@ class JobDetails:
     task_pending: dict[int, str]  # task number -> pending reason
     output_sizes: dict[int, tuple[int, int]]  # plain tasks' (stdout, stderr) sizes
     history: list[HistoryRecord] | None
+    # What the job's reservation holds, by node (empty without one).
+    reserved: tuple[tuple[str, Resources], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,9 @@ class QueueService:
                 task_pending[number] = self.allocator.pending_reason(job, task)
                 if task.spec.plain:
                     sizes[number] = self._sizes(task.id)
-        return JobDetails(job, self.job_pending_reason(job), task_pending, sizes, history)
+        reserved = tuple((n.name, n.reserved[job.id]) for n in sorted(self.cluster.nodes.values(), key=lambda n: n.name)
+                         if job.id in n.reserved) if job.spec.reservation is not None else ()
+        return JobDetails(job, self.job_pending_reason(job), task_pending, sizes, history, reserved)
 
     async def task_details(self, task_id: TaskId) -> TaskDetails:
         job, task = self.cluster.job(task_id.job), self.cluster.task(task_id)

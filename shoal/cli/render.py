@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from common.errors import InvalidArgument
 from common.formats import format_priority
-from shoal.v1 import admin_pb2, jobs_pb2, templates_pb2
+from shoal.v1 import admin_pb2, common_pb2, jobs_pb2, templates_pb2
 
 COUNT_NAMES = ("queued", "running", "finished", "failed", "cancelled", "configuring")
 
@@ -110,6 +110,15 @@ def _dependencies(spec: jobs_pb2.JobSpec) -> str:
     return ", ".join(f"{names[d.kind]} {d.job_id}" for d in spec.dependencies)
 
 
+def _placement(p: common_pb2.PlacementConstraints) -> str:
+    parts = []
+    for label, values in (("groups", p.groups), ("labels", p.require_labels), ("not", p.avoid_labels),
+                          ("nodes", p.nodes)):
+        if values:
+            parts.append(f"{label} {','.join(values)}")
+    return "; ".join(parts)
+
+
 def job_view(job: jobs_pb2.Job, now: float) -> str:
     out = [f"Job {job.id}  {job.name or '(no name)'}  {job_state(job.state)}" + ("  (held)" if job.held else "")]
     out.append(f"  owner      {job.owner}" + (f"  project {job.spec.project}" if job.spec.project else ""))
@@ -122,6 +131,15 @@ def job_view(job: jobs_pb2.Job, now: float) -> str:
     if _secs(job.end_time):
         out.append(f"  ended      {when(job.end_time)}  ({duration(job.start_time or job.submit_time, job.end_time, now)})")
     out.append(f"  tasks      {counts(job.task_counts)}")
+    if job.spec.HasField("reservation"):
+        r = job.spec.reservation
+        unit = "nodes" if r.unit == jobs_pb2.RESERVATION_UNIT_NODES else "cores"
+        n = job.allocated.cores
+        held = f"; holds {n} core{'' if n == 1 else 's'} on {', '.join(job.allocated_nodes)}" if job.allocated_nodes else ""
+        out.append(f"  reserves   {r.min}-{r.max or r.min} {unit}{held}")
+    placement = _placement(job.spec.placement)
+    if placement or job.spec.exclusive:
+        out.append(f"  placement  {placement or 'any node'}" + ("  (exclusive)" if job.spec.exclusive else ""))
     if job.reason:
         out.append(f"  reason     {job.reason}")
     if job.pending_reason:

@@ -204,6 +204,10 @@ def test_a_job_reservation_grows_from_its_minimum_to_its_maximum(client: Client,
     eventually(lambda: task_states(client, job_id).count(RUNNING) == 3, what="the job to grow to 3 cores")
     assert pending(client, job_id, 4) == "the job's allocation is at its maximum (3 cores) and in use"
     assert client.get_node("big").allocated.cores == 3
+    job = client.get_job(job_id)
+    assert job.allocated.cores == 3 and list(job.allocated_nodes) == ["big"]
+    assert "reserves   1-3 cores; holds 3 cores on big" in run_cli("job", "view", str(job_id),
+                                                                   head=client.address).stdout
     go.touch()
     assert client.wait_job(job_id).state == FINISHED
     eventually(lambda: client.get_node("big").allocated.cores == 0, what="the reservation to be given back")
