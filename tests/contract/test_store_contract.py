@@ -157,3 +157,25 @@ def test_everything_survives_reopening(open_store) -> None:
     store.close()
     reopened = open_store().load()
     assert reopened.jobs == [job(1, "Running")] and reopened.meta == {"next_job_id": "2"}
+
+
+def test_details_round_trip_and_nodes_can_be_deleted(open_store) -> None:
+    store = open_store()
+    detail = '{"generic":{"gpu":2},"groups":["gpu"],"labels":["avx512"],"state_at":3.0,"history":[]}'
+    run = replace(instance(1, 1, 0), detail='{"generic":{"gpu":1},"hosts":[["n2",4]]}')
+    store.write(WriteBatch(jobs={1: job(1)}, tasks={(1, 1): task(1, 1)}, instances={(1, 1, 0): run},
+                           nodes={"n1": replace(node("n1"), detail=detail), "n2": node("n2")}))
+    loaded = store.load()
+    assert loaded.instances == [run]
+    assert loaded.nodes == [replace(node("n1"), detail=detail), node("n2")]
+    store.write(WriteBatch(deleted_nodes={"n2"}))
+    assert [n.name for n in store.load().nodes] == ["n1"]
+    # A later write of the node in the same merged batch brings it back; a later delete wins.
+    batch = WriteBatch(deleted_nodes={"n1"})
+    batch.merge(WriteBatch(nodes={"n1": node("n1")}))
+    store.write(batch)
+    assert [n.name for n in store.load().nodes] == ["n1"]
+    batch = WriteBatch(nodes={"n1": node("n1")})
+    batch.merge(WriteBatch(deleted_nodes={"n1"}))
+    store.write(batch)
+    assert store.load().nodes == []
