@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from common.ids import TaskId
 from common.resources import CORES, Resources, shortfall
-from headnode.scheduling.board import SINGLE, Board
+from headnode.scheduling.board import SINGLE, WHOLE_NODES, Board
 from headnode.scheduling.feasibility import Why, explain, never_fits
 from headnode.scheduling.pools import Grant, Pools
 from headnode.scheduling.snapshot import Snapshot, TaskRequest
@@ -80,7 +80,7 @@ def schedule(snapshot: Snapshot, now: float, policy: str = "pack") -> Plan:
             reason = _reason(board, request)
             board.rollback()
             pending[request.id] = f"its {request.count} instances must start together: {reason}"
-            if not _could_ever(board, request):
+            if not _could_ever(board, request, request.count):
                 continue  # could not start together even on an empty cluster: do not block
             blocked_at = request.id
             break
@@ -89,7 +89,7 @@ def schedule(snapshot: Snapshot, now: float, policy: str = "pack") -> Plan:
         if len(placed) == request.count:
             continue
         pending[request.id] = _reason(board, request)
-        if not never_fits(board.rejections(request)):
+        if not never_fits(board.rejections(request)) and _could_ever(board, request, 1):
             blocked_at = request.id
             break
     release = pools.shrink()
@@ -124,6 +124,8 @@ def _reason(board: Board, request: TaskRequest) -> str:
     k = board.klass(request)
     if k.mode != SINGLE:
         what = f"{request.nodes} whole nodes" if request.nodes else f"{request.resources.cores} cores over several nodes"
+        if k.mode == WHOLE_NODES and 0 < len(k.candidates) < request.nodes:
+            text = f"only {len(k.candidates)} of the {len(board.nodes)} nodes can take it"
         return f"needs {what} at once: {text}"
     if never_fits(rejections) and any(r.why is Why.TOO_SMALL and r.shortfall and r.shortfall.dimension == CORES
                                       for r in rejections):
@@ -133,11 +135,14 @@ def _reason(board: Board, request: TaskRequest) -> str:
     return text
 
 
-def _could_ever(board: Board, request: TaskRequest) -> bool:
-    """Whether all `count` instances would fit at once on the empty nodes that pass the filters."""
+def _could_ever(board: Board, request: TaskRequest, count: int) -> bool:
+    """Whether `count` instances would fit at once on the empty nodes that pass the filters
+    (for multi-node ones: whether there are enough such nodes, or cores on them)."""
     k = board.klass(request)
+    if k.mode == WHOLE_NODES:
+        return len(k.candidates) >= request.nodes * count
     if k.mode != SINGLE:
-        return bool(k.candidates)
+        return sum(board.view[n].capacity.cores for n in k.candidates) >= request.resources.cores * count
     need = request.resources
     room = 0
     for name in k.candidates:
@@ -151,4 +156,4 @@ def _could_ever(board: Board, request: TaskRequest) -> bool:
         for dim, value in need.generic:
             n = min(n, capacity.get(dim) // value)
         room += n if shortfall(need, capacity) is None else 0
-    return room >= request.count
+    return room >= count

@@ -3,12 +3,15 @@ their tasks need".
 
 A job with a reservation holds a pool: cores (or whole nodes) set aside for it on some
 nodes. It turns Running once its minimum is held, and that first grab is all or nothing
-(and, first come first served, holds up the queue until it succeeds). Its tasks run only
-inside the pool. When a task of the job finds no room in the pool, the pool grows by what
-the task needs, up to the maximum, if some node has it free. When the job has nothing left
-to run, cores no running task uses are given back, down to the minimum; when the job ends,
-everything is. In the cores unit the pool holds cores only (a task's memory and named
-resources come from the node as usual); in the nodes unit it holds the whole node.
+(and, first come first served, holds up the queue until it succeeds, unless the nodes it
+may use could never hold the minimum). Its tasks run only inside the pool. When a task of
+the job finds no room in the pool, the pool grows by what the task needs, up to the
+maximum, if some node has it free. The instances of a multi-instance task start together
+or not at all, here too (what the pool grew for them is undone with them). When the job
+has nothing left to run, cores no running task uses are given back, down to the minimum;
+when the job ends, everything is. In the cores unit the pool holds cores only (a task's
+memory and named resources come from the node as usual); in the nodes unit it holds the
+whole node.
 """
 
 from __future__ import annotations
@@ -86,11 +89,23 @@ class Pools:
             out.reason = (f"needs {plural(need.cores, 'core')}; the job's allocation is at most "
                           f"{pool.describe(pool.view.maximum)}")
             return out
+        if r.gang:  # all or nothing: undo what its instances took (growth included) if one fails
+            self.board.mark()
+            saved = dict(pool.held), dict(pool.free), len(self.reserve)
         for _ in range(r.count):
             name = self._room(pool, r) or self._grow(pool, r, out)
             if name is None:
-                return out
+                break
             out.placed.append(self._use(pool, r, name))
+        if r.gang:
+            if len(out.placed) == r.count:
+                self.board.commit()
+            else:
+                self.board.rollback()
+                pool.held, pool.free = saved[0], saved[1]
+                del self.reserve[saved[2]:]
+                out.placed = []
+                out.reason = f"its {r.count} instances must start together: {out.reason}"
         return out
 
     def _room(self, pool: Pool, r: TaskRequest) -> str | None:
@@ -159,6 +174,11 @@ class Pools:
                 picks.append((n, Resources(take)))
                 got += take
         if got < want and not pool.view.started:
+            could = self._could_hold(pool, probe)
+            if could < pool.view.minimum:  # never, even on empty nodes: do not hold up the queue
+                out.reason = (f"the job's minimum allocation of {pool.describe(pool.view.minimum)} is more than "
+                              f"the nodes it may use have ({pool.describe(could)})")
+                return False
             out.reason = (f"waiting for the job's minimum allocation of {pool.describe(pool.view.minimum)}; "
                           f"{pool.describe(got)} free on the nodes it may use")
             out.block = True
@@ -169,6 +189,11 @@ class Pools:
             pool.grabbed_minimum = True
             self.started.append(pool.view.job)
         return True
+
+    def _could_hold(self, pool: Pool, probe: TaskRequest) -> int:
+        """How much the nodes the pool may use would hold were they empty (cores or nodes)."""
+        nodes = [n for n in self.board.nodes if static_check(n, probe) is None]
+        return len(nodes) if pool.unit_nodes else sum(n.capacity.cores for n in nodes)
 
     def _whole_free(self, pool: Pool, r: TaskRequest) -> list[str]:
         b = self.board

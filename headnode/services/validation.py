@@ -31,6 +31,9 @@ def validate_task_in_job(where: str, task: TaskSpec, job: JobSpec) -> None:
     if job.reservation is not None and task.nodes:
         raise InvalidArgument(f"{where}.nodes: tasks of a job with a reservation run on one node each; "
                               f"drop the task's nodes or the job's reservation")
+    if job.reservation is not None and task.exclusive:
+        raise InvalidArgument(f"{where}.exclusive: tasks of a job with a reservation share its allocation; "
+                              f"reserve whole nodes (--numnodes) instead")
 
 
 def validate_dependencies(spec: JobSpec, jobs: Mapping[int, Job]) -> None:
