@@ -294,3 +294,21 @@ def test_a_restarted_agent_registers_its_new_size(cluster: LocalCluster, client:
     cluster.start_node("small", NODES["small"])
     eventually(lambda: client.get_node("small").connected and client.get_node("small").capacity.cores == 2,
                what="small to come back with 2 cores")
+
+
+def test_remove_forgets_an_offline_node_whose_agent_is_stopped(cluster: LocalCluster, client: Client) -> None:
+    refused = run_cli("node", "remove", "small", head=client.address)
+    assert refused.returncode == 1 and "take it offline first" in refused.stderr
+    client.set_node_offline("small", "retiring")
+    with pytest.raises(RequestFailed) as e:
+        client.remove_node("small")
+    assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION and "stop the agent" in e.value.message
+    cluster.kill_node("small")
+    eventually(lambda: not client.get_node("small").connected, what="small's agent to be gone")
+    result = run_cli("node", "remove", "small", head=client.address)
+    assert result.returncode == 0 and "node small removed" in result.stdout
+    assert [n.name for n in client.list_nodes()] == ["big", "mid"]
+    cluster.start_node("small", NODES["small"])
+    eventually(lambda: "small" in [n.name for n in client.list_nodes()] and client.get_node("small").connected,
+               what="small to register again")
+    assert client.get_node("small").state == admin_pb2.NODE_STATE_ONLINE
