@@ -109,7 +109,7 @@ class Board:
             name = entry[1]
             if entry[2] != version[name]:
                 continue
-            if self._job_rejects(r, name):
+            if self.job_rejects(r, name):
                 skipped.append(entry)  # may suit another job's request of the same class
                 continue
             chosen = name
@@ -119,7 +119,7 @@ class Board:
             heapq.heappush(heap, entry)
         return chosen
 
-    def _job_rejects(self, r: TaskRequest, name: str) -> bool:
+    def job_rejects(self, r: TaskRequest, name: str) -> bool:
         excl = self.excl[name]
         if excl and excl != r.job:
             return True
@@ -131,14 +131,14 @@ class Board:
         per_node = r.resources.with_cores(0)
         if k.mode == WHOLE_NODES:
             whole = [n for n in k.candidates if not self.jobs[n] and self.free[n] == self.view[n].capacity
-                     and not self._job_rejects(r, n)]
+                     and not self.job_rejects(r, n)]
             if len(whole) < r.nodes:
                 return None
             return [(n, self.view[n].capacity) for n in whole[:r.nodes]]
         usable = []
         for n in k.candidates:
             free = self.free[n]
-            if self._job_rejects(r, n) or free.cores < 1 or shortfall(per_node, free) is not None:
+            if self.job_rejects(r, n) or free.cores < 1 or shortfall(per_node, free) is not None:
                 continue
             if r.exclusive and (self.jobs[n] or free != self.view[n].capacity):
                 continue

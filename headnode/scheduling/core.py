@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from common.ids import TaskId
 from common.resources import CORES, Resources, shortfall
 from headnode.scheduling.board import SINGLE, WHOLE_NODES, Board
-from headnode.scheduling.feasibility import Why, explain, never_fits
+from headnode.scheduling.feasibility import Rejection, Why, explain, never_fits
 from headnode.scheduling.pools import Grant, Pools
 from headnode.scheduling.snapshot import Snapshot, TaskRequest
 
@@ -77,7 +77,7 @@ def schedule(snapshot: Snapshot, now: float, policy: str = "pack") -> Plan:
                 board.commit()
                 placements += placed
                 continue
-            reason = _reason(board, request)
+            reason = _reason(board, request, board.rejections(request))
             board.rollback()
             pending[request.id] = f"its {request.count} instances must start together: {reason}"
             if not _could_ever(board, request, request.count):
@@ -88,8 +88,9 @@ def schedule(snapshot: Snapshot, now: float, policy: str = "pack") -> Plan:
         placements += placed
         if len(placed) == request.count:
             continue
-        pending[request.id] = _reason(board, request)
-        if not never_fits(board.rejections(request)) and _could_ever(board, request, 1):
+        rejections = board.rejections(request)
+        pending[request.id] = _reason(board, request, rejections)
+        if not never_fits(rejections) and _could_ever(board, request, 1):
             blocked_at = request.id
             break
     release = pools.shrink()
@@ -118,8 +119,7 @@ def _place(board: Board, request: TaskRequest, count: int) -> list[Placement]:
     return placed
 
 
-def _reason(board: Board, request: TaskRequest) -> str:
-    rejections = board.rejections(request)
+def _reason(board: Board, request: TaskRequest, rejections: list[Rejection]) -> str:
     text = explain(request.resources, rejections, board.nodes)
     k = board.klass(request)
     if k.mode != SINGLE:

@@ -164,7 +164,7 @@ class Pools:
             got = len(picks)
         else:
             usable = [n.name for n in self.board.nodes if static_check(n, probe) is None
-                      and self.board.free[n.name].cores > 0 and not self.board._job_rejects(probe, n.name)]
+                      and self.board.free[n.name].cores > 0 and not self.board.job_rejects(probe, n.name)]
             usable.sort(key=lambda n: (-self.board.free[n].cores, n))
             picks, got = [], 0
             for n in usable:
@@ -198,7 +198,7 @@ class Pools:
     def _whole_free(self, pool: Pool, r: TaskRequest) -> list[str]:
         b = self.board
         return [n.name for n in b.nodes if n.name not in pool.held and static_check(n, r) is None
-                and not b.jobs[n.name] and b.free[n.name] == n.capacity and not b._job_rejects(r, n.name)]
+                and not b.jobs[n.name] and b.free[n.name] == n.capacity and not b.job_rejects(r, n.name)]
 
     def _hold(self, pool: Pool, name: str, grant: Resources) -> None:
         self.board.take(name, grant, pool.view.job, pool.view.exclusive)
