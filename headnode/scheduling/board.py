@@ -16,6 +16,7 @@ made since the mark.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from common.resources import Resources, shortfall
@@ -47,6 +48,7 @@ class Board:
         self.jobs: dict[str, set[int]] = {n.name: set(n.jobs) for n in nodes}
         self.excl = {n.name: n.exclusive_job for n in nodes}
         self.version = dict.fromkeys(self.view, 0)
+        self.free_cores = sum(max(0, f.cores) for n, f in self.free.items() if not self.view[n].unavailable)
         self._classes: dict[tuple, Klass] = {}
         self._member: dict[str, list[Klass]] = {n.name: [] for n in nodes}
         self._undo: list[tuple[str, Resources, set[int], int]] | None = None
@@ -98,8 +100,9 @@ class Board:
 
     # -- choosing ------------------------------------------------------------------------
 
-    def best(self, r: TaskRequest) -> str | None:
-        """The best node for one instance of a single-node request, or None."""
+    def best(self, r: TaskRequest, where: Callable[[str], bool] | None = None) -> str | None:
+        """The best node for one instance of a single-node request (that also satisfies
+        `where`, when given), or None."""
         k = self.klass(r)
         heap, version = k.heap, self.version
         skipped: list[tuple[float, str, int]] = []
@@ -109,8 +112,8 @@ class Board:
             name = entry[1]
             if entry[2] != version[name]:
                 continue
-            if self.job_rejects(r, name):
-                skipped.append(entry)  # may suit another job's request of the same class
+            if self.job_rejects(r, name) or (where is not None and not where(name)):
+                skipped.append(entry)  # may suit another request of the same class
                 continue
             chosen = name
             heapq.heappush(heap, entry)  # still valid until take() supersedes it
@@ -118,6 +121,10 @@ class Board:
         for entry in skipped:
             heapq.heappush(heap, entry)
         return chosen
+
+    def any_free(self) -> bool:
+        """Whether some node has a core free (a cheap stop for a backfill scan)."""
+        return self.free_cores > 0
 
     def job_rejects(self, r: TaskRequest, name: str) -> bool:
         excl = self.excl[name]
@@ -169,6 +176,8 @@ class Board:
     def take(self, name: str, given: Resources, job: int, job_exclusive: bool) -> None:
         if self._undo is not None:
             self._undo.append((name, self.free[name], set(self.jobs[name]), self.excl[name]))
+        self.free_cores -= max(0, self.free[name].cores) - max(0, self.free[name].cores - given.cores) \
+            if not self.view[name].unavailable else 0
         self.free[name] = self.free[name] - given
         self.jobs[name].add(job)
         if job_exclusive:
@@ -189,6 +198,8 @@ class Board:
     def rollback(self) -> None:
         undo, self._undo = self._undo or [], None
         for name, free, jobs, excl in reversed(undo):
+            if not self.view[name].unavailable:
+                self.free_cores += max(0, free.cores) - max(0, self.free[name].cores)
             self.free[name], self.jobs[name], self.excl[name] = free, jobs, excl
             self._changed(name)
 

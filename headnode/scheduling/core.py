@@ -10,11 +10,14 @@ over as few nodes as it can when it asks for more than any node has). The instan
 multi-instance task start together or not at all. Tasks of a job with a reservation run
 inside the job's own allocation (pools.py).
 
-Policy is strict first-come first-served (within priority order, which the queue already
-has): the first task that could run but does not fit right now stops the pass, and
-everything behind it waits (no backfill yet, so a wide task is never starved by narrow ones
-behind it). A task that could never fit on any available node does not block the queue;
-its reason says why.
+The queue comes in priority order (policy.py: level, then offset plus fair-share, then
+submission). The first task that could run but does not fit right now is blocked: under
+"fcfs" it stops the pass and everything behind it waits; under "easy" it gets a
+reservation and the pass goes on, starting only what cannot delay it (backfill.py). Either
+way a wide task is never starved by narrow ones behind it. A task that could never fit on
+any available node does not block the queue; its reason says why. An owner over the
+running-cores limit is skipped, not blocking. With preemption on, a blocked task of a
+higher level names lower-level runs to stop.
 """
 
 from __future__ import annotations
@@ -22,11 +25,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from common.ids import TaskId
-from common.resources import CORES, Resources, shortfall
+from common.resources import CORES, ZERO, Resources, fits, shortfall
+from headnode.scheduling.backfill import Reservation, may_backfill, releases, reserve, runtime, victims
 from headnode.scheduling.board import SINGLE, WHOLE_NODES, Board
 from headnode.scheduling.feasibility import Rejection, Why, explain, never_fits
 from headnode.scheduling.pools import Grant, Pools
-from headnode.scheduling.snapshot import Snapshot, TaskRequest
+from headnode.scheduling.policy import EASY, LEVELS, Policy
+from headnode.scheduling.snapshot import Running, Snapshot, TaskRequest
+
+DEFAULT = Policy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,50 +58,190 @@ class Plan:
     release: tuple[Grant, ...] = ()
     # Jobs that now hold their reservation's minimum for the first time (they turn Running).
     started: tuple[int, ...] = ()
+    # Runs to stop and requeue so a higher priority level can start, with the reason.
+    preempt: tuple[tuple[TaskId, str], ...] = ()
+    # EASY: the blocked task's reservation (task, earliest start).
+    reserved: tuple[TaskId, float] | None = None
 
 
-def schedule(snapshot: Snapshot, now: float, policy: str = "pack") -> Plan:
-    del now  # part of the seam: time-aware policies (backfill, fair-share) use it
-    board = Board(tuple(snapshot.nodes), policy)
-    pools = Pools(board, dict(snapshot.pools))
-    placements: list[Placement] = []
-    pending: dict[TaskId, str] = {}
-    blocked_at = None
-    for request in snapshot.queue:
-        if request.job in pools:
-            out = pools.place(request)
-            placements += [Placement(request.id, n, g, charged=c) for n, g, c in out.placed]
-            if len(out.placed) < request.count:
-                pending[request.id] = out.reason
-            if out.block:
-                blocked_at = request.id
+def schedule(snapshot: Snapshot, now: float, policy: Policy | str = DEFAULT) -> Plan:
+    """One pass. `policy` may be a placement name alone ("pack", "spread") for FCFS."""
+    if isinstance(policy, str):
+        policy = Policy(placement=policy)
+    return _Pass(snapshot, now, policy).run()
+
+
+class _Pass:
+    def __init__(self, snapshot: Snapshot, now: float, policy: Policy) -> None:
+        self.snapshot, self.now, self.policy = snapshot, now, policy
+        self.board = Board(tuple(snapshot.nodes), policy.placement)
+        self.pools = Pools(self.board, dict(snapshot.pools))
+        self.placements: list[Placement] = []
+        self.pending: dict[TaskId, str] = {}
+        self.blocked_at: TaskId | None = None
+        self.reservation: Reservation | None = None
+        self.preempt: dict[TaskId, str] = {}
+        self.made: list[tuple[float, str, Resources]] = []  # releases of this pass's placements
+        self._running: list[Running] | None = None
+        self._owner_cores: dict[str, int] | None = None
+
+    @property
+    def running(self) -> list[Running]:
+        if self._running is None:
+            self._running = list(self.snapshot.running)
+        return self._running
+
+    def run(self) -> Plan:
+        looked = 0
+        for request in self.snapshot.queue:
+            if self.reservation is not None:
+                looked += 1
+                if looked > self.policy.backfill_depth or not self.board.any_free():
+                    break
+            if self._step(request):
                 break
-            continue
+        release = self.pools.shrink()
+        return Plan(tuple(self.placements), self.pending, self.blocked_at, tuple(self.pools.reserve),
+                    tuple(release), tuple(self.pools.started), tuple(self.preempt.items()),
+                    (self.reservation.request.id, self.reservation.at) if self.reservation else None)
+
+    def _step(self, request: TaskRequest) -> bool:
+        """Look at one queued task; True stops the pass."""
+        if request.job in self.pools:
+            out = self.pools.place(request)
+            self.placements += [Placement(request.id, n, g, charged=c) for n, g, c in out.placed]
+            if len(out.placed) < request.count:
+                self.pending[request.id] = out.reason
+            if out.block and self.reservation is None:
+                self.blocked_at = request.id
+                return True
+            return False
+        count = self._within_limit(request)
+        if count == 0:
+            return False
+        if self.reservation is not None:
+            self._backfill(request, count)
+            return False
         if request.gang:
-            board.mark()
-            placed = _place(board, request, request.count)
-            if len(placed) == request.count:
-                board.commit()
-                placements += placed
-                continue
-            reason = _reason(board, request, board.rejections(request))
-            board.rollback()
-            pending[request.id] = f"its {request.count} instances must start together: {reason}"
-            if not _could_ever(board, request, request.count):
-                continue  # could not start together even on an empty cluster: do not block
-            blocked_at = request.id
-            break
-        placed = _place(board, request, request.count)
-        placements += placed
+            self.board.mark()
+            placed = _place(self.board, request, count)
+            if len(placed) == count:
+                self.board.commit()
+                self._record(request, placed)
+                return False
+            reason = _reason(self.board, request, self.board.rejections(request))
+            self.board.rollback()
+            self.pending[request.id] = f"its {count} instances must start together: {reason}"
+            if not _could_ever(self.board, request, count):
+                return False  # could not start together even on an empty cluster: do not block
+            return self._blocked(request)
+        placed = _place(self.board, request, count)
+        self._record(request, placed)
         if len(placed) == request.count:
-            continue
-        rejections = board.rejections(request)
-        pending[request.id] = _reason(board, request, rejections)
-        if not never_fits(rejections) and _could_ever(board, request, 1):
-            blocked_at = request.id
-            break
-    release = pools.shrink()
-    return Plan(tuple(placements), pending, blocked_at, tuple(pools.reserve), tuple(release), tuple(pools.started))
+            return False
+        if len(placed) == count:
+            return False  # the rest is held back by the owner's limit (its reason says so)
+        rejections = self.board.rejections(request)
+        self.pending[request.id] = _reason(self.board, request, rejections)
+        if never_fits(rejections) or not _could_ever(self.board, request, 1):
+            return False
+        return self._blocked(request)
+
+    def _blocked(self, request: TaskRequest) -> bool:
+        """The first task that could run but does not fit now: preempt for it, reserve for it
+        (EASY: the pass goes on, backfilling), or stop the pass (FCFS)."""
+        self.blocked_at = request.id
+        if self.policy.preemption:
+            chosen = victims(self.board, request, self.running)
+            for r in chosen or ():
+                self.preempt[r.task] = f"preempted by job {request.job} ({LEVELS[request.level]} priority)"
+            if chosen:
+                self.pending[request.id] += f"; preempting {len(chosen)} lower-priority task(s)"
+        if self.policy.name != EASY:
+            return True
+        self.reservation = reserve(self.board, request, releases(self.running, self.now) + self.made, self.now)
+        if self.reservation is None:
+            return True
+        self.pending[request.id] += f"; reserved to start in {_seconds(self.reservation.at - self.now)}"
+        return False
+
+    def _backfill(self, request: TaskRequest, count: int) -> None:
+        """Start what cannot delay the reservation (EASY)."""
+        res = self.reservation
+        assert res is not None
+        ends = self.now + runtime(request, self.policy.default_runtime)
+        board = self.board
+        placed: list[Placement] = []
+        mode = board.klass(request).mode
+        if mode == SINGLE and not request.gang:
+            for _ in range(count):
+                if ends <= res.at:
+                    name = board.best(request)
+                    given = board.given(request, name) if name else None
+                else:
+                    need = request.resources
+                    name = board.best(request, lambda n: fits(board.view[n].capacity if request.exclusive else need,
+                                                              res.extra.get(n, ZERO)))
+                    given = board.view[name].capacity if name and request.exclusive else need
+                if name is None or given is None or not may_backfill(res, [(name, given)], ends):
+                    break
+                board.take(name, given, request.job, request.job_exclusive)
+                placed.append(Placement(request.id, name, given))
+        elif ends <= res.at:  # a gang or a multi-node task: only when it ends before the reservation
+            board.mark()
+            placed = _place(board, request, count)
+            if len(placed) == count:
+                board.commit()
+            else:
+                board.rollback()
+                placed = []
+        self._record(request, placed)
+        if len(placed) < request.count and request.id not in self.pending:
+            self.pending[request.id] = (f"waiting for resources: starting it now would delay job "
+                                        f"{res.request.job}, reserved to start in {_seconds(res.at - self.now)}")
+
+    def _record(self, request: TaskRequest, placed: list[Placement]) -> None:
+        self.placements += placed
+        if not placed:
+            return
+        ends = self.now + runtime(request, self.policy.default_runtime)
+        cores = 0
+        for p in placed:
+            for node, given in ((p.node, p.resources), *p.extra):
+                self.made.append((ends, node, given))
+                cores += given.cores
+        if self._owner_cores is not None:
+            self._owner_cores[request.owner] = self._owner_cores.get(request.owner, 0) + cores
+
+    def _within_limit(self, request: TaskRequest) -> int:
+        """How many of the request's instances its owner's running-cores limit lets start."""
+        limit = self.policy.max_running_cores
+        if not limit:
+            return request.count
+        if self._owner_cores is None:
+            self._owner_cores = {}
+            for r in self.running:
+                if not r.dying:
+                    self._owner_cores[r.owner] = self._owner_cores.get(r.owner, 0) + sum(g.cores for _, g in r.parts)
+        used = self._owner_cores.get(request.owner, 0)
+        each = request.resources.cores * max(1, request.nodes)
+        allowed = max(0, (limit - used) // max(1, each))
+        if allowed >= request.count:
+            return request.count
+        if request.gang and allowed < request.count:
+            allowed = 0
+        self.pending[request.id] = (f"held back by the owner limit: {request.owner} runs {used} of at most "
+                                    f"{limit} cores")
+        return allowed
+
+
+def _seconds(s: float) -> str:
+    s = max(0.0, s)
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 7200:
+        return f"{s / 60:.0f}m"
+    return f"{s / 3600:.1f}h"
 
 
 def _place(board: Board, request: TaskRequest, count: int) -> list[Placement]:

@@ -41,10 +41,26 @@ class TaskRequest:
     constraints: Constraints = NONE  # the job's and the task's, merged
     job_exclusive: bool = False  # the job shares no node with other jobs
     nodes: int = 0  # >0: each instance takes this many whole nodes at once
+    runtime: float = 0.0  # its runtime limit in seconds; 0: none (the policy's default is assumed)
+    owner: str = ""
+    level: int = 2  # priority level, 0 (Lowest) .. 4 (Highest)
 
     @property
     def job(self) -> int:
         return self.id.job
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """A run holding resources: where, until when at the latest, and whose."""
+
+    task: TaskId
+    parts: tuple[tuple[str, Resources], ...]  # (node, what it holds there); first: its process
+    ends: float  # start + runtime limit (or the default); a past time: it may end any moment
+    owner: str = ""
+    level: int = 2
+    # Told to stop (cancelled, preempted): its resources come back as soon as it is gone.
+    dying: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +90,6 @@ class Snapshot:
     # 100,000 tasks behind a blocked one costs nothing.
     queue: Iterable[TaskRequest]
     pools: Mapping[int, PoolView] = field(default_factory=dict)
+    # What runs now (for backfill reservations, owner limits and preemption). May be lazy:
+    # read at most once, and only when the policy needs it.
+    running: Iterable[Running] = ()

@@ -129,6 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--memory-mb", type=int, help="memory each agent offers (default: detected)")
     up.set_defaults(func="local:up")
     sub.add_parser("demo", help="start a local cluster, run a sample job, show it, stop").set_defaults(func="local:demo")
+    sim = sub.add_parser(
+        "simulate", help="replay a workload trace (SWF) through the scheduler in simulated time",
+        description="Replay a Standard Workload Format trace (.swf or .swf.gz) through the same scheduling "
+                    "core in simulated time, and print its makespan, utilization, mean wait and mean "
+                    "bounded slowdown.", epilog="example: shoal simulate SDSC-SP2-1998-4.2-cln.swf.gz --policy easy")
+    sim.add_argument("trace", help="the trace file")
+    sim.add_argument("--policy", choices=("fcfs", "easy"), default="easy", help="default easy")
+    sim.add_argument("--cores", type=int, help="the machine's cores (default: the trace's MaxProcs or MaxNodes)")
+    sim.add_argument("--limit-jobs", type=int, metavar="K", help="only the first K jobs")
+    sim.add_argument("--default-runtime", type=float, default=3600.0, metavar="SECONDS",
+                     help="runtime assumed for jobs without one (default 3600)")
+    _json(sim)
+    sim.set_defaults(func="simulate:simulate")
     return parser
 
 

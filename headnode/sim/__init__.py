@@ -1,0 +1,2 @@
+"""Trace replay: workloads in the Standard Workload Format run through the scheduling core in
+simulated time (`shoal simulate`)."""
