@@ -179,10 +179,8 @@ class _Pass:
                     name = board.best(request)
                     given = board.given(request, name) if name else None
                 else:
-                    need = request.resources
-                    name = board.best(request, lambda n: fits(board.view[n].capacity if request.exclusive else need,
-                                                              res.extra.get(n, ZERO)))
-                    given = board.view[name].capacity if name and request.exclusive else need
+                    name = board.best(request, lambda n: fits(_unit(board, request, n), res.extra.get(n, ZERO)))
+                    given = _unit(board, request, name) if name else None
                 if name is None or given is None or not may_backfill(res, [(name, given)], ends):
                     break
                 board.take(name, given, request.job, request.job_exclusive)
@@ -233,6 +231,11 @@ class _Pass:
         self.pending[request.id] = (f"held back by the owner limit: {request.owner} runs {used} of at most "
                                     f"{limit} cores")
         return allowed
+
+
+def _unit(board: Board, request: TaskRequest, node: str) -> Resources:
+    """What one instance takes on `node` at the least (a whole node when exclusive)."""
+    return board.view[node].capacity if request.exclusive else request.resources
 
 
 def _seconds(s: float) -> str:
