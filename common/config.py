@@ -60,6 +60,27 @@ class HeadConfig:
     # Node choice among those that fit: "pack" fills the busiest node first (keeps whole
     # nodes free for wide tasks, as Slurm does), "spread" the least busy.
     placement: str = "pack"
+    # Queue policy: "easy" (EASY backfilling: the first task that cannot start gets a
+    # reservation, and later ones start only if they cannot delay it) or "fcfs" (strict
+    # first come, first served).
+    policy: str = "easy"
+    # Seconds assumed for work without a runtime limit when backfilling (it is not enforced).
+    default_runtime_limit: float = 3600.0
+    # Queued tasks looked at past the reservation in one pass (Slurm's bf_max_job_test).
+    backfill_depth: int = 1000
+    # Per owner: most cores running at once, and most jobs Queued; 0: no limit.
+    max_running_cores_per_owner: int = 0
+    max_queued_jobs_per_owner: int = 0
+    # A blocked task of a higher priority level stops lower-level runs (SIGTERM, then SIGKILL
+    # after the agent's kill_grace), which are requeued.
+    preemption: bool = False
+    # Fair-share: usage (core-seconds) decays with this half-life, and a job's priority within
+    # its level gains up to fairshare_weight points the less its owner (or project) has used.
+    # A weight of 0 turns fair-share off.
+    fairshare_half_life: float = 7 * 86400.0
+    fairshare_weight: float = 1000.0
+    # Seconds between fair-share usage updates (and re-ordering of the queue).
+    fairshare_interval: float = 30.0
     # Seconds a Finished, Failed or Cancelled job is kept before it is purged with its
     # output (HPC Pack's TTLCompletedJobs; default 5 days).
     completed_job_ttl: float = 5 * 86400.0
@@ -83,6 +104,16 @@ class HeadConfig:
             raise ConfigError(f"completed_job_ttl must be > 0 seconds, got {self.completed_job_ttl}")
         if self.placement not in ("pack", "spread"):
             raise ConfigError(f"placement must be 'pack' or 'spread', got {self.placement!r}")
+        if self.policy not in ("easy", "fcfs"):
+            raise ConfigError(f"policy must be 'easy' or 'fcfs', got {self.policy!r}")
+        for key in ("default_runtime_limit", "fairshare_half_life", "fairshare_interval"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be > 0 seconds, got {getattr(self, key)}")
+        for key in ("backfill_depth", "max_running_cores_per_owner", "max_queued_jobs_per_owner"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if not 0 <= self.fairshare_weight <= 100_000:
+            raise ConfigError(f"fairshare_weight must be between 0 and 100000, got {self.fairshare_weight}")
         return self
 
 

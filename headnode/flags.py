@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node-lost-after", metavar="SECONDS", type=float,
                    help="silence after which a node is Unreachable (default 30)")
     p.add_argument("--placement", choices=("pack", "spread"), help="node choice among those that fit")
+    p.add_argument("--policy", choices=("easy", "fcfs"), help="queue policy (default easy: EASY backfilling)")
+    p.add_argument("--preemption", action="store_true", default=None,
+                   help="let higher priority levels preempt (requeue) lower-level work")
     p.add_argument("--completed-job-ttl", metavar="SECONDS", type=float,
                    help="purge ended jobs after this long (default 432000, 5 days)")
     p.add_argument("--admin", dest="admins", action="append", metavar="USER",

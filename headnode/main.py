@@ -30,6 +30,8 @@ from headnode.services.events import EventBus
 from headnode.services.housekeeping import Housekeeping
 from headnode.services.journal import Journal
 from headnode.services.lease import Lease
+from headnode.scheduling.policy import Policy
+from headnode.services.fairshare import FairShare
 from headnode.services.membership import Membership
 from headnode.services.nodes import NodeAdmin
 from headnode.services.output import OutputStore
@@ -58,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
             "heartbeat_interval": args.heartbeat_interval,
             "node_lost_after": args.node_lost_after,
             "placement": args.placement,
+            "policy": args.policy,
+            "preemption": args.preemption,
             "completed_job_ttl": args.completed_job_ttl,
             "admins": args.admins,
             "log_level": args.log_level,
@@ -125,8 +129,13 @@ async def _serve_active(
     effects = Effects(cluster, journal, clock, send_kill=lambda node, kill: membership.send(node, kill),
                       kick=lambda: allocator.kick())
     membership = Membership(cluster, effects, output, clock, config, on_capacity=lambda: allocator.kick())
-    allocator = Allocator(cluster, effects, membership, output, clock, config.placement)
-    queue = QueueService(cluster, journal, effects, allocator, output, bus, clock)
+    policy = Policy(name=config.policy, placement=config.placement, default_runtime=config.default_runtime_limit,
+                    backfill_depth=config.backfill_depth, max_running_cores=config.max_running_cores_per_owner,
+                    preemption=config.preemption)
+    allocator = Allocator(cluster, effects, membership, output, clock, policy)
+    fairshare = FairShare(cluster, clock, config, kick=lambda: allocator.kick())
+    queue = QueueService(cluster, journal, effects, allocator, output, bus, clock,
+                         max_queued_jobs=config.max_queued_jobs_per_owner)
     node_admin = NodeAdmin(cluster, effects, journal, membership, clock, kick=lambda: allocator.kick())
     templates = TemplateService(journal, clock, loaded.templates)
     housekeeping = Housekeeping(cluster, effects, journal, output, clock, config.completed_job_ttl)
@@ -143,6 +152,7 @@ async def _serve_active(
     background = [
         asyncio.create_task(allocator.run(), name="allocator"),
         asyncio.create_task(membership.run_liveness(), name="liveness"),
+        asyncio.create_task(fairshare.run(), name="fairshare"),
         asyncio.create_task(housekeeping.run(), name="housekeeping"),
     ]
     if lease is not None:

@@ -10,7 +10,7 @@ task number. `sync` keeps a task's place right after anything that may change it
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sortedcontainers import SortedDict
 
@@ -26,12 +26,15 @@ class Cluster:
     def __init__(self, next_job_id: int = 1) -> None:
         self.jobs: dict[int, Job] = {}
         self.nodes: dict[str, Node] = {}
-        self.queue: SortedDict = SortedDict()  # (-priority, job id, task number) -> Task
+        self.queue: SortedDict = SortedDict()  # (-rank, job id, task number) -> Task
         self.next_job_id = next_job_id
         # Job id -> ids of the jobs that depend on it.
         self.dependents: dict[int, set[int]] = {}
         # Jobs with a job-level reservation that is, or may soon be, held on nodes.
         self.reserving: set[int] = set()
+        # A job's place in the queue, higher first: its priority, or with fair-share its
+        # effective priority (services/fairshare.py sets this and calls `rekey`).
+        self.rank: Callable[[Job], float] = lambda job: job.spec.priority
 
     def allocate_job_id(self) -> int:
         job_id = self.next_job_id
@@ -108,13 +111,29 @@ class Cluster:
         if job.spec.reservation is not None and job.state in (JobState.QUEUED, JobState.RUNNING):
             self.reserving.add(job.id)
         if task.pending and self.blocked_reason(job, task) is None:
-            key = (-job.spec.priority, job.id, task.id.task)
+            key = (-self.rank(job), job.id, task.id.task)
             if task.queue_key != key:
                 self._unqueue(task)
                 self.queue[key] = task
                 task.queue_key = key
         else:
             self._unqueue(task)
+
+    def rekey(self) -> int:
+        """Put every queued task where `rank` now says; returns how many moved."""
+        moved = 0
+        ranks: dict[int, float] = {}
+        for old, task in list(self.queue.items()):
+            job_id = task.id.job
+            if job_id not in ranks:
+                ranks[job_id] = self.rank(self.jobs[job_id])
+            key = (-ranks[job_id], job_id, task.id.task)
+            if key != old:
+                del self.queue[old]
+                self.queue[key] = task
+                task.queue_key = key
+                moved += 1
+        return moved
 
     def sync_job(self, job: Job) -> None:
         for task in job.tasks.values():

@@ -111,6 +111,28 @@ def reserved(job: Job, where: str, now: float, o: Outcome) -> None:
     o.touch(job)
 
 
+def preempt(job: Job, task: Task, inst: Instance, reason: str, now: float, o: Outcome) -> None:
+    """Stop a running instance for higher-priority work. It is Queued at once (not a retry),
+    but waits to be placed again until its process is gone (`released`), so its resources
+    are never counted twice."""
+    if inst.state is not TaskState.RUNNING:
+        return
+    move_unit(job, task, inst, TaskEvent.PREEMPT, now, reason, o)
+    if inst.holding:
+        o.kill.append(inst)
+    else:
+        released(task, inst, o)
+
+
+def released(task: Task, inst: Instance, o: Outcome) -> None:
+    """The instance's process is gone: a preempted one may now be placed again."""
+    iid = inst.id.instance
+    if inst.state is TaskState.QUEUED and not inst.holding and iid not in task.requeued:
+        task.requeued.append(iid)
+        o.resync[task.id] = task
+        o.tasks[task.id] = task
+
+
 def exited(
     job: Job, task: Task, inst: Instance, exit_code: int, signal: int, error: str, runtime_exceeded: bool,
     now: float, o: Outcome,
@@ -121,6 +143,7 @@ def exited(
     inst.signal = signal
     o.touch(job, task, inst)
     if inst.state is not TaskState.RUNNING:
+        released(task, inst, o)
         return  # stopped on request: the exit is the kill landing, not a new state
     ok = not (error or signal or runtime_exceeded) and task.spec.succeeded(exit_code)
     reason = describe_exit(exit_code, signal, error, task.spec.runtime_limit if runtime_exceeded else 0.0)
@@ -136,6 +159,7 @@ def lost(job: Job, task: Task, inst: Instance, node: str, now: float, o: Outcome
     inst.holding = False
     o.touch(job, task, inst)
     if inst.state is not TaskState.RUNNING:
+        released(task, inst, o)
         return
     spec = task.spec
     if spec.rerunnable and inst.retries < spec.max_retries and job.state in ACTIVE_JOB:

@@ -61,6 +61,7 @@ class TaskEvent(enum.Enum):
     EXIT_FAIL = "exit_fail"  # non-zero exit, signal, runtime limit, or could not start
     LOST = "lost"  # its node was lost while it ran, no retries left
     RETRY = "retry"  # its node was lost while it ran; queued again
+    PREEMPT = "preempt"  # stopped for higher-priority work; queued again once its process is gone
     CANCEL = "cancel"
     REQUEUE = "requeue"  # put back in the queue by a user
     CONFIGURE = "configure"  # its job went back to Configuring
@@ -97,6 +98,7 @@ TASK_TRANSITIONS: dict[tuple[TaskState, TaskEvent], TaskState] = {
     (T.RUNNING, E.EXIT_FAIL): T.FAILED,
     (T.RUNNING, E.LOST): T.FAILED,
     (T.RUNNING, E.RETRY): T.QUEUED,
+    (T.RUNNING, E.PREEMPT): T.QUEUED,
     (T.RUNNING, E.CANCEL): T.CANCELLED,
     # Out of the end states only by a user's explicit requeue or configure.
     (T.FAILED, E.REQUEUE): T.QUEUED,

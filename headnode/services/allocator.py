@@ -11,6 +11,7 @@ committed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from common import log
@@ -25,7 +26,8 @@ from headnode.domain.model import RESERVE_NODES, Instance, Job, Task
 from headnode.domain.node import Allocation, Launch, Node
 from headnode.domain.states import JobState, TaskState
 from headnode.scheduling.core import Placement, Plan, schedule
-from headnode.scheduling.snapshot import NodeView, PoolView, Snapshot, TaskRequest
+from headnode.scheduling.policy import Policy, level_of
+from headnode.scheduling.snapshot import NodeView, PoolView, Running, Snapshot, TaskRequest
 from headnode.services.effects import Effects
 from headnode.services.membership import Membership
 from headnode.services.output import OutputStore
@@ -35,12 +37,35 @@ _log = log.get("allocator")
 WAITING_FOR_SCHEDULER = "waiting for the scheduler"
 
 
-def take_snapshot(cluster: Cluster) -> Snapshot:
+def take_snapshot(cluster: Cluster, now: float, default_runtime: float) -> Snapshot:
     nodes = tuple(_node_view(cluster, n) for n in sorted(cluster.nodes.values(), key=lambda n: n.name))
-    # Lazy: the core stops reading where the pass stops, so a long queue costs little.
+    # Lazy: the core stops reading where the pass stops, so a long queue costs little, and
+    # reads what runs only when the policy needs it (a reservation, limits, preemption).
     queue = (_request(cluster, t) for t in cluster.queued())
     pools = {j: v for j in sorted(cluster.reserving) if (v := _pool_view(cluster, j)) is not None}
-    return Snapshot(nodes, queue, pools)
+    return Snapshot(nodes, queue, pools, running=_running(cluster, now, default_runtime))
+
+
+def _runtime(job: Job, task: Task) -> float:
+    """The task's runtime limit, or its job's when tighter; 0: none."""
+    limits = [x for x in (task.spec.runtime_limit, job.spec.runtime_limit) if x > 0]
+    return min(limits) if limits else 0.0
+
+
+def _running(cluster: Cluster, now: float, default_runtime: float) -> Iterator[Running]:
+    for node in cluster.nodes.values():
+        for alloc in node.allocations.values():
+            if alloc.secondary or alloc.pool:
+                continue  # a multi-node run is reported by its first node; pooled cores go back to the pool
+            found = cluster.find_instance(alloc.task)
+            if found is None:
+                continue
+            job, task, inst = found
+            limit = _runtime(job, task) or default_runtime
+            parts = ((node.name, alloc.resources),
+                     *((h, alloc.resources.with_cores(c)) for h, c in inst.hosts))
+            yield Running(inst.id, parts, (inst.started_at or now) + limit, job.owner, level_of(job.spec.priority),
+                          dying=inst.state is not TaskState.RUNNING or inst.attempt != alloc.attempt)
 
 
 def _node_view(cluster: Cluster, n: Node) -> NodeView:
@@ -64,6 +89,9 @@ def _request(cluster: Cluster, t: Task) -> TaskRequest:
         constraints=merge(job.spec.placement, spec.placement),
         job_exclusive=job.spec.exclusive,
         nodes=spec.nodes,
+        runtime=_runtime(job, t),
+        owner=job.owner,
+        level=level_of(job.spec.priority),
     )
 
 
@@ -111,7 +139,7 @@ class Allocator:
         membership: Membership,
         output: OutputStore,
         clock: Clock,
-        policy: str,
+        policy: Policy,
     ) -> None:
         self.cluster = cluster
         self.effects = effects
@@ -141,10 +169,11 @@ class Allocator:
             self._last = Plan()
             return
         now = self.clock.now()
-        plan = schedule(take_snapshot(self.cluster), now, self.policy)
+        plan = schedule(take_snapshot(self.cluster, now, self.policy.default_runtime), now, self.policy)
         self._last = plan
         o = Outcome()
         self._reservations(plan, now, o)
+        self._preempt(plan, now, o)
         placed = [p for p in (self._commit(p, now, o) for p in plan.placements) if p is not None]
         if not placed and not o.jobs:
             return
@@ -158,6 +187,14 @@ class Allocator:
             )
             _log.info("task_placed", job_id=p.job.id, task_id=str(p.inst.id), node=p.node.name,
                       attempt=p.attempt, cores=p.inst.cores, hosts=len(p.inst.hosts), sent=alloc.launch_seq > 0)
+
+    def _preempt(self, plan: Plan, now: float, o: Outcome) -> None:
+        for task_id, reason in plan.preempt:
+            found = self.cluster.find_instance(task_id)
+            if found is not None:
+                job, task, inst = found
+                lifecycle.preempt(job, task, inst, reason, now, o)
+                _log.info("task_preempted", job_id=job.id, task_id=str(task_id), node=inst.node, reason=reason)
 
     def _reservations(self, plan: Plan, now: float, o: Outcome) -> None:
         """Carry out the plan's job-level reservations and releases."""

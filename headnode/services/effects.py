@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 from common import log
 from common.clock import Clock
-from headnode.domain import eligibility, operations
+from headnode.domain import eligibility, lifecycle, operations
 from headnode.domain.cluster import Cluster
 from headnode.domain.lifecycle import Outcome
 from headnode.domain.model import Instance
@@ -41,11 +41,11 @@ class Effects:
 
     def apply(self, o: Outcome, nodes: Iterable[Node] = (), meta: dict[str, str] | None = None) -> asyncio.Future[None]:
         self._follow_ended_jobs(o)
+        to_kill = [inst for inst in o.kill if not self._release_undelivered(inst, o)]
         for task in o.resync.values():
             job = self.cluster.jobs.get(task.id.job)
             if job is not None:
                 self.cluster.sync(job, task)
-        to_kill = [inst for inst in o.kill if not self._release_undelivered(inst)]
         future = self.journal.record_outcome(o, nodes, meta)
         if to_kill:
             future.add_done_callback(lambda f: None if f.cancelled() or f.exception() else self._kill(to_kill))
@@ -69,19 +69,22 @@ class Effects:
                         operations.cancel_job(child, why, self.clock.now(), o)
                         _log.info("job_cancelled", job_id=child.id, reason=why)
 
-    def _release_undelivered(self, inst: Instance) -> bool:
+    def _release_undelivered(self, inst: Instance, o: Outcome) -> bool:
         """An instance whose launch was never sent runs nowhere: free its resources now."""
         node = self.cluster.nodes.get(inst.node)
         alloc = node.allocations.get(inst.id) if node else None
         if node is None or alloc is None or alloc.attempt != inst.attempt:
             inst.holding = False
-            return True
-        if alloc.launch_seq == 0 and not alloc.started:
+        elif alloc.launch_seq == 0 and not alloc.started:
             node.release(inst.id)
             self.cluster.release_secondaries(inst.id, inst.attempt, inst.hosts)
             inst.holding = False
-            return True
-        return False
+        else:
+            return False
+        found = self.cluster.find_instance(inst.id)
+        if found is not None:
+            lifecycle.released(found[1], inst, o)
+        return True
 
     def _kill(self, instances: list[Instance]) -> None:
         for inst in instances:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from common import log
 from common.clock import Clock
-from common.errors import InvalidArgument
+from common.errors import InvalidArgument, ResourceExhausted
 from common.ids import TaskId
 from common.resources import Resources
 from headnode.domain import eligibility, operations
@@ -82,7 +82,9 @@ class QueueService:
         output: OutputStore,
         bus: EventBus,
         clock: Clock,
+        max_queued_jobs: int = 0,
     ) -> None:
+        self.max_queued_jobs = max_queued_jobs
         self.cluster = cluster
         self.journal = journal
         self.effects = effects
@@ -96,6 +98,7 @@ class QueueService:
     async def submit(self, spec: JobSpec, owner: str) -> int:
         """HPC Pack's QueueJob: create, add the tasks and queue, in one durable step."""
         validate_job_spec(spec, self.cluster.jobs)
+        self._check_queued_limit(owner)
         o = Outcome()
         now = self.clock.now()
         job = operations.create_job(self.cluster.allocate_job_id(), owner, spec, now, o)
@@ -103,6 +106,17 @@ class QueueService:
         await self._add_new(job, o)
         _log.info("job_submitted", job_id=job.id, owner=owner, tasks=len(job.tasks), units=job.total)
         return job.id
+
+    def _check_queued_limit(self, owner: str) -> None:
+        """Refuse a submission past the owner's limit of Queued jobs (the count walks the jobs,
+        so it is done only when a limit is set)."""
+        limit = self.max_queued_jobs
+        if not limit:
+            return
+        queued = sum(1 for j in self.cluster.jobs.values() if j.owner == owner and j.state is JobState.QUEUED)
+        if queued >= limit:
+            raise ResourceExhausted(f"{owner} has {queued} queued jobs, the most allowed (max_queued_jobs_per_owner "
+                                    f"= {limit}); wait for some to start, or cancel some")
 
     async def create(self, spec: JobSpec, owner: str) -> Job:
         validate_job_spec(spec, self.cluster.jobs, need_tasks=False)
@@ -146,6 +160,8 @@ class QueueService:
 
     async def submit_existing(self, job_id: int, by: str) -> int:
         job = self.cluster.job(job_id)
+        if job.state is JobState.CONFIGURING:
+            self._check_queued_limit(job.owner)
         o = Outcome()
         operations.submit_job(job, by, self.clock.now(), o)
         await self._apply_then_follow(job, o)
