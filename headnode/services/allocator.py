@@ -26,7 +26,7 @@ from headnode.domain.model import RESERVE_NODES, Instance, Job, Task
 from headnode.domain.node import Allocation, Launch, Node
 from headnode.domain.states import JobState, TaskState
 from headnode.scheduling.core import Placement, Plan, schedule
-from headnode.scheduling.policy import Policy, level_of
+from headnode.scheduling.policy import FCFS, Policy, level_of
 from headnode.scheduling.snapshot import NodeView, PoolView, Running, Snapshot, TaskRequest
 from headnode.services.effects import Effects
 from headnode.services.membership import Membership
@@ -262,5 +262,6 @@ class Allocator:
         if blocker_task is not None and blocker_task.queue_key is not None and task.queue_key > blocker_task.queue_key:
             if blocker.job == job.id:
                 return self._last.pending.get(blocker, WAITING_FOR_SCHEDULER)
-            return f"waiting behind job {blocker.job}, ahead in the queue (first come, first served)"
+            why = "first come, first served" if self.policy.name == FCFS else "it has the reservation"
+            return f"waiting behind job {blocker.job}, ahead in the queue ({why})"
         return WAITING_FOR_SCHEDULER
