@@ -50,16 +50,23 @@ class Board:
         self.version = dict.fromkeys(self.view, 0)
         self.free_cores = sum(max(0, f.cores) for n, f in self.free.items() if not self.view[n].unavailable)
         self._classes: dict[tuple, Klass] = {}
+        self._seen: dict[int, tuple[TaskRequest, Klass]] = {}
         self._member: dict[str, list[Klass]] = {n.name: [] for n in nodes}
         self._undo: list[tuple[str, Resources, set[int], int]] | None = None
 
     # -- classes -------------------------------------------------------------------------
 
     def klass(self, r: TaskRequest) -> Klass:
+        # By identity first: hashing the key (resources, constraints) costs more than the
+        # rest of a backfill check. The request is kept with it, so its id is not reused.
+        seen = self._seen.get(id(r))
+        if seen is not None and seen[0] is r:
+            return seen[1]
         key = (r.resources, r.exclusive, r.constraints, r.nodes)
         k = self._classes.get(key)
         if k is None:
             k = self._classes[key] = self._build(r)
+        self._seen[id(r)] = (r, k)
         return k
 
     def _build(self, r: TaskRequest) -> Klass:

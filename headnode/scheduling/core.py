@@ -84,6 +84,7 @@ class _Pass:
         self.made: list[tuple[float, str, Resources]] = []  # releases of this pass's placements
         self._running: list[Running] | None = None
         self._owner_cores: dict[str, int] | None = None
+        self._refused: str | None = None  # the pending reason of what backfill refuses
 
     @property
     def running(self) -> list[Running]:
@@ -195,8 +196,10 @@ class _Pass:
                 placed = []
         self._record(request, placed)
         if len(placed) < request.count and request.id not in self.pending:
-            self.pending[request.id] = (f"waiting for resources: starting it now would delay job "
-                                        f"{res.request.job}, reserved to start in {_seconds(res.at - self.now)}")
+            if self._refused is None:
+                self._refused = (f"waiting for resources: starting it now would delay job {res.request.job}, "
+                                 f"reserved to start in {_seconds(res.at - self.now)}")
+            self.pending[request.id] = self._refused
 
     def _record(self, request: TaskRequest, placed: list[Placement]) -> None:
         self.placements += placed
