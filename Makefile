@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) bench/sweep_100k.py
 	$(PY) bench/failover.py
 	$(PY) bench/scheduling_pass.py
+	$(PY) bench/simulate.py
 
 # The long fault-injection run (`make test` runs a short form): 2,000 tasks over 4 agents while
 # the head node and agents are SIGKILLed at random; SEED=N replays another run.

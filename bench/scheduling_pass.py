@@ -10,7 +10,8 @@ A snapshot of 1,000 nodes (8 cores, 32768 MB each) and 100,000 queued single-cor
   build_requests             building the 100,000 TaskRequest objects alone
 `_tuple`: the queue is a tuple built beforehand; `_lazy`: a generator that builds each
 request as the pass reads it, as the head node gives it (allocator.take_snapshot), so
-those figures include building the requests the pass looks at.
+those figures include building the requests the pass looks at; `_easy`: lazy, under EASY
+backfilling, with the busy nodes' runs given so the blocked task gets a reservation.
 Prints one JSON line per figure (name, unit, runs, median, min, max, p90) and a table.
 
     .venv/bin/python bench/scheduling_pass.py [--runs 5] [--nodes 1000] [--cores 8] [--tasks 100000]
@@ -27,7 +28,8 @@ from common.clock import perf_counter
 from common.ids import TaskId
 from common.resources import Resources
 from headnode.scheduling.core import Plan, schedule
-from headnode.scheduling.snapshot import NodeView, Snapshot, TaskRequest
+from headnode.scheduling.policy import EASY, Policy
+from headnode.scheduling.snapshot import NodeView, Running, Snapshot, TaskRequest
 
 MEMORY = 32768
 TASK = Resources(1, 1024)
@@ -50,6 +52,13 @@ def request(i: int) -> TaskRequest:
 
 def requests(count: int) -> Iterator[TaskRequest]:
     return (request(i) for i in range(count))
+
+
+def runs(count: int, cores: int, full: int) -> tuple[Running, ...]:
+    """What keeps the first `full` nodes busy: one single-core run per core, ending over the next hour."""
+    part = Resources(1, MEMORY // cores)
+    return tuple(Running(TaskId(900_000 + i, c + 1), ((f"node{i:04d}", part),), 60.0 + (i * cores + c) % 3600)
+                 for i in range(full) for c in range(cores))
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
@@ -76,13 +85,15 @@ def main() -> None:
     scenarios = {"empty": 0, "half": args.nodes // 2, "full": args.nodes}
     for scenario, full in scenarios.items():
         expected = min(args.tasks, (args.nodes - full) * args.cores)
-        for variant in ("tuple", "lazy"):
+        for variant in ("tuple", "lazy", "easy"):
             name = f"{scenario}_{variant}"
             samples[name] = []
             for _ in range(args.runs):
                 queue: Iterable[TaskRequest] = tuple(requests(args.tasks)) if variant == "tuple" else requests(args.tasks)
-                snapshot = Snapshot(nodes(args.nodes, args.cores, full), queue)
-                t, plan = timed(lambda snapshot=snapshot: schedule(snapshot, now=0.0))
+                running = runs(args.nodes, args.cores, full) if variant == "easy" else ()
+                snapshot = Snapshot(nodes(args.nodes, args.cores, full), queue, running=running)
+                policy = Policy(name=EASY) if variant == "easy" else Policy()
+                t, plan = timed(lambda snapshot=snapshot, policy=policy: schedule(snapshot, 0.0, policy))
                 assert isinstance(plan, Plan)
                 assert len(plan.placements) == expected, (name, len(plan.placements))
                 assert plan.blocked_at == (request(expected).id if expected < args.tasks else None), plan.blocked_at

@@ -1,0 +1,40 @@
+"""The trace simulator's speed: replaying a 10,000-job trace (Lublin-Feitelson, 256 cores)
+through the scheduling core under FCFS and EASY, timed over N runs (reading the trace is
+not timed). The target is seconds, not minutes. Prints one JSON line per figure and a table.
+
+    .venv/bin/python bench/simulate.py [--runs 3] [--trace PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from figures import figure, report
+
+from headnode.scheduling.policy import Policy
+from headnode.sim import replay, swf
+
+TRACE = Path(__file__).resolve().parent.parent.parent / "shared" / "traces" / "lublin_256.swf.gz"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--trace", type=Path, default=TRACE)
+    args = parser.parse_args()
+    if not args.trace.exists():
+        print(f"no trace at {args.trace}: give one with --trace")
+        return
+    trace = swf.read(args.trace)
+    figures = []
+    for name in ("fcfs", "easy"):
+        results = [replay.replay(trace, Policy(name=name)) for _ in range(args.runs)]
+        figures.append(figure(f"replay_{name}", [r.seconds for r in results], jobs=results[0].jobs,
+                              mean_wait=round(results[0].mean_wait, 1),
+                              mean_bounded_slowdown=round(results[0].mean_bounded_slowdown, 2)))
+    report(figures, f"{args.runs} runs, {args.trace.name}, {len(trace.jobs)} jobs")
+
+
+if __name__ == "__main__":
+    main()
