@@ -419,3 +419,21 @@ def test_random_operations_keep_the_model_consistent(kinds: list[str], fail_fast
             assert job.ended_units == total, "an ended job with units still to run"
         seqs = [c.seq for c in o.changes]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+def test_a_preempted_instance_is_queued_but_placed_again_only_once_its_process_is_gone() -> None:
+    job = make_job(TaskSpec("echo"))
+    inst = run(job)
+    task = job.tasks[1]
+    o = Outcome()
+    lifecycle.preempt(job, task, inst, "preempted by job 9 (Highest priority)", NOW + 1, o)
+    assert inst.state is T.QUEUED and inst.reason == "preempted by job 9 (Highest priority)"
+    assert o.kill == [inst] and inst.holding, "its process is told to stop; its resources stay held"
+    assert task.pending == 0, "not placed again while it still runs"
+    assert inst.retries == 0, "a preemption is not a retry"
+    o = finish(job, inst, 143)
+    assert task.pending == 1 and list(task.requeued) == [0] and task.id in o.resync
+    assert inst.state is T.QUEUED and not inst.holding
+    again = run(job)
+    assert again is inst and inst.attempt == 2 and inst.state is T.RUNNING
+    check_counts(job)
