@@ -6,9 +6,14 @@ looks again when that one goes away."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
 
 from common.config import parse_address
 from common.errors import ConfigError
+from common.tls import Files
 
 
 # For every channel to the head nodes. gRPC backs off reconnecting up to 120 s by default,
@@ -50,3 +55,25 @@ def grpc_target(text: str) -> str:
     if v4:
         return "ipv4:" + ",".join(f"{ip}:{port}" for ip, port in v4)
     return "ipv6:" + ",".join(f"[{ip}]:{port}" for ip, port in v6)
+
+
+def channel(address: str, files: Files | None = None, aio: bool = False,
+            options: Sequence[tuple[str, object]] = HEAD_CHANNEL_OPTIONS) -> Any:
+    """A channel to the head node(s): TLS checked against the cluster CA when `files` are
+    given (with the client's certificate when they name one), else plaintext. With several
+    head addresses, TLS checks every head against the first one's name: give all head nodes
+    a certificate that names each of them (`shoal certs init --name h1 --name h2`)."""
+    mod = grpc.aio if aio else grpc
+    target = grpc_target(address)
+    if files is None:
+        return mod.insecure_channel(target, options=list(options))
+    try:
+        ca, cert, key = files.read()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    creds = grpc.ssl_channel_credentials(ca, key, cert)
+    extra = list(options)
+    found = addresses(address)
+    if len(found) > 1:
+        extra.append(("grpc.ssl_target_name_override", parse_address(found[0], "head")[0]))
+    return mod.secure_channel(target, creds, options=extra)

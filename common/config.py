@@ -84,9 +84,20 @@ class HeadConfig:
     # Seconds a Finished, Failed or Cancelled job is kept before it is purged with its
     # output (HPC Pack's TTLCompletedJobs; default 5 days).
     completed_job_ttl: float = 5 * 86400.0
-    # Users allowed to manage nodes (drain, offline, groups, labels...). Empty: every user,
-    # until the security issue brings authenticated identities and roles.
+    # Plaintext gRPC with trusted user names, for local development only (`shoal up`, tests):
+    # anyone who can reach the port can act as anyone. Otherwise TLS: the head node's
+    # certificate and the cluster CA from tls_dir, clients and agents identified by their
+    # certificates or signed tokens.
+    plaintext: bool = False
+    # ca.crt, head.crt and head.key (`shoal certs init --dir DIR`); empty: <state_dir>/tls.
+    tls_dir: str = ""
+    # Roles (HPC Pack's): Admins manage nodes, tokens and everyone's jobs; JobAdmins act on
+    # everyone's jobs; the rest are Users. A certificate or token may also carry a role. In
+    # plaintext mode with no admins listed, everyone is an Admin.
     admins: tuple[str, ...] = ()
+    job_admins: tuple[str, ...] = ()
+    # Whether Users may see other users' jobs (never act on them).
+    users_see_all_jobs: bool = True
     log_level: str = "info"
 
     def validate(self) -> HeadConfig:
@@ -142,6 +153,17 @@ class NodeConfig:
     # Node groups and labels the node declares (admins can add more at the head node).
     groups: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
+    # Plaintext gRPC to a plaintext head node: local development only.
+    plaintext: bool = False
+    # The cluster CA certificate the head node's is checked against (required unless
+    # plaintext), and this node's own certificate and key (`shoal certs issue --node NAME`), if
+    # it joins with one rather than a join token.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    # A join token (`shoal node token create`), for a node without a certificate: used once,
+    # to register; the head then gives the agent its own credential (<state_dir>/node.token).
+    join_token: str = ""
     log_level: str = "info"
 
     def validate(self) -> NodeConfig:
@@ -153,6 +175,11 @@ class NodeConfig:
             raise ConfigError("cores and memory_mb must be >= 0 (0 means detect)")
         if self.kill_grace < 0:
             raise ConfigError(f"kill_grace must be >= 0 seconds, got {self.kill_grace}")
+        if not self.plaintext and not self.tls_ca:
+            raise ConfigError("give tls_ca (the cluster CA certificate, --tls-ca) to reach a TLS head node, "
+                              "or --plaintext for a local development cluster")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert and tls_key go together: give both or neither")
         try:
             parse_generic(self.resources)
         except ValueError as e:

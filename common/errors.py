@@ -39,6 +39,12 @@ class PermissionDenied(ShoalError):
     status = "PERMISSION_DENIED"
 
 
+class Unauthenticated(ShoalError):
+    """No identity, or one that does not check out (bad or expired token, unknown certificate)."""
+
+    status = "UNAUTHENTICATED"
+
+
 class ResourceExhausted(ShoalError):
     status = "RESOURCE_EXHAUSTED"
 

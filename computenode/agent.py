@@ -21,19 +21,20 @@ import os
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 
-from common import log
-from common.addr import HEAD_CHANNEL_OPTIONS, grpc_target
+from common import addr, log, tls
+from common.addr import HEAD_CHANNEL_OPTIONS
 from common.clock import Clock
 from common.config import NodeConfig
 from common.resources import GPU, Resources
 from common.retry import Backoff
 from common.wire import STREAM_VALUES, resources_msg, task_id, task_ref, timestamp
 from computenode import state as st
-from computenode.runner import TaskRunner
 from computenode.capacity import gpu_devices
+from computenode.runner import TaskRunner
 from computenode.spool import STREAMS, Spool
 from shoal import __version__
 from shoal.v1 import nodes_pb2, nodes_pb2_grpc
@@ -41,6 +42,9 @@ from shoal.v1 import nodes_pb2, nodes_pb2_grpc
 CHUNK = 64 * 1024
 BURST = 16  # output chunks sent between two looks at the control queue
 _HEARTBEAT = object()
+NODE_TOKEN_FILE = "node.token"
+# Metadata names (the head's headnode/api/identity.py reads them).
+NODE_TOKEN, JOIN_TOKEN = "shoal-node-token", "shoal-join-token"
 _log = log.get("agent")
 
 CHANNEL_OPTIONS = [
@@ -127,14 +131,15 @@ class Agent:
         return code
 
     async def _session(self, backoff: Backoff) -> None:
-        async with grpc.aio.insecure_channel(grpc_target(self.config.head), options=CHANNEL_OPTIONS) as channel:
-            call = nodes_pb2_grpc.NodeServiceStub(channel).Connect()
+        async with addr.channel(self.config.head, self._tls, aio=True, options=CHANNEL_OPTIONS) as channel:
+            call = nodes_pb2_grpc.NodeServiceStub(channel).Connect(metadata=self._credential())
             conn = _Conn(call)
             try:
                 await call.write(nodes_pb2.AgentMessage(hello=self._hello()))
                 first = await call.read()
             except grpc.aio.AioRpcError as e:
-                if e.code() in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARGUMENT):
+                if e.code() in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARGUMENT,
+                                grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
                     raise Refused(e.details()) from None
                 raise
             if first is grpc.aio.EOF or first.WhichOneof("kind") != "welcome":
@@ -175,7 +180,30 @@ class Agent:
             tasks=self._reports(),
         )
 
+    @property
+    def _tls(self) -> tls.Files | None:
+        c = self.config
+        if c.plaintext:
+            return None
+        return tls.Files(Path(c.tls_ca), Path(c.tls_cert) if c.tls_cert else None, Path(c.tls_key) if c.tls_key else None)
+
+    def _credential(self) -> tuple[tuple[str, str], ...]:
+        """This node's own token once it has one, else the join token it was given."""
+        own = self.config.state_dir / NODE_TOKEN_FILE
+        if own.exists():
+            return ((NODE_TOKEN, own.read_text().strip()),)
+        if self.config.join_token:
+            return ((JOIN_TOKEN, self.config.join_token),)
+        return ()
+
     def _welcome(self, conn: _Conn, welcome: nodes_pb2.Welcome) -> None:
+        if welcome.node_token:
+            path = self.config.state_dir / NODE_TOKEN_FILE
+            fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(welcome.node_token)
+            os.replace(path.with_suffix(".tmp"), path)
+            _log.info("node_token_saved", path=str(path))
         self.heartbeat_interval = welcome.heartbeat_interval.ToNanoseconds() / 1e9 or self.heartbeat_interval
         for r in welcome.resume:
             key = (task_id(r.task), r.attempt)

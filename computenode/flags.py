@@ -28,4 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a node group this node is in (repeatable)")
     p.add_argument("--label", dest="labels", action="append", metavar="LABEL",
                    help="a label this node carries, e.g. avx512 or rack=3 (repeatable)")
+    p.add_argument("--plaintext", action="store_true", default=None,
+                   help="plaintext gRPC to a plaintext head node (local development only)")
+    p.add_argument("--tls-ca", metavar="FILE", help="the cluster CA certificate (required unless --plaintext)")
+    p.add_argument("--tls-cert", metavar="FILE", help="this node's certificate (shoal certs issue --node NAME)")
+    p.add_argument("--tls-key", metavar="FILE", help="this node's key")
+    p.add_argument("--join-token", metavar="TOKEN", help="join with this token (shoal node token create)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

@@ -35,6 +35,11 @@ def run(args: argparse.Namespace, default_head: str | None) -> int:
             "resources": args.resources,
             "groups": args.groups,
             "labels": args.labels,
+            "plaintext": args.plaintext,
+            "tls_ca": args.tls_ca,
+            "tls_cert": args.tls_cert,
+            "tls_key": args.tls_key,
+            "join_token": args.join_token,
             "log_level": args.log_level,
         },
     )

@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="let higher priority levels preempt (requeue) lower-level work")
     p.add_argument("--completed-job-ttl", metavar="SECONDS", type=float,
                    help="purge ended jobs after this long (default 432000, 5 days)")
+    p.add_argument("--plaintext", action="store_true", default=None,
+                   help="no TLS, user names trusted as sent: local development only (says so in the log)")
+    p.add_argument("--tls-dir", metavar="DIR", help="ca.crt, head.crt, head.key (default <state-dir>/tls)")
     p.add_argument("--admin", dest="admins", action="append", metavar="USER",
                    help="a user allowed to manage nodes (repeatable; default: every user)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

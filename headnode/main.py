@@ -30,6 +30,8 @@ from headnode.services.events import EventBus
 from headnode.services.housekeeping import Housekeeping
 from headnode.services.journal import Journal
 from headnode.services.lease import Lease
+from common import tokens
+from headnode.api.identity import Authority
 from headnode.scheduling.policy import Policy
 from headnode.services.fairshare import FairShare
 from headnode.services.membership import Membership
@@ -43,6 +45,7 @@ from headnode.store.postgres import PostgresStore
 from headnode.store.records import restore
 
 ADDRESS_FILE = "head.addr"
+TOKEN_KEY = "token_key"  # meta key of the cluster's token-signing key
 _log = log.get("head")
 
 
@@ -64,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
             "preemption": args.preemption,
             "completed_job_ttl": args.completed_job_ttl,
             "admins": args.admins,
+            "plaintext": args.plaintext,
+            "tls_dir": args.tls_dir,
             "log_level": args.log_level,
         },
     )
@@ -139,9 +144,20 @@ async def _serve_active(
     node_admin = NodeAdmin(cluster, effects, journal, membership, clock, kick=lambda: allocator.kick())
     templates = TemplateService(journal, clock, loaded.templates)
     housekeeping = Housekeeping(cluster, effects, journal, output, clock, config.completed_job_ttl)
+    token_key = loaded.meta.get(TOKEN_KEY)
+    if token_key is None:  # the cluster's first start: head nodes sharing the store share the key
+        token_key = tokens.new_key()
+        await journal.record(meta={TOKEN_KEY: token_key})
+    auth = Authority(config, clock, token_key)
+    if config.plaintext:
+        _log.warning("plaintext_mode", detail="PLAINTEXT gRPC: no TLS, user names are trusted as sent; anyone who "
+                     "can reach this port can act as anyone. For local development only.")
+        creds = None
+    else:
+        creds = server_mod.credentials(Path(config.tls_dir) if config.tls_dir else state_dir / "tls")
     server, port, health = server_mod.build(
-        config.listen, JobServicer(queue, output, templates), NodeServicer(membership), AdminServicer(cluster, node_admin, config.admins),
-        TemplateServicer(templates),
+        config.listen, JobServicer(queue, output, templates, auth), NodeServicer(membership, auth),
+        AdminServicer(cluster, node_admin, auth), TemplateServicer(templates, auth), creds,
     )
     await server.start()
     await server_mod.set_serving(health, True)

@@ -7,13 +7,15 @@ Errors come out as RequestFailed (the head answered with a status) or HeadUnreac
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import field_mask_pb2
 
-from common.addr import HEAD_CHANNEL_OPTIONS, grpc_target
+from common.addr import channel
+from common.tls import Files
 from common.ids import TaskId
 from shoal.v1 import (
     admin_pb2,
@@ -95,14 +97,23 @@ def task_spec(
 
 
 class Client:
-    def __init__(self, address: str, user: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, address: str, user: str | None = None, timeout: float = 30.0, tls: Files | None = None,
+                 token: str | None = None) -> None:
+        """`tls`: the cluster CA (and this user's certificate) for a TLS head node; `token`: a
+        user token (`shoal user token`). Neither: plaintext, where `user` (default: the OS
+        user) is trusted as sent, for local development clusters. Unset, they are taken from
+        $SHOAL_CA (with $SHOAL_CERT and $SHOAL_KEY) and $SHOAL_TOKEN."""
+        tls = tls if tls is not None else Files.from_env()
+        token = token if token is not None else os.environ.get("SHOAL_TOKEN") or None
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(grpc_target(address), options=HEAD_CHANNEL_OPTIONS)
+        self._channel = channel(address, tls)
         self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
         self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
         self._templates = templates_pb2_grpc.TemplateServiceStub(self._channel)
-        self._metadata = ((USER_METADATA, user or getpass.getuser()),)
+        self._metadata: tuple[tuple[str, str], ...] = ((USER_METADATA, user or getpass.getuser()),)
+        if token:
+            self._metadata += (("authorization", f"Bearer {token}"),)
 
     def close(self) -> None:
         self._channel.close()
@@ -262,6 +273,10 @@ class Client:
 
     def list_nodes(self) -> list[admin_pb2.Node]:
         return list(self._unary(self._admin.ListNodes, admin_pb2.ListNodesRequest()).nodes)
+
+    def call_admin(self, method: str, request: Any) -> Any:
+        """Any AdminService method by name (tokens and the like)."""
+        return self._unary(getattr(self._admin, method), request)
 
     def get_node(self, name: str) -> admin_pb2.Node:
         return self._unary(self._admin.GetNode, admin_pb2.GetNodeRequest(name=name))

@@ -49,6 +49,9 @@ class LocalCluster:
     stop_tasks_on_exit: bool = True
     heads: int = 1
     database: str = ""
+    # TLS with a fresh cluster CA in <state_dir>/tls and a node certificate per agent;
+    # otherwise plaintext (a development cluster, as `shoal up` runs).
+    secure: bool = False
     address: str = ""
     head_procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -92,7 +95,7 @@ class LocalCluster:
         head_dir = self.state_dir / name
         (head_dir / ADDRESS_FILE).unlink(missing_ok=True)
         listen = self._listen[i] if self.heads > 1 else (self.address or self.listen)
-        args = ["head", "--listen", listen, "--state-dir", str(head_dir), *self.head_args]
+        args = ["head", "--listen", listen, "--state-dir", str(head_dir), *self._security(), *self.head_args]
         if self.database:
             args += ["--database", self.database, "--output-dir", str(self.state_dir / "output")]
         self.head_procs[i] = self._spawn(name, args)
@@ -121,7 +124,8 @@ class LocalCluster:
                    prefix: Sequence[str] = ()) -> subprocess.Popen[bytes]:
         """Start agent `name`; `head` overrides the address it is given, `prefix` runs it
         through another command (e.g. `ip netns exec NS`)."""
-        args = ["node", "--head", head or self.address, "--name", name, "--state-dir", str(self.state_dir / name)]
+        args = ["node", "--head", head or self.address, "--name", name, "--state-dir", str(self.state_dir / name),
+                *self._security(name)]
         if self.stop_tasks_on_exit:
             args.append("--stop-tasks-on-exit")
         if self.cores:
@@ -137,7 +141,7 @@ class LocalCluster:
         from shoal.client import Client, RequestFailed
         from shoal.v1 import admin_pb2
 
-        with Client(self.address, timeout=5.0) as client:
+        with Client(self.address, timeout=5.0, tls=self.admin_tls()) as client:
 
             def online() -> bool:
                 for name in names:
@@ -206,6 +210,44 @@ class LocalCluster:
         except FileNotFoundError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.state_dir / "tls"
+
+    def _security(self, node: str = "") -> list[str]:
+        """The head's or an agent's security flags: plaintext, or TLS with this cluster's CA."""
+        if not self.secure:
+            return ["--plaintext"]
+        from common import tls
+
+        from common.clock import SystemClock
+
+        if not (self.tls_dir / tls.CA_KEY).exists():
+            tls.init(self.tls_dir, SystemClock().now())
+        if not node:
+            return ["--tls-dir", str(self.tls_dir)]
+        key, cert = self.tls_dir / f"node-{node}.key", self.tls_dir / f"node-{node}.crt"
+        if not cert.exists():
+            key, cert = tls.issue(self.tls_dir, "node", node, SystemClock().now())
+        return ["--tls-ca", str(self.tls_dir / tls.CA_CERT), "--tls-cert", str(cert), "--tls-key", str(key)]
+
+    def admin_tls(self) -> object:
+        """An Admin's TLS files for this cluster's own checks; None when it is plaintext."""
+        if not self.secure:
+            return None
+        if getattr(self, "_admin_tls", None) is None:
+            self._admin_tls = self.user_tls("shoal-local", "Admin")
+        return self._admin_tls
+
+    def user_tls(self, user: str, role: str = "") -> object:
+        """TLS files for a client acting as `user` (a secure cluster)."""
+        from common import tls
+        from common.clock import SystemClock
+
+        self._security()
+        key, cert = tls.issue(self.tls_dir, "user", user, SystemClock().now(), role)
+        return tls.Files(self.tls_dir / tls.CA_CERT, cert, key)
 
     def _spawn(self, name: str, args: list[str], prefix: Sequence[str] = ()) -> subprocess.Popen[bytes]:
         env = dict(os.environ, GRPC_ENABLE_FORK_SUPPORT="false", PYTHONUNBUFFERED="1")

@@ -1,57 +1,98 @@
-"""AdminService: the nodes as the head sees them, and their management (admins only)."""
+"""AdminService: the nodes as the head sees them, their management, and tokens (admins only)."""
 
 from __future__ import annotations
 
 import grpc
 
+from common import tokens
+from common.errors import InvalidArgument
+from common.tls import ROLES
+from common.wire import timestamp
 from headnode.api import node_convert as convert
 from headnode.api.errors import maps_errors
-from headnode.api.identity import require_admin
+from headnode.api.identity import ADMIN, Authority
 from headnode.domain.cluster import Cluster
 from headnode.services.nodes import NodeAdmin
 from shoal.v1 import admin_pb2, admin_pb2_grpc
 
+JOIN_TTL = 3600.0
+USER_TTL = 30 * 86400.0
+
 
 @maps_errors
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
-    def __init__(self, cluster: Cluster, nodes: NodeAdmin, admins: tuple[str, ...]) -> None:
+    def __init__(self, cluster: Cluster, nodes: NodeAdmin, auth: Authority) -> None:
         self.cluster = cluster
         self.nodes = nodes
-        self.admins = admins
+        self.auth = auth
 
     async def ListNodes(self, request: admin_pb2.ListNodesRequest, context: grpc.aio.ServicerContext):
+        self.auth.user(context)
         nodes = sorted(self.cluster.nodes.values(), key=lambda n: n.name)
         return admin_pb2.ListNodesResponse(nodes=[convert.node_msg(n) for n in nodes])
 
     async def GetNode(self, request: admin_pb2.GetNodeRequest, context: grpc.aio.ServicerContext):
+        self.auth.user(context)
         return convert.node_msg(self.cluster.node(request.name))
 
+    def _admin(self, context: grpc.aio.ServicerContext, action: str) -> str:
+        return self.auth.require(context, ADMIN, action).name
+
     async def DrainNode(self, request: admin_pb2.DrainNodeRequest, context: grpc.aio.ServicerContext):
-        by = require_admin(context, self.admins)
+        by = self._admin(context, f"drain node {request.name}")
         return convert.node_msg(await self.nodes.drain(request.name, request.reason, by))
 
     async def SetNodeOnline(self, request: admin_pb2.SetNodeOnlineRequest, context: grpc.aio.ServicerContext):
-        by = require_admin(context, self.admins)
+        by = self._admin(context, f"set node {request.name} online")
         return convert.node_msg(await self.nodes.online(request.name, request.reason, by))
 
     async def SetNodeOffline(self, request: admin_pb2.SetNodeOfflineRequest, context: grpc.aio.ServicerContext):
-        by = require_admin(context, self.admins)
+        by = self._admin(context, f"set node {request.name} offline")
         return convert.node_msg(await self.nodes.offline(request.name, request.reason, request.force, by))
 
     async def RemoveNode(self, request: admin_pb2.RemoveNodeRequest, context: grpc.aio.ServicerContext):
-        await self.nodes.remove(request.name, require_admin(context, self.admins))
+        await self.nodes.remove(request.name, self._admin(context, f"remove node {request.name}"))
         return admin_pb2.RemoveNodeResponse()
 
     async def AddNodesToGroup(self, request: admin_pb2.NodeGroupRequest, context: grpc.aio.ServicerContext):
-        by = require_admin(context, self.admins)
+        by = self._admin(context, f"add nodes to group {request.group}")
         nodes = await self.nodes.group(request.group, list(request.nodes), True, by)
         return admin_pb2.NodeGroupResponse(nodes=[convert.node_msg(n) for n in nodes])
 
     async def RemoveNodesFromGroup(self, request: admin_pb2.NodeGroupRequest, context: grpc.aio.ServicerContext):
-        by = require_admin(context, self.admins)
+        by = self._admin(context, f"remove nodes from group {request.group}")
         nodes = await self.nodes.group(request.group, list(request.nodes), False, by)
         return admin_pb2.NodeGroupResponse(nodes=[convert.node_msg(n) for n in nodes])
 
     async def LabelNode(self, request: admin_pb2.LabelNodeRequest, context: grpc.aio.ServicerContext):
-        by = require_admin(context, self.admins)
+        by = self._admin(context, f"label node {request.name}")
         return convert.node_msg(await self.nodes.label(request.name, list(request.add), list(request.remove), by))
+
+    async def CreateJoinToken(self, request: admin_pb2.CreateJoinTokenRequest, context: grpc.aio.ServicerContext):
+        self._admin(context, "create a node join token")
+        ttl = _ttl(request.ttl, request.HasField("ttl"), JOIN_TTL)
+        expires = self.auth.clock.now() + ttl
+        token = tokens.sign(self.auth.token_key, tokens.Claims("join", groups=tuple(request.groups), expires=expires))
+        return admin_pb2.TokenResponse(token=token, expire_time=timestamp(expires))
+
+    async def CreateUserToken(self, request: admin_pb2.CreateUserTokenRequest, context: grpc.aio.ServicerContext):
+        p = self.auth.user(context)
+        user = request.user or p.name
+        role = request.role or "User"
+        if role not in ROLES:
+            raise InvalidArgument(f"role {role!r} is not one of {', '.join(ROLES)}")
+        if user != p.name or not p.at_least(role):
+            self._admin(context, f"create a {role} token for {user}")
+        ttl = _ttl(request.ttl, request.HasField("ttl"), USER_TTL)
+        expires = self.auth.clock.now() + ttl
+        token = tokens.sign(self.auth.token_key, tokens.Claims("user", user, role, expires=expires))
+        return admin_pb2.TokenResponse(token=token, expire_time=timestamp(expires))
+
+
+def _ttl(duration: object, given: bool, default: float) -> float:
+    if not given:
+        return default
+    seconds = duration.ToNanoseconds() / 1e9  # type: ignore[attr-defined]
+    if seconds <= 0:
+        raise InvalidArgument(f"ttl must be positive, got {seconds:g}s")
+    return seconds

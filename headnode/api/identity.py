@@ -1,31 +1,180 @@
-"""Who is calling. The one place the API decides a caller's identity.
+"""Who is calling, and what they may do: the one place the API decides identity and rights.
 
-v0 trusts the `shoal-user` metadata the client sends (the CLI sends the OS user). The
-security issue replaces this with client certificates and signed tokens; nothing else
-changes, because every servicer asks here.
+Identity comes from, in order: the client's TLS certificate (its common name; its
+organizational unit says node, user, or a user's role), a signed user token in the
+`authorization: Bearer ...` metadata, or, in plaintext mode only, the `shoal-user` metadata
+the client sends (trusted: development only). A caller with none of them is UNAUTHENTICATED.
+
+Roles follow HPC Pack: User, JobAdmin, Admin. A user's role is the highest of what the
+head's config lists (`admins`, `job_admins`) and what their certificate or token says. Every
+denial and every administrative action is logged as an `audit` event.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 
-from common.errors import PermissionDenied
+from common import log, tokens, tls
+from common.clock import Clock
+from common.config import HeadConfig
+from common.errors import PermissionDenied, Unauthenticated
+from headnode.domain.model import Job
 
 USER_METADATA = "shoal-user"
+AUTHORIZATION = "authorization"
+NODE_TOKEN = "shoal-node-token"
+JOIN_TOKEN = "shoal-join-token"
 ANONYMOUS = "anonymous"
+USER, JOB_ADMIN, ADMIN = "User", "JobAdmin", "Admin"
+_RANK = {USER: 0, JOB_ADMIN: 1, ADMIN: 2}
+
+_audit = log.get("audit")
 
 
-def caller(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == USER_METADATA and isinstance(value, str) and value.strip():
-            return value.strip()[:64]
-    return ANONYMOUS
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    role: str = USER
+    node: bool = False  # a compute node's certificate
+
+    def at_least(self, role: str) -> bool:
+        return not self.node and _RANK[self.role] >= _RANK[role]
 
 
-def require_admin(context: grpc.aio.ServicerContext, admins: tuple[str, ...]) -> str:
-    """The caller, if it may manage the cluster (the one place this is decided)."""
-    who = caller(context)
-    if admins and who not in admins:
-        raise PermissionDenied(f"{who} is not an admin of this cluster: managing nodes needs the Admin role "
-                               f"(the head node's `admins` setting)")
-    return who
+def metadata(context: grpc.aio.ServicerContext, key: str) -> str:
+    for k, value in context.invocation_metadata() or ():
+        if k == key and isinstance(value, str):
+            return value.strip()
+    return ""
+
+
+def peer_certificate(context: grpc.aio.ServicerContext) -> tuple[str, str] | None:
+    """(common name, unit) of the client's verified certificate, if it names someone (the
+    shared client certificate does not: its holder identifies with a token)."""
+    pem = (context.auth_context() or {}).get("x509_pem_cert")
+    if not pem:
+        return None
+    name, unit = tls.subject_of(pem[0])
+    return None if unit == tls.CLIENT else (name, unit)
+
+
+class Authority:
+    def __init__(self, config: HeadConfig, clock: Clock, token_key: str) -> None:
+        self.config = config
+        self.clock = clock
+        self.token_key = token_key
+
+    def _config_role(self, name: str) -> str:
+        if name in self.config.admins:
+            return ADMIN
+        if name in self.config.job_admins:
+            return JOB_ADMIN
+        return USER
+
+    def _higher(self, a: str, b: str) -> str:
+        return a if _RANK.get(a, 0) >= _RANK.get(b, 0) else b
+
+    def who(self, context: grpc.aio.ServicerContext) -> Principal:
+        cert = peer_certificate(context)
+        if cert is not None:
+            name, unit = cert
+            if unit == "node":
+                return Principal(name, USER, node=True)
+            return Principal(name, self._higher(self._config_role(name), unit if unit in _RANK else USER))
+        bearer = metadata(context, AUTHORIZATION)
+        if bearer:
+            token = bearer.removeprefix("Bearer ").strip()
+            try:
+                claims = tokens.verify(self.token_key, token, self.clock.now(), "user")
+            except tokens.BadToken as e:
+                raise Unauthenticated(f"the caller's token is {e}; get a new one with `shoal user token`") from None
+            return Principal(claims.subject, self._higher(self._config_role(claims.subject), claims.role or USER))
+        if self.config.plaintext:
+            name = metadata(context, USER_METADATA)[:64] or ANONYMOUS
+            return Principal(name, self._config_role(name))
+        raise Unauthenticated("no identity: present a client certificate (`shoal certs issue --user`) or a token "
+                              "(`shoal user token`), e.g. with --cert/--key or SHOAL_TOKEN")
+
+    def user(self, context: grpc.aio.ServicerContext) -> Principal:
+        p = self.who(context)
+        if p.node:
+            raise PermissionDenied(f"node {p.name}'s certificate identifies a node, not a user")
+        return p
+
+    # -- nodes ---------------------------------------------------------------------------------
+
+    def admit_node(self, context: grpc.aio.ServicerContext, name: str, known: bool) -> tuple[tuple[str, ...], str]:
+        """May this agent speak for node `name`? Returns the groups a join token puts it in and,
+        for an agent that joined with a join token, its own node token from now on."""
+        if self.config.plaintext:
+            return (), ""
+        cert = peer_certificate(context)
+        if cert is not None:
+            cn, unit = cert
+            if unit != "node":
+                raise PermissionDenied(f"{cn}'s certificate is a user's; an agent needs a node certificate")
+            if cn != name:
+                raise PermissionDenied(f"this agent's certificate is for node {cn}, not {name}")
+            return (), ""
+        now = self.clock.now()
+        if own := metadata(context, NODE_TOKEN):
+            try:
+                claims = tokens.verify(self.token_key, own, now, "node")
+            except tokens.BadToken as e:
+                raise Unauthenticated(f"the agent's node token is {e}") from None
+            if claims.subject != name:
+                raise PermissionDenied(f"this agent's node token is for node {claims.subject}, not {name}")
+            return (), ""
+        if join := metadata(context, JOIN_TOKEN):
+            try:
+                claims = tokens.verify(self.token_key, join, now, "join")
+            except tokens.BadToken as e:
+                raise Unauthenticated(f"the agent's join token is {e}; create one with `shoal node token create`") \
+                    from None
+            if known:
+                raise PermissionDenied(f"node {name} is already registered and joins again only with its own "
+                                       f"credential; remove it (`shoal node remove {name}`) to join it anew")
+            _audit.info("audit", who=name, action="join", groups=list(claims.groups), allowed=True)
+            return claims.groups, tokens.sign(self.token_key, tokens.Claims("node", name))
+        raise Unauthenticated("an agent joins with a join token (`shoal node token create`, then --join-token) "
+                              "or a node certificate (`shoal certs issue --node NAME`)")
+
+    # -- rights --------------------------------------------------------------------------------
+
+    def require(self, context: grpc.aio.ServicerContext, role: str, action: str) -> Principal:
+        p = self.user(context)
+        # Development mode with no admins configured: cluster management is open (job
+        # ownership still holds), so a local cluster needs no set-up.
+        open_dev = self.config.plaintext and not self.config.admins
+        if not p.at_least(role) and not open_dev:
+            _audit.warning("audit", who=p.name, role=p.role, action=action, allowed=False)
+            raise PermissionDenied(f"{p.name} may not {action}: that needs the {role} role")
+        _audit.info("audit", who=p.name, role=p.role, action=action, allowed=True)
+        return p
+
+    def on_job(self, context: grpc.aio.ServicerContext, job: Job, action: str) -> Principal:
+        """Act on a job: its owner, a JobAdmin or an Admin."""
+        p = self.user(context)
+        if p.name == job.owner:
+            return p
+        if not p.at_least(JOB_ADMIN):
+            _audit.warning("audit", who=p.name, role=p.role, action=action, job_id=job.id, owner=job.owner,
+                           allowed=False)
+            raise PermissionDenied(f"{p.name} may not {action} job {job.id}: it is {job.owner}'s, and acting on "
+                                   f"others' jobs needs the JobAdmin role")
+        _audit.info("audit", who=p.name, role=p.role, action=action, job_id=job.id, owner=job.owner, allowed=True)
+        return p
+
+    def may_view(self, context: grpc.aio.ServicerContext, job: Job) -> Principal:
+        p = self.user(context)
+        if p.name != job.owner and not self.config.users_see_all_jobs and not p.at_least(JOB_ADMIN):
+            _audit.warning("audit", who=p.name, action="view", job_id=job.id, owner=job.owner, allowed=False)
+            raise PermissionDenied(f"{p.name} may not view job {job.id}: it is {job.owner}'s, and this cluster "
+                                   f"shows users only their own jobs")
+        return p
+
+    def sees_all(self, p: Principal) -> bool:
+        return self.config.users_see_all_jobs or p.at_least(JOB_ADMIN)
+

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 import grpc
 from google.protobuf import json_format
 
-from common.errors import InvalidArgument
+from common.errors import InvalidArgument, PermissionDenied
 from common.ids import TaskId
 from common.wire import STREAM_NAMES, task_id, timestamp
 from headnode.api import convert
 from headnode.api.errors import maps_errors
-from headnode.api.identity import caller
+from headnode.api.identity import ADMIN, Authority
 from headnode.services.output import OutputStore
 from headnode.services.queue import QueueService
 from headnode.services.templates import TemplateService
@@ -29,10 +29,18 @@ def template_msg(record: TemplateRecord) -> templates_pb2.Template:
 
 @maps_errors
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, queue: QueueService, output: OutputStore, templates: TemplateService) -> None:
+    def __init__(self, queue: QueueService, output: OutputStore, templates: TemplateService, auth: Authority) -> None:
         self.queue = queue
         self.output = output
         self.templates = templates
+        self.auth = auth
+
+    def _on(self, context: grpc.aio.ServicerContext, job_id: int, action: str) -> str:
+        """The caller's name, if it may act on the job (its owner, a JobAdmin, an Admin)."""
+        return self.auth.on_job(context, self.queue.cluster.job(job_id), action).name
+
+    def _view(self, context: grpc.aio.ServicerContext, job_id: int) -> None:
+        self.auth.may_view(context, self.queue.cluster.job(job_id))
 
     def _spec(self, spec: jobs_pb2.JobSpec) -> jobs_pb2.JobSpec:
         if spec.template:
@@ -43,48 +51,59 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         if request.job_id:
             if request.HasField("spec"):
                 raise InvalidArgument("give either spec (a new job) or job_id (a Configuring job), not both")
-            job_id = await self.queue.submit_existing(request.job_id, caller(context))
+            job_id = await self.queue.submit_existing(request.job_id, self._on(context, request.job_id, "submit"))
         else:
-            job_id = await self.queue.submit(convert.job_spec(self._spec(request.spec)), caller(context))
+            owner = self.auth.user(context).name
+            job_id = await self.queue.submit(convert.job_spec(self._spec(request.spec)), owner)
         return jobs_pb2.SubmitJobResponse(job_id=job_id)
 
     async def CreateJob(self, request: jobs_pb2.CreateJobRequest, context: grpc.aio.ServicerContext):
-        job = await self.queue.create(convert.job_spec(self._spec(request.spec)), caller(context))
+        job = await self.queue.create(convert.job_spec(self._spec(request.spec)), self.auth.user(context).name)
         return convert.job_msg(job)
 
     async def AddTasks(self, request: jobs_pb2.AddTasksRequest, context: grpc.aio.ServicerContext):
         specs = [convert.task_spec(t, f"tasks[{i}]") for i, t in enumerate(request.tasks)]
-        numbers = await self.queue.add_tasks(request.job_id, specs, caller(context))
+        numbers = await self.queue.add_tasks(request.job_id, specs, self._on(context, request.job_id, "add tasks to"))
         return jobs_pb2.AddTasksResponse(task_ids=numbers)
 
     async def ModifyTask(self, request: jobs_pb2.ModifyTaskRequest, context: grpc.aio.ServicerContext):
         ref = task_id(request.task)
+        by = self._on(context, ref.job, "modify")
         current = self.queue.task_spec(ref)
         spec = convert.merged_task_spec(current, request.spec, request.update_mask)
-        task = await self.queue.modify_task(ref, spec, caller(context))
+        task = await self.queue.modify_task(ref, spec, by)
         return convert.task_msg(task, "")
 
     async def ModifyJob(self, request: jobs_pb2.ModifyJobRequest, context: grpc.aio.ServicerContext):
+        by = self._on(context, request.job_id, "modify")
         current = self.queue.job_spec(request.job_id)
         fields = convert.job_fields(request.spec, request.update_mask, current)
-        job = await self.queue.modify_job(request.job_id, fields, caller(context))
+        job = await self.queue.modify_job(request.job_id, fields, by)
         return convert.job_msg(job, self.queue.job_pending_reason(job))
 
     async def GetJob(self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext):
         full = request.view != jobs_pb2.JOB_VIEW_SUMMARY
+        self._view(context, request.job_id)
         return convert.job_details_msg(await self.queue.details(request.job_id, full))
 
     async def GetTask(self, request: jobs_pb2.GetTaskRequest, context: grpc.aio.ServicerContext):
+        self._view(context, request.task.job_id)
         return convert.task_details_msg(await self.queue.task_details(task_id(request.task)))
 
     async def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext):
-        jobs, token = self.queue.list_jobs(convert.job_states(list(request.states)), request.owner, request.name,
+        p = self.auth.user(context)
+        owner = request.owner if self.auth.sees_all(p) else p.name
+        if request.owner and request.owner != owner:
+            raise PermissionDenied(f"{p.name} may not list {request.owner}'s jobs: this cluster shows users only "
+                                   f"their own")
+        jobs, token = self.queue.list_jobs(convert.job_states(list(request.states)), owner, request.name,
                                            request.page_size, request.page_token)
         return jobs_pb2.ListJobsResponse(
             jobs=[convert.job_msg(j, self.queue.job_pending_reason(j)) for j in jobs], next_page_token=token
         )
 
     async def ListTasks(self, request: jobs_pb2.ListTasksRequest, context: grpc.aio.ServicerContext):
+        self._view(context, request.job_id)
         states = convert.task_states(list(request.states))
         if request.instances:
             units, token = self.queue.list_units(request.job_id, request.task_id, states, request.page_size,
@@ -95,10 +114,12 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         return jobs_pb2.ListTasksResponse(tasks=[convert.task_msg(t, why) for t, why in tasks], next_page_token=token)
 
     async def CancelJob(self, request: jobs_pb2.CancelJobRequest, context: grpc.aio.ServicerContext):
-        return convert.job_msg(await self.queue.cancel(request.job_id, caller(context), request.reason))
+        by = self._on(context, request.job_id, "cancel")
+        return convert.job_msg(await self.queue.cancel(request.job_id, by, request.reason))
 
     async def CancelTask(self, request: jobs_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext):
-        task = await self.queue.cancel_task(task_id(request.task), caller(context), request.reason)
+        by = self._on(context, request.task.job_id, "cancel")
+        task = await self.queue.cancel_task(task_id(request.task), by, request.reason)
         return convert.task_msg(task, "")
 
     async def RequeueJob(self, request: jobs_pb2.RequeueJobRequest, context: grpc.aio.ServicerContext):
@@ -106,26 +127,27 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         for t in request.tasks:
             if t.job_id and t.job_id != request.job_id:
                 raise InvalidArgument(f"tasks: {t.job_id}.{t.task_id} is not a task of job {request.job_id}")
-        job = await self.queue.requeue(request.job_id, caller(context), chosen)
+        job = await self.queue.requeue(request.job_id, self._on(context, request.job_id, "requeue"), chosen)
         return convert.job_msg(job, self.queue.job_pending_reason(job))
 
     async def ConfigureJob(self, request: jobs_pb2.JobRequest, context: grpc.aio.ServicerContext):
-        return convert.job_msg(await self.queue.configure(request.job_id, caller(context)))
+        return convert.job_msg(await self.queue.configure(request.job_id, self._on(context, request.job_id, "configure")))
 
     async def CloneJob(self, request: jobs_pb2.JobRequest, context: grpc.aio.ServicerContext):
-        return convert.job_msg(await self.queue.clone(request.job_id, caller(context)))
+        return convert.job_msg(await self.queue.clone(request.job_id, self._on(context, request.job_id, "clone")))
 
     async def HoldJob(self, request: jobs_pb2.JobRequest, context: grpc.aio.ServicerContext):
-        job = await self.queue.hold(request.job_id, caller(context), request.reason)
+        job = await self.queue.hold(request.job_id, self._on(context, request.job_id, "hold"), request.reason)
         return convert.job_msg(job, self.queue.job_pending_reason(job))
 
     async def ReleaseJob(self, request: jobs_pb2.JobRequest, context: grpc.aio.ServicerContext):
-        job = await self.queue.release(request.job_id, caller(context))
+        job = await self.queue.release(request.job_id, self._on(context, request.job_id, "release"))
         return convert.job_msg(job, self.queue.job_pending_reason(job))
 
     async def WatchJob(
         self, request: jobs_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.JobEvent]:
+        self._view(context, request.job_id)
         async for event in self.queue.watch(request.job_id):
             yield convert.job_event_msg(event)
 
@@ -133,7 +155,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self, request: jobs_pb2.WatchJobsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.JobEvent]:
         # Initial metadata goes out once the subscription exists: the client waits for it.
-        async for event in self.queue.watch_all(request.owner, lambda: context.send_initial_metadata(())):
+        p = self.auth.user(context)
+        owner = request.owner if self.auth.sees_all(p) else p.name
+        async for event in self.queue.watch_all(owner, lambda: context.send_initial_metadata(())):
             yield convert.job_event_msg(event)
 
     async def ReadOutput(
@@ -141,6 +165,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     ) -> AsyncIterator[jobs_pb2.OutputChunk]:
         if request.offset < 0:
             raise InvalidArgument(f"offset must be >= 0, got {request.offset}")
+        self._view(context, request.task.job_id)
         target = self.queue.output_target(task_id(request.task))
         stream = STREAM_NAMES.get(request.stream, "stdout")
         async for offset, data in self.output.read(target, stream, request.offset, request.follow):
@@ -149,8 +174,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
 
 @maps_errors
 class TemplateServicer(templates_pb2_grpc.TemplateServiceServicer):
-    def __init__(self, templates: TemplateService) -> None:
+    def __init__(self, templates: TemplateService, auth: Authority) -> None:
         self.templates = templates
+        self.auth = auth
 
     async def CreateTemplate(self, request: templates_pb2.CreateTemplateRequest, context: grpc.aio.ServicerContext):
         t = templates_pb2.Template()
@@ -164,15 +190,21 @@ class TemplateServicer(templates_pb2_grpc.TemplateServiceServicer):
         for i, task in enumerate(probe.tasks):
             convert.task_spec(task, f"template.job.tasks[{i}]")
         body = json_format.MessageToJson(t, preserving_proto_field_name=True, indent=None)
-        record = await self.templates.create(t.name, body, caller(context), request.replace)
+        record = await self.templates.create(t.name, body, self.auth.user(context).name, request.replace)
         return template_msg(record)
 
     async def GetTemplate(self, request: templates_pb2.GetTemplateRequest, context: grpc.aio.ServicerContext):
+        self.auth.user(context)
         return template_msg(self.templates.get(request.name))
 
     async def ListTemplates(self, request: templates_pb2.ListTemplatesRequest, context: grpc.aio.ServicerContext):
+        self.auth.user(context)
         return templates_pb2.ListTemplatesResponse(templates=[template_msg(r) for r in self.templates.list()])
 
     async def DeleteTemplate(self, request: templates_pb2.DeleteTemplateRequest, context: grpc.aio.ServicerContext):
+        p = self.auth.user(context)
+        owner = self.templates.get(request.name).owner
+        if p.name != owner:
+            self.auth.require(context, ADMIN, f"delete {owner}'s template {request.name}")
         await self.templates.delete(request.name)
         return templates_pb2.DeleteTemplateResponse()

@@ -123,6 +123,7 @@ def head_message(seq: int, message: Instruction | Welcome) -> nodes_pb2.HeadMess
     elif isinstance(message, Welcome):
         w = out.welcome
         w.heartbeat_interval.FromNanoseconds(int(message.heartbeat_interval * 1e9))
+        w.node_token = message.node_token
         for task, attempt, out_off, err_off in message.resume:
             w.resume.append(nodes_pb2.OutputResume(task=task_ref(task), attempt=attempt,
                                                    stdout_offset=out_off, stderr_offset=err_off))

@@ -15,6 +15,7 @@ import grpc
 from common import log
 from headnode.api import node_convert as convert
 from headnode.api.errors import maps_errors
+from headnode.api.identity import Authority
 from headnode.services.membership import Membership, Session
 from shoal.v1 import nodes_pb2, nodes_pb2_grpc
 
@@ -23,8 +24,9 @@ _log = log.get("node_api")
 
 @maps_errors
 class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
-    def __init__(self, membership: Membership) -> None:
+    def __init__(self, membership: Membership, auth: Authority) -> None:
         self.membership = membership
+        self.auth = auth
 
     async def Connect(
         self, request_iterator: AsyncIterator[nodes_pb2.AgentMessage], context: grpc.aio.ServicerContext
@@ -32,7 +34,9 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
         first = await anext(aiter(request_iterator), None)
         if first is None:
             return
-        session = await self.membership.open_session(convert.hello(first))
+        hello = convert.hello(first)
+        groups, node_token = self.auth.admit_node(context, hello.node_name, hello.node_name in self.membership.cluster.nodes)
+        session = await self.membership.open_session(hello, groups, node_token)
         reader = asyncio.create_task(self._read(session, request_iterator))
         try:
             while True:

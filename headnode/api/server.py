@@ -6,6 +6,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from pathlib import Path
+
+from common import tls
 from common.config import parse_address
 from common.errors import ConfigError
 from shoal.v1 import (
@@ -38,14 +41,28 @@ SERVER_OPTIONS = [
 ]
 
 
+def credentials(tls_dir: Path) -> grpc.ServerCredentials:
+    """Mutual TLS: the head node's certificate, and a client certificate the cluster CA signed
+    required of every caller (a node's or user's own, or the shared client one for callers
+    who identify with a token)."""
+    try:
+        ca, cert, key = tls.Files(tls_dir / tls.CA_CERT, tls_dir / tls.HEAD_CERT, tls_dir / tls.HEAD_KEY).read()
+    except ValueError as e:
+        raise ConfigError(f"no TLS certificate for the head node ({e}): run `shoal certs init --dir {tls_dir}`, "
+                          f"or start it with --plaintext for local development") from None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+
+
 def build(
     listen: str,
     jobs: jobs_pb2_grpc.JobServiceServicer,
     nodes: nodes_pb2_grpc.NodeServiceServicer,
     admin: admin_pb2_grpc.AdminServiceServicer,
     templates: templates_pb2_grpc.TemplateServiceServicer,
+    creds: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """Create the server and bind it; returns it with the bound port (listen may ask for 0)."""
+    """Create the server and bind it (TLS with `creds`, else plaintext); returns it with the
+    bound port (listen may ask for 0)."""
     parse_address(listen, "listen")
     server = grpc.aio.server(options=SERVER_OPTIONS)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
@@ -56,7 +73,7 @@ def build(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     try:
-        port = server.add_insecure_port(listen)
+        port = server.add_secure_port(listen, creds) if creds is not None else server.add_insecure_port(listen)
     except RuntimeError:
         port = 0
     if port == 0:

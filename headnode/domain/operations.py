@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from common.errors import FailedPrecondition, InvalidArgument, NotFound
 from common.ids import TaskId
 from headnode.domain.lifecycle import (
     Outcome,
@@ -182,8 +182,7 @@ def configure_job(job: Job, by: str, now: float, o: Outcome) -> None:
 
 
 def clone_job(source: Job, new_id: int, by: str, now: float, o: Outcome) -> Job:
-    if by != source.owner:
-        raise PermissionDenied(f"only the owner of job {source.id} ({source.owner}) may clone it")
+    """A new Configuring job owned by `by` (who may clone is the API's call: identity.py)."""
     spec = replace(source.spec, tasks=tuple(t.spec for t in source.tasks.values()))
     return create_job(new_id, by, spec, now, o, why=f"cloned from job {source.id} by {by}")
 

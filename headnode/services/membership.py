@@ -52,6 +52,7 @@ class Welcome:
     heartbeat_interval: float
     # (task, attempt, stdout offset, stderr offset) for each task the agent should go on sending.
     resume: tuple[tuple[TaskId, int, int, int], ...]
+    node_token: str = ""  # the agent's own credential, when it joined with a join token
 
 
 @dataclass(eq=False)
@@ -98,7 +99,8 @@ class Membership:
 
     # -- sessions ------------------------------------------------------------------------
 
-    async def open_session(self, hello: Hello) -> Session:
+    async def open_session(self, hello: Hello, groups: tuple[str, ...] = (), node_token: str = "") -> Session:
+        """`groups`: what a join token puts a new node in; `node_token`: its credential to hand back."""
         _validate_hello(hello)
         old = self.sessions.get(hello.node_name)
         if old is not None and not old.closed:
@@ -123,6 +125,7 @@ class Membership:
         node.instance_id = hello.instance_id
         node.agent_groups = hello.groups
         node.agent_labels = hello.labels
+        node.groups = node.groups | set(groups)
         node.connected = True
         node.last_heartbeat = now
         state = next_node_state(node.state, NodeEvent.RETURNED)
@@ -141,7 +144,7 @@ class Membership:
                     self.output.size(report.task, "stdout"),
                     self.output.size(report.task, "stderr"),
                 ))
-        session.send(Welcome(self.config.heartbeat_interval, tuple(resume)))
+        session.send(Welcome(self.config.heartbeat_interval, tuple(resume), node_token))
         _log.info("node_connected", node=node.name, hostname=node.hostname, cores=node.capacity.cores,
                   memory_mb=node.capacity.memory_mb, same_agent=same_agent, tasks=len(hello.tasks))
         await self._reconcile(node, session, hello.tasks, acked_seq=None, same_agent=same_agent,

@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--head", metavar="HOST:PORT", default=None,
                         help="head node address (default: $SHOAL_HEAD, else localhost:7676)")
+    parser.add_argument("--ca", metavar="FILE", help="the cluster CA certificate: talk TLS (default $SHOAL_CA; "
+                        "without it, plaintext to a development cluster)")
+    parser.add_argument("--cert", metavar="FILE", help="your certificate (default $SHOAL_CERT)")
+    parser.add_argument("--key", metavar="FILE", help="your certificate's key (default $SHOAL_KEY)")
+    parser.add_argument("--token", metavar="TOKEN", help="your user token (default $SHOAL_TOKEN)")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
 
     head = sub.add_parser("head", help="run the head node", description="Run the head node in the foreground.")
@@ -113,6 +118,41 @@ def build_parser() -> argparse.ArgumentParser:
     node_sub = node.add_subparsers(dest="node_command", metavar="SUBCOMMAND")
     _json(_command(node_sub, "list", "nodes:list_nodes", "list the nodes with their state and load"))
     _node_commands(node_sub)
+    token = node_sub.add_parser("token", help="join tokens for new agents (admins)").add_subparsers(
+        dest="token_command", metavar="SUBCOMMAND", required=True)
+    p = _command(token, "create", "security:node_token", "print a token that lets new agents join",
+                 "shoal node token create --ttl 2h --group gpu")
+    p.add_argument("--ttl", metavar="TIME", help="how long it lets agents join (default 1h)")
+    p.add_argument("--group", action="append", metavar="GROUP", help="node group a node joining with it is put in")
+
+    user = sub.add_parser("user", help="user tokens").add_subparsers(dest="user_command", metavar="SUBCOMMAND",
+                                                                     required=True)
+    p = _command(user, "token", "security:user_token", "print a signed token for a user (for you, or as Admin "
+                 "for anyone)", "shoal user token alice --ttl 30d")
+    p.add_argument("user", nargs="?", help="default: you")
+    p.add_argument("--role", choices=("User", "JobAdmin", "Admin"), help="default User")
+    p.add_argument("--ttl", metavar="TIME", help="how long it is valid (default 30d)")
+
+    certs = sub.add_parser("certs", help="the cluster CA and TLS certificates").add_subparsers(
+        dest="certs_command", metavar="SUBCOMMAND", required=True)
+    p = certs.add_parser("init", help="create the cluster CA and the head node's certificate",
+                         epilog="example: shoal certs init --dir /var/lib/shoal/head/tls --name head1.example.org")
+    p.add_argument("--dir", default="tls", help="where to write them (default ./tls)")
+    p.add_argument("--name", action="append", metavar="HOST",
+                   help="a name or address agents and users reach the head node by (repeatable; localhost, "
+                        "127.0.0.1 and this host's name are always in)")
+    p.add_argument("--days", type=int, default=3650, help="validity (default 3650)")
+    p.set_defaults(func="security:certs_init")
+    p = certs.add_parser("issue", help="issue a node or user certificate signed by the cluster CA",
+                         epilog="example: shoal certs issue --dir tls --node n1;  shoal certs issue --dir tls "
+                                "--user alice --role JobAdmin")
+    p.add_argument("--dir", default="tls", help="the CA's directory (default ./tls)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--node", metavar="NAME", help="for the agent of node NAME")
+    who.add_argument("--user", metavar="NAME", help="for user NAME")
+    p.add_argument("--role", choices=("User", "JobAdmin", "Admin"), help="a user's role (default User)")
+    p.add_argument("--days", type=int, default=365, help="validity (default 365)")
+    p.set_defaults(func="security:certs_issue")
 
     _job_commands(sub.add_parser("job", help="create, submit, change and inspect jobs")
                   .add_subparsers(dest="job_command", metavar="SUBCOMMAND", required=True))
@@ -261,6 +301,10 @@ def run(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     args.command = command
     head = getattr(args, "head", None) or os.environ.get("SHOAL_HEAD") or "localhost:7676"
+    # Credentials reach every client the command makes through the environment.
+    for flag, variable in (("ca", "SHOAL_CA"), ("cert", "SHOAL_CERT"), ("key", "SHOAL_KEY"), ("token", "SHOAL_TOKEN")):
+        if getattr(args, flag, None):
+            os.environ[variable] = getattr(args, flag)
     from common.errors import ShoalError
 
     try:

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """Node management is for admins only (PERMISSION_DENIED otherwise).
+    """Node management and join tokens are for admins only (PERMISSION_DENIED otherwise).
     """
 
     def __init__(self, channel):
@@ -80,10 +80,20 @@ class AdminServiceStub:
                 request_serializer=shoal_dot_v1_dot_admin__pb2.LabelNodeRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_admin__pb2.Node.FromString,
                 _registered_method=True)
+        self.CreateJoinToken = channel.unary_unary(
+                '/shoal.v1.AdminService/CreateJoinToken',
+                request_serializer=shoal_dot_v1_dot_admin__pb2.CreateJoinTokenRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_admin__pb2.TokenResponse.FromString,
+                _registered_method=True)
+        self.CreateUserToken = channel.unary_unary(
+                '/shoal.v1.AdminService/CreateUserToken',
+                request_serializer=shoal_dot_v1_dot_admin__pb2.CreateUserTokenRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_admin__pb2.TokenResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
-    """Node management is for admins only (PERMISSION_DENIED otherwise).
+    """Node management and join tokens are for admins only (PERMISSION_DENIED otherwise).
     """
 
     def ListNodes(self, request, context):
@@ -142,6 +152,18 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateJoinToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateUserToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +212,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=shoal_dot_v1_dot_admin__pb2.LabelNodeRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_admin__pb2.Node.SerializeToString,
             ),
+            'CreateJoinToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateJoinToken,
+                    request_deserializer=shoal_dot_v1_dot_admin__pb2.CreateJoinTokenRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_admin__pb2.TokenResponse.SerializeToString,
+            ),
+            'CreateUserToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUserToken,
+                    request_deserializer=shoal_dot_v1_dot_admin__pb2.CreateUserTokenRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_admin__pb2.TokenResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'shoal.v1.AdminService', rpc_method_handlers)
@@ -199,7 +231,7 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """Node management is for admins only (PERMISSION_DENIED otherwise).
+    """Node management and join tokens are for admins only (PERMISSION_DENIED otherwise).
     """
 
     @staticmethod
@@ -435,6 +467,60 @@ class AdminService:
             '/shoal.v1.AdminService/LabelNode',
             shoal_dot_v1_dot_admin__pb2.LabelNodeRequest.SerializeToString,
             shoal_dot_v1_dot_admin__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateJoinToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.AdminService/CreateJoinToken',
+            shoal_dot_v1_dot_admin__pb2.CreateJoinTokenRequest.SerializeToString,
+            shoal_dot_v1_dot_admin__pb2.TokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUserToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.AdminService/CreateUserToken',
+            shoal_dot_v1_dot_admin__pb2.CreateUserTokenRequest.SerializeToString,
+            shoal_dot_v1_dot_admin__pb2.TokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -146,12 +146,14 @@ class OutputResume(_message.Message):
     def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., stdout_offset: _Optional[int] = ..., stderr_offset: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("heartbeat_interval", "resume")
+    __slots__ = ("heartbeat_interval", "resume", "node_token")
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
+    NODE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     heartbeat_interval: _duration_pb2.Duration
     resume: _containers.RepeatedCompositeFieldContainer[OutputResume]
-    def __init__(self, heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., resume: _Optional[_Iterable[_Union[OutputResume, _Mapping]]] = ...) -> None: ...
+    node_token: str
+    def __init__(self, heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., resume: _Optional[_Iterable[_Union[OutputResume, _Mapping]]] = ..., node_token: _Optional[str] = ...) -> None: ...
 
 class LaunchTask(_message.Message):
     __slots__ = ("task", "attempt", "command_line", "environment", "working_directory", "resources", "owner", "stdin_path", "stdout_path", "stderr_path", "runtime_limit")

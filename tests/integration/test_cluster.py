@@ -270,8 +270,8 @@ def test_cli_errors_are_one_line_with_the_right_exit_code(cluster: object) -> No
 
 
 def test_a_second_head_node_cannot_take_a_busy_port_or_state_dir(cluster: object, tmp_path: Path) -> None:
-    busy = run_cli("head", "--listen", cluster.address, "--state-dir", str(tmp_path / "other"), timeout=30)  # type: ignore[attr-defined]
+    busy = run_cli("head", "--plaintext", "--listen", cluster.address, "--state-dir", str(tmp_path / "other"), timeout=30)  # type: ignore[attr-defined]
     assert busy.returncode == 2 and "port is in use" in busy.stderr
     head_dir = cluster.state_dir / "head"  # type: ignore[attr-defined]
-    shared = run_cli("head", "--listen", "127.0.0.1:0", "--state-dir", str(head_dir), timeout=30)
+    shared = run_cli("head", "--plaintext", "--listen", "127.0.0.1:0", "--state-dir", str(head_dir), timeout=30)
     assert shared.returncode == 2 and f"another head node is using the state dir {head_dir}" in shared.stderr

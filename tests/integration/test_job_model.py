@@ -151,7 +151,7 @@ def test_clone_of_a_finished_job(client: Client) -> None:
     assert view.tasks[1].instance_count == 3
     with Client(client.address, user="mallory") as other:
         refused(lambda: other.clone_job(source.id), grpc.StatusCode.PERMISSION_DENIED,
-                f"only the owner of job {source.id}")
+                f"mallory may not clone job {source.id}: it is {source.owner}'s")
     client.submit_existing(copy.id)
     assert client.wait_job(copy.id).state == J.JOB_STATE_FINISHED
     assert out(client, TaskId(copy.id, 2, 3)) == "v3\n"

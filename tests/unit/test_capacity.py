@@ -47,10 +47,10 @@ def test_declared_resources_override_detection_and_devices_default_to_a_range(
 def test_node_config_checks_resources_groups_and_labels(tmp_path: Path) -> None:
     path = tmp_path / "shoal.toml"
     path.write_text('[node]\nresources = ["gpu=2"]\ngroups = ["gpu", "bigmem"]\nlabels = "avx512,rack=3"\n')
-    config = load(NodeConfig, "node", path, {})
+    config = load(NodeConfig, "node", path, {"plaintext": True})
     assert config.groups == ("gpu", "bigmem") and config.labels == ("avx512", "rack=3")
     for text, message in (('resources = ["gpu"]', "is not NAME=COUNT"), ('resources = ["GPU=1"]', "lower case"),
                           ('groups = ["a b"]', "no spaces"), ("labels = 3", "not a valid list of strings")):
         path.write_text(f"[node]\n{text}\n")
         with pytest.raises(ConfigError, match=message):
-            load(NodeConfig, "node", path, {})
+            load(NodeConfig, "node", path, {"plaintext": True})

@@ -40,7 +40,9 @@ def test_config_layers_file_then_flags(tmp_path: Path) -> None:
     f.write_text('[head]\nlisten = "0.0.0.0:9000"\nheartbeat_interval = 2\n[node]\nname = "n7"\n')
     head = load(HeadConfig, "head", f, {"heartbeat_interval": 1.5, "state_dir": None})
     assert head.listen == "0.0.0.0:9000" and head.heartbeat_interval == 1.5
-    assert load(NodeConfig, "node", f, {}).name == "n7"
+    assert load(NodeConfig, "node", f, {"plaintext": True}).name == "n7"
+    secure = load(NodeConfig, "node", f, {"tls_ca": "/etc/shoal/ca.crt"})
+    assert secure.tls_ca == "/etc/shoal/ca.crt" and not secure.plaintext
 
 
 def test_config_errors_say_what_to_fix(tmp_path: Path) -> None:
@@ -56,6 +58,10 @@ def test_config_errors_say_what_to_fix(tmp_path: Path) -> None:
         load(HeadConfig, "head", None, {"heartbeat_interval": 10, "node_lost_after": 5})
     with pytest.raises(ConfigError, match="not a valid float"):
         load(HeadConfig, "head", None, {"heartbeat_interval": "soon"})
+    with pytest.raises(ConfigError, match="give tls_ca .* or --plaintext"):
+        load(NodeConfig, "node", None, {})
+    with pytest.raises(ConfigError, match="tls_cert and tls_key go together"):
+        load(NodeConfig, "node", None, {"tls_ca": "ca.crt", "tls_cert": "n1.crt"})
 
 
 def test_backoff_grows_with_jitter_and_resets() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from common.errors import FailedPrecondition, InvalidArgument, NotFound
 from common.ids import TaskId
 from headnode.domain import lifecycle, operations
 from headnode.domain.lifecycle import Outcome
@@ -317,14 +317,13 @@ def test_tasks_change_only_while_configuring() -> None:
         operations.modify_task(job, job.tasks[1], TaskSpec("y"), "alice", NOW, Outcome())
 
 
-def test_clone_copies_every_task_for_the_owner_only() -> None:
+def test_clone_copies_every_task_for_whoever_clones() -> None:
     job = failed_job()
     o = Outcome()
     copy = operations.clone_job(job, 8, "alice", NOW, o)
     assert copy.state is JobState.CONFIGURING and copy.id == 8 and len(copy.tasks) == 3
     assert copy.tasks[3].spec == job.tasks[3].spec and copy.counts[T.CONFIGURING] == 5
-    with pytest.raises(PermissionDenied, match="only the owner of job 7 \\(alice\\) may clone it"):
-        operations.clone_job(job, 9, "mallory", NOW, Outcome())
+    assert operations.clone_job(job, 9, "root", NOW, Outcome()).owner == "root"
 
 
 def test_modify_only_before_start_and_hold_release() -> None:

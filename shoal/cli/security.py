@@ -1,0 +1,70 @@
+"""`shoal certs init|issue`, `shoal node token create`, `shoal user token`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common.formats import parse_duration
+from shoal.cli.base import EXIT_OK, now, talks_to_head, usage
+from shoal.client import Client
+
+
+def certs_init(args: argparse.Namespace, head: str) -> int:
+    from common import tls
+
+    del head
+    try:
+        paths = tls.init(Path(args.dir), now(), list(args.name or ()), days=args.days)
+    except ValueError as e:
+        return usage(str(e))
+    print(f"cluster CA and head node certificate in {args.dir}:")
+    for path in paths:
+        print(f"  {path}")
+    print(f"keep {Path(args.dir) / tls.CA_KEY} on the head node only; give agents and users {tls.CA_CERT}")
+    return EXIT_OK
+
+
+def certs_issue(args: argparse.Namespace, head: str) -> int:
+    from common import tls
+
+    del head
+    kind, name = ("node", args.node) if args.node else ("user", args.user)
+    try:
+        key, cert = tls.issue(Path(args.dir), kind, name, now(), args.role or "", days=args.days)
+    except ValueError as e:
+        return usage(str(e))
+    print(f"{kind} {name}: certificate {cert}, key {key}")
+    return EXIT_OK
+
+
+def _ttl(text: str | None) -> object:
+    from google.protobuf.duration_pb2 import Duration
+
+    if not text:
+        return None
+    d = Duration()
+    d.FromNanoseconds(int(parse_duration(text) * 1e9))
+    return d
+
+
+@talks_to_head
+def node_token(args: argparse.Namespace, head: str) -> int:
+    from shoal.v1 import admin_pb2
+
+    with Client(head) as client:
+        response = client.call_admin("CreateJoinToken", admin_pb2.CreateJoinTokenRequest(
+            ttl=_ttl(args.ttl), groups=args.group or []))
+    print(response.token)
+    return EXIT_OK
+
+
+@talks_to_head
+def user_token(args: argparse.Namespace, head: str) -> int:
+    from shoal.v1 import admin_pb2
+
+    with Client(head) as client:
+        response = client.call_admin("CreateUserToken", admin_pb2.CreateUserTokenRequest(
+            user=args.user or "", role=args.role or "", ttl=_ttl(args.ttl)))
+    print(response.token)
+    return EXIT_OK

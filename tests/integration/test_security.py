@@ -1,0 +1,234 @@
+"""A secure cluster: TLS everywhere, agents admitted by certificate or join token, users
+identified by certificate or signed token, roles deciding who may act on whose jobs.
+
+The cluster's CA, head and node certificates come from `shoal.local` (shoal certs
+init/issue underneath); users get certificates from the same CA or tokens from the head.
+"""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from common import tls
+from common.clock import SystemClock
+from common.ids import TaskId
+from shoal.client import Client, HeadUnreachable, RequestFailed, task_spec
+from shoal.local import LocalCluster
+from shoal.v1 import admin_pb2, common_pb2, jobs_pb2, nodes_pb2, nodes_pb2_grpc
+from tests.conftest import eventually, run_cli
+
+pytestmark = pytest.mark.cluster
+NOW = SystemClock().now
+
+CONFIG = """\
+[head]
+admins = ["root-admin"]
+job_admins = ["jan"]
+users_see_all_jobs = false
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    state = tmp_path_factory.mktemp("secure")
+    (state / "shoal.toml").write_text(CONFIG)
+    c = LocalCluster(state, nodes=2, cores=2, secure=True, node_args=["--kill-grace", "1"],
+                     head_args=["--config", str(state / "shoal.toml")])
+    with c:
+        yield c
+
+
+def as_user(cluster: LocalCluster, name: str, role: str = "") -> Client:
+    return Client(cluster.address, tls=cluster.user_tls(name, role))  # type: ignore[arg-type]
+
+
+def ca_only(cluster: LocalCluster) -> tls.Files:
+    return tls.Files(cluster.tls_dir / tls.CA_CERT)
+
+
+def refused(fn, code: grpc.StatusCode, text: str = "") -> str:  # type: ignore[no-untyped-def]
+    with pytest.raises(RequestFailed) as e:
+        fn()
+    assert e.value.code == code, e.value.message
+    assert text in e.value.message
+    return e.value.message
+
+
+def agent(cluster: LocalCluster, name: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    """Run an agent that is expected to be refused (it exits)."""
+    return subprocess.run(
+        [sys.executable, "-m", "shoal", "node", "--head", cluster.address, "--name", name,
+         "--state-dir", str(cluster.state_dir / f"agent-{name}"), *flags],
+        capture_output=True, text=True, timeout=60)
+
+
+def test_a_plaintext_client_is_refused_and_a_tls_one_needs_an_identity(cluster: LocalCluster) -> None:
+    with Client(cluster.address, timeout=5.0) as plain, pytest.raises((HeadUnreachable, RequestFailed)):
+        plain.list_nodes()
+    with Client(cluster.address, tls=ca_only(cluster)) as anonymous:
+        refused(anonymous.list_nodes, grpc.StatusCode.UNAUTHENTICATED, "no identity: present a client certificate")
+    with as_user(cluster, "alice") as alice:
+        assert {n.name for n in alice.list_nodes()} == {"node1", "node2"}
+        job = alice.get_job(alice.submit(jobs_pb2.JobSpec(tasks=[task_spec("true")])))
+        assert job.owner == "alice", "the owner is the certificate's name, not a field the client fills in"
+
+
+def test_agents_need_a_certificate_or_a_join_token(cluster: LocalCluster) -> None:
+    ca = str(cluster.tls_dir / tls.CA_CERT)
+    bare = agent(cluster, "intruder", "--tls-ca", ca)
+    assert bare.returncode != 0 and "an agent joins with a join token" in bare.stderr
+    forged = agent(cluster, "intruder", "--tls-ca", ca, "--join-token", "shoal1.e30.AAAA")
+    assert forged.returncode != 0 and "join token is a token this cluster did not sign" in forged.stderr
+    key, cert = tls.issue(cluster.tls_dir, "node", "node1", NOW())
+    impostor = agent(cluster, "node2x", "--tls-ca", ca, "--tls-cert", str(cert), "--tls-key", str(key))
+    assert impostor.returncode != 0 and "certificate is for node node1, not node2x" in impostor.stderr
+    ukey, ucert = tls.issue(cluster.tls_dir, "user", "mallory", NOW())
+    user_cert = agent(cluster, "node9", "--tls-ca", ca, "--tls-cert", str(ucert), "--tls-key", str(ukey))
+    assert user_cert.returncode != 0 and "certificate is a user's" in user_cert.stderr
+    # A plaintext agent cannot even start the conversation: it keeps trying, and gets nowhere.
+    plain = cluster._spawn("plain", ["node", "--head", cluster.address, "--name", "node9", "--state-dir",
+                                     str(cluster.state_dir / "agent-plain"), "--plaintext"])
+    try:
+        eventually(lambda: cluster.log_tail("plain").count('"reconnecting"') >= 2, what="the plaintext agent to fail")
+    finally:
+        plain.kill()
+        plain.wait()
+    assert '"connected"' not in cluster.log_tail("plain")
+    with as_user(cluster, "root-admin") as admin:
+        assert {n.name for n in admin.list_nodes()} == {"node1", "node2"}, "none of them got in"
+
+
+def test_a_join_token_admits_a_new_node_once_and_it_keeps_its_own_credential(cluster: LocalCluster) -> None:
+    admin_env = {"SHOAL_CA": str(cluster.tls_dir / tls.CA_CERT)}
+    files = cluster.user_tls("root-admin")
+    admin_env.update(SHOAL_CERT=str(files.cert), SHOAL_KEY=str(files.key))  # type: ignore[attr-defined]
+    made = subprocess.run([sys.executable, "-m", "shoal", "--head", cluster.address, "node", "token", "create",
+                           "--ttl", "10m", "--group", "joined"], capture_output=True, text=True, timeout=60,
+                          env={**_env(), **admin_env})
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    with as_user(cluster, "bob") as bob:
+        refused(lambda: bob.call_admin("CreateJoinToken", admin_pb2.CreateJoinTokenRequest()),
+                grpc.StatusCode.PERMISSION_DENIED, "bob may not create a node join token: that needs the Admin role")
+    ca = str(cluster.tls_dir / tls.CA_CERT)
+    proc = cluster._spawn("node3", ["node", "--head", cluster.address, "--name", "node3", "--state-dir",
+                                    str(cluster.state_dir / "node3"), "--tls-ca", ca, "--join-token", token,
+                                    "--stop-tasks-on-exit"])
+    cluster.agents["node3"] = proc
+    with as_user(cluster, "root-admin") as admin:
+        eventually(lambda: any(n.name == "node3" and n.connected for n in admin.list_nodes()), what="node3 to join")
+        assert "joined" in admin.get_node("node3").groups
+        assert (cluster.state_dir / "node3" / "node.token").exists()
+        # The same token cannot re-register a known name...
+        again = agent(cluster, "node3", "--tls-ca", ca, "--join-token", token)
+        assert again.returncode != 0 and "node3 is already registered" in again.stderr
+        # ...but node3's own agent comes back with its own credential, no token needed.
+        cluster.kill_node("node3")
+        eventually(lambda: not admin.get_node("node3").connected, what="node3's agent to be gone")
+        cluster.agents["node3"] = cluster._spawn("node3", [
+            "node", "--head", cluster.address, "--name", "node3", "--state-dir", str(cluster.state_dir / "node3"),
+            "--tls-ca", ca, "--stop-tasks-on-exit"])
+        eventually(lambda: admin.get_node("node3").connected, what="node3 to reconnect with its node token")
+        cluster.kill_node("node3")
+        eventually(lambda: not admin.get_node("node3").connected, what="node3's agent to stop")
+        admin.set_node_offline("node3")
+        admin.remove_node("node3")
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+
+
+def test_users_act_only_on_their_own_jobs_and_admins_on_all(cluster: LocalCluster, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    with as_user(cluster, "alice") as alice, as_user(cluster, "bob") as bob, \
+            as_user(cluster, "jan") as jan, as_user(cluster, "root-admin") as admin:
+        job_id = bob.submit(jobs_pb2.JobSpec(name="bobs", tasks=[
+            task_spec(f"while [ ! -e {go} ]; do sleep 0.02; done", runtime_limit=120.0)]))
+        eventually(lambda: bob.get_job(job_id).state == jobs_pb2.JOB_STATE_RUNNING, what="bob's job")
+        denied = grpc.StatusCode.PERMISSION_DENIED
+        refused(lambda: alice.get_job(job_id), denied, f"alice may not view job {job_id}: it is bob's")
+        assert [j.id for j in alice.list_jobs()] == [j.id for j in alice.list_jobs() if j.owner == "alice"]
+        refused(lambda: list(alice.list_jobs(owner="bob")), denied, "alice may not list bob's jobs")
+        refused(lambda: alice.cancel_job(job_id), denied,
+                f"alice may not cancel job {job_id}: it is bob's, and acting on others' jobs needs the JobAdmin role")
+        refused(lambda: alice.clone_job(job_id), denied, "may not clone")
+        refused(lambda: alice.requeue_job(job_id), denied, "may not requeue")
+        refused(lambda: alice.hold_job(job_id), denied, "may not hold")
+        spec = jobs_pb2.JobSpec(name="renamed")
+        refused(lambda: alice.modify_job(job_id, spec), denied, "may not modify")
+        refused(lambda: alice.drain_node("node1"), denied, "alice may not drain node node1: that needs the Admin role")
+        refused(lambda: jan.drain_node("node1"), denied, "needs the Admin role")
+        assert jan.get_job(job_id).owner == "bob", "a JobAdmin sees everyone's jobs"
+        copy = jan.clone_job(job_id)
+        assert copy.owner == "jan"
+        jan.cancel_job(copy.id)
+        assert admin.cancel_job(job_id, "admin says so").state == jobs_pb2.JOB_STATE_CANCELLED
+        go.touch()
+    audit = cluster.log_tail("head", 400)
+    assert '"who": "alice"' in audit and '"allowed": false' in audit and '"action": "cancel"' in audit
+
+
+def test_user_tokens_identify_their_holder(cluster: LocalCluster) -> None:
+    with as_user(cluster, "root-admin") as admin:
+        response = admin.call_admin("CreateUserToken", admin_pb2.CreateUserTokenRequest(user="dave"))
+    with Client(cluster.address, tls=ca_only(cluster), token=response.token) as dave:
+        job = dave.get_job(dave.submit(jobs_pb2.JobSpec(tasks=[task_spec("true")])))
+        assert job.owner == "dave"
+        mine = dave.call_admin("CreateUserToken", admin_pb2.CreateUserTokenRequest())
+        assert mine.token
+        refused(lambda: dave.call_admin("CreateUserToken", admin_pb2.CreateUserTokenRequest(user="erin")),
+                grpc.StatusCode.PERMISSION_DENIED, "dave may not create a User token for erin")
+    with Client(cluster.address, tls=ca_only(cluster), token=response.token[:-4] + "AAAA") as forged:
+        refused(forged.list_nodes, grpc.StatusCode.UNAUTHENTICATED, "token is a token this cluster did not sign")
+
+
+def test_a_node_cannot_report_on_another_nodes_task(cluster: LocalCluster, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    with as_user(cluster, "alice") as alice:
+        spec = task_spec(f"while [ ! -e {go} ]; do sleep 0.02; done; echo done")
+        spec.placement.CopyFrom(common_pb2.PlacementConstraints(nodes=["node1"]))
+        job_id = alice.submit(jobs_pb2.JobSpec(tasks=[spec]))
+        eventually(lambda: alice.get_job(job_id).tasks[0].state == jobs_pb2.TASK_STATE_RUNNING, what="a task on node1")
+        key, cert = tls.issue(cluster.tls_dir, "node", "spy", NOW())
+        files = tls.Files(cluster.tls_dir / tls.CA_CERT, cert, key)
+        ca_bytes, cert_bytes, key_bytes = files.read()
+        channel = grpc.secure_channel(cluster.address, grpc.ssl_channel_credentials(ca_bytes, key_bytes, cert_bytes))
+        outbox: queue.Queue[nodes_pb2.AgentMessage | None] = queue.Queue()
+        outbox.put(nodes_pb2.AgentMessage(hello=nodes_pb2.Hello(
+            node_name="spy", instance_id="x", capacity=common_pb2.Resources(cores=1, memory_mb=1))))
+        stream = nodes_pb2_grpc.NodeServiceStub(channel).Connect(iter(outbox.get, None))
+        assert next(stream).WhichOneof("kind") == "welcome"
+        ref = common_pb2.TaskRef(job_id=job_id, task_id=1)
+        outbox.put(nodes_pb2.AgentMessage(exited=nodes_pb2.TaskExited(task=ref, attempt=1, exit_code=0)))
+        outbox.put(nodes_pb2.AgentMessage(output=nodes_pb2.TaskOutput(task=ref, attempt=1, data=b"forged\n")))
+        ack = next(stream)
+        assert ack.WhichOneof("kind") == "exit_ack", "a stale or foreign exit is only acknowledged"
+        assert alice.get_job(job_id).tasks[0].state == jobs_pb2.TASK_STATE_RUNNING
+        outbox.put(None)
+        channel.close()
+        go.touch()
+        assert alice.wait_job(job_id).state == jobs_pb2.JOB_STATE_FINISHED
+        assert b"".join(alice.read_output(TaskId(job_id, 1))) == b"done\n"
+        with as_user(cluster, "root-admin") as admin:
+            eventually(lambda: not admin.get_node("spy").connected, what="the spy to be gone")
+            admin.set_node_offline("spy")
+            admin.remove_node("spy")
+
+
+def test_the_cli_speaks_tls_with_a_certificate(cluster: LocalCluster) -> None:
+    files = cluster.user_tls("carol")
+    result = run_cli("--ca", str(files.ca), "--cert", str(files.cert), "--key", str(files.key),  # type: ignore[attr-defined]
+                     "job", "submit", "--wait", "--", "echo hi", head=cluster.address)
+    assert result.returncode == 0, result.stderr
+    plain = run_cli("node", "list", head=cluster.address, timeout=60)
+    assert plain.returncode != 0
