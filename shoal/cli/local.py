@@ -31,6 +31,8 @@ def up(args: argparse.Namespace, head: str) -> int:
           f"({', '.join(cluster.node_names)})")
     print(f"  state and logs: {state_dir}" + (" (removed at exit)" if temporary else ""))
     print(f"  use it:         export SHOAL_HEAD={cluster.address}")
+    print("  PLAINTEXT: no TLS, and user names are trusted as sent. For development on this machine only;")
+    print("  see the README's 'A real cluster' for a secure set-up.")
     print("Press Ctrl-C to stop.", flush=True)
     code = EXIT_OK
     try:
