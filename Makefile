@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench soak protos clean venv
+.PHONY: run test bench soak fuzz protos clean venv
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Shoal needs Python 3.11 or newer (set PYTHON=...)")'
@@ -34,6 +34,11 @@ bench: $(STAMP)
 SEED ?= 7
 soak: $(STAMP)
 	$(PY) -m tests.fault.soak --tasks 2000 --agents 4 --seed $(SEED)
+
+# The long fuzz run of the public RPCs (`make test` runs 120 inputs of each kind).
+FUZZ ?= 3000
+fuzz: $(STAMP)
+	SHOAL_FUZZ_EXAMPLES=$(FUZZ) $(PY) -m pytest -q -s tests/fault/test_fuzz.py
 
 protos: $(STAMP)
 	$(PY) protos/generate.py

@@ -98,6 +98,9 @@ class HeadConfig:
     job_admins: tuple[str, ...] = ()
     # Whether Users may see other users' jobs (never act on them).
     users_see_all_jobs: bool = True
+    # Requests per second each caller may make, with bursts of twice that; 0: no limit.
+    # Past it a call gets RESOURCE_EXHAUSTED (agents' streams are not counted).
+    rate_limit: float = 1000.0
     log_level: str = "info"
 
     def validate(self) -> HeadConfig:
@@ -123,6 +126,8 @@ class HeadConfig:
         for key in ("backfill_depth", "max_running_cores_per_owner", "max_queued_jobs_per_owner"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if self.rate_limit < 0:
+            raise ConfigError(f"rate_limit must be >= 0 requests per second, got {self.rate_limit}")
         if not 0 <= self.fairshare_weight <= 100_000:
             raise ConfigError(f"fairshare_weight must be between 0 and 100000, got {self.fairshare_weight}")
         return self

@@ -13,6 +13,7 @@ from headnode.api.errors import maps_errors
 from headnode.api.identity import ADMIN, Authority
 from headnode.domain.cluster import Cluster
 from headnode.services.nodes import NodeAdmin
+from headnode.services.validation import reason_text
 from shoal.v1 import admin_pb2, admin_pb2_grpc
 
 JOIN_TTL = 3600.0
@@ -40,15 +41,15 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     async def DrainNode(self, request: admin_pb2.DrainNodeRequest, context: grpc.aio.ServicerContext):
         by = self._admin(context, f"drain node {request.name}")
-        return convert.node_msg(await self.nodes.drain(request.name, request.reason, by))
+        return convert.node_msg(await self.nodes.drain(request.name, reason_text(request.reason), by))
 
     async def SetNodeOnline(self, request: admin_pb2.SetNodeOnlineRequest, context: grpc.aio.ServicerContext):
         by = self._admin(context, f"set node {request.name} online")
-        return convert.node_msg(await self.nodes.online(request.name, request.reason, by))
+        return convert.node_msg(await self.nodes.online(request.name, reason_text(request.reason), by))
 
     async def SetNodeOffline(self, request: admin_pb2.SetNodeOfflineRequest, context: grpc.aio.ServicerContext):
         by = self._admin(context, f"set node {request.name} offline")
-        return convert.node_msg(await self.nodes.offline(request.name, request.reason, request.force, by))
+        return convert.node_msg(await self.nodes.offline(request.name, reason_text(request.reason), request.force, by))
 
     async def RemoveNode(self, request: admin_pb2.RemoveNodeRequest, context: grpc.aio.ServicerContext):
         await self.nodes.remove(request.name, self._admin(context, f"remove node {request.name}"))

@@ -12,13 +12,41 @@ import functools
 import inspect
 from typing import Any, TypeVar
 
+from dataclasses import dataclass
+
 import grpc
+from google.protobuf.message import DecodeError
 
 from common import log
-from common.errors import ShoalError
+from common.errors import InvalidArgument, ShoalError
 
 _log = log.get("api")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A request that did not parse as its message type."""
+
+    type_name: str
+    detail: str
+
+
+def tolerant(cls: Any) -> Any:
+    """A request deserializer that hands a bad message on as Malformed instead of raising."""
+
+    def parse(data: bytes) -> Any:
+        try:
+            return cls.FromString(data)
+        except DecodeError as e:
+            return Malformed(cls.DESCRIPTOR.full_name, str(e))
+
+    return parse
+
+
+def check(request: Any) -> None:
+    if isinstance(request, Malformed):
+        raise InvalidArgument(f"the request is not a valid {request.type_name} message ({request.detail})")
 
 
 def status_of(error: ShoalError) -> grpc.StatusCode:
@@ -43,6 +71,7 @@ def _wrap(name: str, fn: Any) -> Any:
         @functools.wraps(fn)
         async def stream(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
+                check(request)
                 async for item in fn(self, request, context):
                     yield item
             except BaseException as exc:
@@ -55,6 +84,7 @@ def _wrap(name: str, fn: Any) -> Any:
     @functools.wraps(fn)
     async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
+            check(request)
             return await fn(self, request, context)
         except BaseException as exc:
             if _passthrough(exc):

@@ -19,7 +19,7 @@ import grpc
 from common import log, tokens, tls
 from common.clock import Clock
 from common.config import HeadConfig
-from common.errors import PermissionDenied, Unauthenticated
+from common.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from headnode.domain.model import Job
 
 USER_METADATA = "shoal-user"
@@ -65,6 +65,23 @@ class Authority:
         self.config = config
         self.clock = clock
         self.token_key = token_key
+        # Token buckets per caller: name -> (tokens, monotonic time of the last refill).
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def _throttle(self, name: str) -> None:
+        rate = self.config.rate_limit
+        if not rate:
+            return
+        now, burst = self.clock.monotonic(), 2 * rate
+        tokens_left, at = self._buckets.get(name, (burst, now))
+        tokens_left = min(burst, tokens_left + (now - at) * rate)
+        if tokens_left < 1:
+            self._buckets[name] = (tokens_left, now)
+            raise ResourceExhausted(f"too many requests from {name}: at most {rate:g} per second; slow down "
+                                    f"and retry")
+        self._buckets[name] = (tokens_left - 1, now)
+        if len(self._buckets) > 100_000:  # forget idle callers rather than grow without end
+            self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60}
 
     def _config_role(self, name: str) -> str:
         if name in self.config.admins:
@@ -99,6 +116,7 @@ class Authority:
 
     def user(self, context: grpc.aio.ServicerContext) -> Principal:
         p = self.who(context)
+        self._throttle(p.name)
         if p.node:
             raise PermissionDenied(f"node {p.name}'s certificate identifies a node, not a user")
         return p

@@ -16,6 +16,7 @@ from headnode.api.identity import ADMIN, Authority
 from headnode.services.output import OutputStore
 from headnode.services.queue import QueueService
 from headnode.services.templates import TemplateService
+from headnode.services.validation import reason_text
 from headnode.store.base import TemplateRecord
 from shoal.v1 import jobs_pb2, jobs_pb2_grpc, templates_pb2, templates_pb2_grpc
 
@@ -115,11 +116,11 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
 
     async def CancelJob(self, request: jobs_pb2.CancelJobRequest, context: grpc.aio.ServicerContext):
         by = self._on(context, request.job_id, "cancel")
-        return convert.job_msg(await self.queue.cancel(request.job_id, by, request.reason))
+        return convert.job_msg(await self.queue.cancel(request.job_id, by, reason_text(request.reason)))
 
     async def CancelTask(self, request: jobs_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext):
         by = self._on(context, request.task.job_id, "cancel")
-        task = await self.queue.cancel_task(task_id(request.task), by, request.reason)
+        task = await self.queue.cancel_task(task_id(request.task), by, reason_text(request.reason))
         return convert.task_msg(task, "")
 
     async def RequeueJob(self, request: jobs_pb2.RequeueJobRequest, context: grpc.aio.ServicerContext):
@@ -137,7 +138,8 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         return convert.job_msg(await self.queue.clone(request.job_id, self._on(context, request.job_id, "clone")))
 
     async def HoldJob(self, request: jobs_pb2.JobRequest, context: grpc.aio.ServicerContext):
-        job = await self.queue.hold(request.job_id, self._on(context, request.job_id, "hold"), request.reason)
+        job = await self.queue.hold(request.job_id, self._on(context, request.job_id, "hold"),
+                                    reason_text(request.reason))
         return convert.job_msg(job, self.queue.job_pending_reason(job))
 
     async def ReleaseJob(self, request: jobs_pb2.JobRequest, context: grpc.aio.ServicerContext):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from common.errors import InvalidArgument
+from headnode.api.errors import check
 from common.wire import STREAM_NAMES, resources, resources_msg, seconds, task_id, task_ref, timestamp
 from headnode.domain.node import (
     AckExit,
@@ -62,6 +63,7 @@ def _report(r: nodes_pb2.TaskReport) -> TaskReport:
 
 
 def hello(msg: nodes_pb2.AgentMessage) -> Hello:
+    check(msg)
     if msg.WhichOneof("kind") != "hello":
         raise InvalidArgument("the first message on a Connect stream must be hello")
     h = msg.hello
@@ -78,6 +80,7 @@ def hello(msg: nodes_pb2.AgentMessage) -> Hello:
 
 
 def agent_event(msg: nodes_pb2.AgentMessage) -> AgentEvent | None:
+    check(msg)
     kind = msg.WhichOneof("kind")
     if kind == "output":
         o = msg.output

@@ -8,7 +8,11 @@ from grpc_reflection.v1alpha import reflection
 
 from pathlib import Path
 
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message_factory import GetMessageClass
+
 from common import tls
+from headnode.api.errors import tolerant
 from common.config import parse_address
 from common.errors import ConfigError
 from shoal.v1 import (
@@ -41,6 +45,21 @@ SERVER_OPTIONS = [
 ]
 
 
+def _handlers(servicer: object, service: ServiceDescriptor) -> grpc.GenericRpcHandler:
+    """The generated registration, except that a request that does not parse reaches the
+    servicer as `Malformed` (answered INVALID_ARGUMENT by errors.py) rather than gRPC's
+    UNKNOWN "Unexpected DecodeError"."""
+    handlers = {}
+    for m in service.methods:
+        request, response = GetMessageClass(m.input_type), GetMessageClass(m.output_type)
+        kinds = {(False, False): grpc.unary_unary_rpc_method_handler, (False, True): grpc.unary_stream_rpc_method_handler,
+                 (True, False): grpc.stream_unary_rpc_method_handler, (True, True): grpc.stream_stream_rpc_method_handler}
+        make = kinds[(m.client_streaming, m.server_streaming)]
+        handlers[m.name] = make(getattr(servicer, m.name), request_deserializer=tolerant(request),
+                                response_serializer=response.SerializeToString)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
 def credentials(tls_dir: Path) -> grpc.ServerCredentials:
     """Mutual TLS: the head node's certificate, and a client certificate the cluster CA signed
     required of every caller (a node's or user's own, or the shared client one for callers
@@ -65,10 +84,9 @@ def build(
     bound port (listen may ask for 0)."""
     parse_address(listen, "listen")
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
-    nodes_pb2_grpc.add_NodeServiceServicer_to_server(nodes, server)
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
-    templates_pb2_grpc.add_TemplateServiceServicer_to_server(templates, server)
+    for servicer, module, name in ((jobs, jobs_pb2, "JobService"), (nodes, nodes_pb2, "NodeService"),
+                                   (admin, admin_pb2, "AdminService"), (templates, templates_pb2, "TemplateService")):
+        server.add_generic_rpc_handlers((_handlers(servicer, module.DESCRIPTOR.services_by_name[name]),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

@@ -28,7 +28,7 @@ from headnode.services.effects import Effects
 from headnode.services.events import EventBus, JobChanged, replay
 from headnode.services.journal import Journal
 from headnode.services.output import OutputStore
-from headnode.services.validation import validate_job_spec, validate_task, validate_task_in_job
+from headnode.services.validation import MAX_TASKS, validate_job_spec, validate_task, validate_task_in_job
 from headnode.store.base import HistoryRecord
 from headnode.store.records import NEXT_JOB_ID, change_of
 
@@ -141,6 +141,9 @@ class QueueService:
         job = self.cluster.job(job_id)
         if not specs:
             raise InvalidArgument("tasks is empty: give at least one task to add")
+        if len(job.tasks) + len(specs) > MAX_TASKS:
+            raise InvalidArgument(f"job {job_id} has {len(job.tasks)} tasks; adding {len(specs)} would pass the "
+                                  f"limit of {MAX_TASKS} per job (use a parametric sweep for many alike)")
         for i, spec in enumerate(specs):
             validate_task(f"tasks[{i}]", spec)
             validate_task_in_job(f"tasks[{i}]", spec, job.spec)

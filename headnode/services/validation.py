@@ -8,15 +8,32 @@ import os
 from collections.abc import Mapping
 
 from common.errors import InvalidArgument
+from common.constraints import Constraints
 from headnode.domain.model import Job, JobSpec, TaskSpec
 
 MAX_INSTANCES = 10_000_000  # per task; a sweep beyond this is almost surely a typo
 MAX_PRIORITY = 4999
+# Hostile or mistaken input is refused before it costs memory, disk or a launch (Linux's
+# ARG_MAX is 2 MiB for the command and environment together).
+MAX_TASKS = 100_000  # per job (a sweep is one task)
+MAX_COMMAND = 128 * 1024  # bytes of a command line
+MAX_ENVIRONMENT = 256 * 1024  # bytes of a task's variables, names and values together
+MAX_VARIABLES = 4096
+MAX_TEXT = 4096  # bytes of a name, a path or a reason
+MAX_LIST = 1000  # entries of depends_on, placement lists, dependencies
 
 
 def validate_job_spec(spec: JobSpec, jobs: Mapping[int, Job], need_tasks: bool = True) -> None:
     if need_tasks and not spec.tasks:
         raise InvalidArgument("spec.tasks is empty: a job needs at least one task")
+    if len(spec.tasks) > MAX_TASKS:
+        raise InvalidArgument(f"spec.tasks has {len(spec.tasks)} tasks; at most {MAX_TASKS} are allowed per job "
+                              f"(use a parametric sweep for many alike)")
+    for field_name in ("name", "project"):
+        _text(f"spec.{field_name}", getattr(spec, field_name))
+    if len(spec.dependencies) > MAX_LIST:
+        raise InvalidArgument(f"spec.dependencies has {len(spec.dependencies)} entries; at most {MAX_LIST}")
+    _constraints("spec.placement", spec.placement)
     if not 0 <= spec.priority <= MAX_PRIORITY:
         raise InvalidArgument("spec.priority_offset must be between 0 and 999")
     if spec.runtime_limit < 0:
@@ -42,9 +59,34 @@ def validate_dependencies(spec: JobSpec, jobs: Mapping[int, Job]) -> None:
             raise InvalidArgument(f"spec.dependencies[{i}]: job {dep.job_id} does not exist")
 
 
+def _text(where: str, value: str, limit: int = MAX_TEXT) -> None:
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise InvalidArgument(f"{where} is {size} bytes; at most {limit} are allowed")
+
+
+def _constraints(where: str, c: Constraints) -> None:
+    for name in ("groups", "require", "avoid", "nodes"):
+        if len(getattr(c, name)) > MAX_LIST:
+            raise InvalidArgument(f"{where}.{name} has {len(getattr(c, name))} entries; at most {MAX_LIST}")
+
+
 def validate_task(where: str, task: TaskSpec) -> None:
     if not task.command_line.strip():
         raise InvalidArgument(f"{where}.command_line is empty: give the command to run")
+    _text(f"{where}.command_line", task.command_line, MAX_COMMAND)
+    for field_name in ("working_directory", "stdin_path", "stdout_path", "stderr_path", "name"):
+        _text(f"{where}.{field_name}", getattr(task, field_name))
+    if len(task.environment) > MAX_VARIABLES:
+        raise InvalidArgument(f"{where}.environment has {len(task.environment)} variables; at most {MAX_VARIABLES}")
+    env_size = sum(len(k) + len(v) + 2 for k, v in task.environment.items())
+    if env_size > MAX_ENVIRONMENT:
+        raise InvalidArgument(f"{where}.environment is {env_size} bytes; at most {MAX_ENVIRONMENT} are allowed")
+    if len(task.depends_on) > MAX_LIST:
+        raise InvalidArgument(f"{where}.depends_on has {len(task.depends_on)} entries; at most {MAX_LIST}")
+    _constraints(f"{where}.placement", task.placement)
+    if len(task.resources.generic) > 64:
+        raise InvalidArgument(f"{where}.resources.generic names {len(task.resources.generic)} resources; at most 64")
     for field_name in ("command_line", "working_directory", "stdin_path", "stdout_path", "stderr_path", "name"):
         if "\0" in getattr(task, field_name):
             raise InvalidArgument(f"{where}.{field_name} contains a NUL byte")
@@ -90,3 +132,9 @@ def validate_task(where: str, task: TaskSpec) -> None:
         raise InvalidArgument(f"{where}.instances must not be negative, got {task.instances}")
     if task.count > MAX_INSTANCES:
         raise InvalidArgument(f"{where} has {task.count} instances; at most {MAX_INSTANCES} are allowed")
+
+
+def reason_text(text: str) -> str:
+    """A reason a client gives (cancel, hold, drain): kept in history, so bounded."""
+    _text("reason", text)
+    return text

@@ -140,6 +140,13 @@ def test_a_task_larger_than_every_node_waits_and_says_why(client: Client) -> Non
         (jobs_pb2.JobSpec(tasks=[task_spec("true"), task_spec("  ")]), "spec.tasks[1].command_line is empty"),
         (jobs_pb2.JobSpec(), "spec.tasks is empty: a job needs at least one task"),
         (jobs_pb2.JobSpec(tasks=[task_spec("true", working_directory="rel")]), "must be an absolute path"),
+        (jobs_pb2.JobSpec(tasks=[task_spec("echo " + "x" * 200_000)]),
+         "spec.tasks[0].command_line is 200005 bytes; at most 131072 are allowed"),
+        (jobs_pb2.JobSpec(tasks=[task_spec("true", environment={f"V{i}": "y" * 100 for i in range(3000)})]),
+         "spec.tasks[0].environment is"),
+        (jobs_pb2.JobSpec(name="n" * 5000, tasks=[task_spec("true")]), "spec.name is 5000 bytes; at most 4096"),
+        (jobs_pb2.JobSpec(tasks=[task_spec("true", depends_on=[f"t{i}" for i in range(1001)])]),
+         "spec.tasks[0].depends_on has 1001 entries; at most 1000"),
     ],
 )
 def test_bad_submissions_are_refused_and_store_nothing(client: Client, spec: jobs_pb2.JobSpec, message: str) -> None:

@@ -30,6 +30,7 @@ LIMITS = """\
 [head]
 max_running_cores_per_owner = 3
 max_queued_jobs_per_owner = 3
+rate_limit = 200
 """
 
 
@@ -176,3 +177,13 @@ def test_owner_limits(clients: dict[str, Client], tmp_path: Path) -> None:
     assert carol.wait_job(busy).state == FINISHED
     for job_id in more:
         carol.cancel_job(job_id)
+
+
+def test_limits_on_the_request_rate(clients: dict[str, Client]) -> None:
+    carol = clients["carol"]
+    with pytest.raises(RequestFailed) as e:
+        for _ in range(5000):  # bursts of 400, then 200 a second
+            carol.list_nodes()
+    assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert e.value.message == "too many requests from carol: at most 200 per second; slow down and retry"
+    assert clients["bob"].list_nodes(), "another caller has its own allowance"
