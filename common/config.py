@@ -169,6 +169,11 @@ class NodeConfig:
     # A join token (`shoal node token create`), for a node without a certificate: used once,
     # to register; the head then gives the agent its own credential (<state_dir>/node.token).
     join_token: str = ""
+    # When the agent runs as root: "owner" runs each task as its owner's Unix user and groups;
+    # "agent" runs them as the agent's user. A task owned by root runs only with
+    # allow_root_tasks. (An agent that is not root always runs tasks as itself.)
+    run_as: str = "owner"
+    allow_root_tasks: bool = False
     log_level: str = "info"
 
     def validate(self) -> NodeConfig:
@@ -183,6 +188,8 @@ class NodeConfig:
         if not self.plaintext and not self.tls_ca:
             raise ConfigError("give tls_ca (the cluster CA certificate, --tls-ca) to reach a TLS head node, "
                               "or --plaintext for a local development cluster")
+        if self.run_as not in ("owner", "agent"):
+            raise ConfigError(f"run_as must be 'owner' or 'agent', got {self.run_as!r}")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
         try:

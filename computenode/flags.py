@@ -34,4 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-cert", metavar="FILE", help="this node's certificate (shoal certs issue --node NAME)")
     p.add_argument("--tls-key", metavar="FILE", help="this node's key")
     p.add_argument("--join-token", metavar="TOKEN", help="join with this token (shoal node token create)")
+    p.add_argument("--run-as", choices=("owner", "agent"),
+                   help="as root, run tasks as their owner's Unix user (default) or as the agent's")
+    p.add_argument("--allow-root-tasks", action="store_true", default=None, help="let tasks owned by root run")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

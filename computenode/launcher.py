@@ -57,9 +57,10 @@ class Launcher:
 
     def start(
         self, key: object, command_line: str, env: Mapping[str, str], cwd: str, stdin_path: str,
-        stdout_fd: int, stderr_fd: int, status_path: str,
+        stdout_fd: int, stderr_fd: int, status_path: str, prefix: list[str] | None = None,
     ) -> tuple[int, float]:
-        """Start the task; returns its pid and start time. Closes the two output fds."""
+        """Start the task (behind `prefix`, e.g. setpriv to switch user); returns its pid and
+        start time. Closes the two output fds."""
         try:
             if not os.path.isdir(cwd):
                 raise LaunchError(f"working directory {cwd} does not exist on this node")
@@ -72,7 +73,7 @@ class Launcher:
                     raise LaunchError(f"cannot open stdin file {path}: {e.strerror}") from None
             try:
                 popen = subprocess.Popen(
-                    ["/bin/sh", "-c", WRAPPER, "shoal-task", command_line, status_path],
+                    [*(prefix or ()), "/bin/sh", "-c", WRAPPER, "shoal-task", command_line, status_path],
                     stdin=stdin, stdout=stdout_fd, stderr=stderr_fd, cwd=cwd, env=dict(env),
                     process_group=0, close_fds=True,
                 )

@@ -40,6 +40,8 @@ def run(args: argparse.Namespace, default_head: str | None) -> int:
             "tls_cert": args.tls_cert,
             "tls_key": args.tls_key,
             "join_token": args.join_token,
+            "run_as": args.run_as,
+            "allow_root_tasks": args.allow_root_tasks,
             "log_level": args.log_level,
         },
     )

@@ -20,6 +20,7 @@ from common import log
 from common.clock import Clock
 from common.config import NodeConfig
 from common.resources import GPU
+from computenode import runas
 from computenode import state as st
 from computenode.launcher import Launcher, LaunchError, find_by_run_id
 from computenode.spool import STREAMS, Meta, Spool
@@ -99,9 +100,13 @@ class TaskRunner:
         assert self.launcher is not None
         task, attempt = key
         limit = launch.runtime_limit.ToNanoseconds() / 1e9 if launch.HasField("runtime_limit") else 0.0
-        cwd = launch.working_directory or os.path.expanduser("~")
         meta = Meta(task=str(task), attempt=attempt, run_id=uuid.uuid4().hex,
                     runtime_deadline=self.clock.now() + limit if limit else 0.0)
+        try:
+            run_as = runas.resolve(launch.owner, self.config, node)
+        except LaunchError as e:
+            run_as, meta.error = None, str(e)
+        cwd = launch.working_directory or (run_as.home if run_as else os.path.expanduser("~"))
         for stream, path in (("stdout", launch.stdout_path), ("stderr", launch.stderr_path)):
             if path:
                 meta.user_files[stream] = os.path.join(cwd, path)
@@ -116,10 +121,17 @@ class TaskRunner:
             env["CUDA_VISIBLE_DEVICES"] = env["SHOAL_GPUS"] = ",".join(meta.gpus)
         if int(launch.environment.get("SHOAL_NODE_COUNT", "1")) > 1:
             env["SHOAL_HOSTFILE"] = str(self._hostfile(key, launch.environment.get("SHOAL_NODES", "")))
+        status = self.spool.status_path(key)
+        if run_as is not None:
+            env.update(run_as.environment())
+            status.touch()  # the wrapper writes the exit code as the task's user
+            os.chown(status, run_as.uid, run_as.gid)
         try:
-            self._open_user_files(key, meta, truncate=True)
+            if meta.error:
+                raise LaunchError(meta.error)
+            self._open_user_files(key, meta, truncate=True, owner=run_as)
             pid, started = self.launcher.start(key, launch.command_line, env, cwd, launch.stdin_path, out_fd,
-                                               err_fd, str(self.spool.status_path(key)))
+                                               err_fd, str(status), run_as.prefix() if run_as else None)
         except LaunchError as e:
             self._close_user_files(key)
             meta.error = str(e)
@@ -212,17 +224,21 @@ class TaskRunner:
                 copied += len(data)
         self._on_output(key)
 
-    def _open_user_files(self, key: st.Key, meta: Meta, truncate: bool) -> None:
-        """The task's own stdout/stderr files on the node, besides the copy the head keeps."""
+    def _open_user_files(self, key: st.Key, meta: Meta, truncate: bool, owner: runas.RunAs | None = None) -> None:
+        """The task's own stdout/stderr files on the node, besides the copy the head keeps; a
+        file made for a task that runs as its owner belongs to that owner."""
         for stream in STREAMS:
             path = meta.user_files.get(stream)
             if not path:
                 continue
             mode = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | (os.O_TRUNC if truncate else 0)
+            made = not os.path.exists(path)
             try:
                 fd = os.open(path, mode, 0o644)
             except OSError as e:
                 raise LaunchError(f"cannot open {stream} file {path}: {e.strerror}") from None
+            if owner is not None and made:
+                os.fchown(fd, owner.uid, owner.gid)
             self._user_files.setdefault(key, {})[stream] = fd
 
     def _close_user_files(self, key: st.Key) -> None:

@@ -52,6 +52,9 @@ class LocalCluster:
     # TLS with a fresh cluster CA in <state_dir>/tls and a node certificate per agent;
     # otherwise plaintext (a development cluster, as `shoal up` runs).
     secure: bool = False
+    # "agent": tasks run as the agent's user, whoever submits them (a development cluster);
+    # "owner": as root, each task runs as its owner's Unix user.
+    run_as: str = "agent"
     address: str = ""
     head_procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -125,7 +128,7 @@ class LocalCluster:
         """Start agent `name`; `head` overrides the address it is given, `prefix` runs it
         through another command (e.g. `ip netns exec NS`)."""
         args = ["node", "--head", head or self.address, "--name", name, "--state-dir", str(self.state_dir / name),
-                *self._security(name)]
+                "--run-as", self.run_as, *self._security(name)]
         if self.stop_tasks_on_exit:
             args.append("--stop-tasks-on-exit")
         if self.cores:

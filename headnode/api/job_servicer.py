@@ -191,7 +191,10 @@ class TemplateServicer(templates_pb2_grpc.TemplateServiceServicer):
         probe = convert.merge_template(t, jobs_pb2.JobSpec())
         for i, task in enumerate(probe.tasks):
             convert.task_spec(task, f"template.job.tasks[{i}]")
-        body = json_format.MessageToJson(t, preserving_proto_field_name=True, indent=None)
+        try:
+            body = json_format.MessageToJson(t, preserving_proto_field_name=True, indent=None)
+        except json_format.Error as e:  # e.g. a Duration with nanos out of range
+            raise InvalidArgument(f"template: {e}") from None
         record = await self.templates.create(t.name, body, self.auth.user(context).name, request.replace)
         return template_msg(record)
 

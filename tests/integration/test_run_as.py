@@ -1,0 +1,66 @@
+"""Tasks run as their owner's Unix user when the agent runs as root (this machine runs the
+tests as root; elsewhere the module is skipped, saying why)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from common.ids import TaskId
+from shoal.client import Client, task_spec
+from shoal.local import LocalCluster
+from shoal.v1 import jobs_pb2
+
+pytestmark = [pytest.mark.cluster,
+              pytest.mark.skipif(os.geteuid() != 0, reason="switching a task's user needs the agent to run as root")]
+USER = "shoaltask"
+
+
+@pytest.fixture(scope="module")
+def user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True, capture_output=True)
+        return pwd.getpwnam(USER)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, user: pwd.struct_passwd) -> Iterator[LocalCluster]:
+    c = LocalCluster(tmp_path_factory.mktemp("runas"), nodes=1, cores=2, run_as="owner")
+    with c:
+        yield c
+
+
+def run(cluster: LocalCluster, owner: str, spec: jobs_pb2.TaskSpec) -> tuple[jobs_pb2.Job, str]:
+    with Client(cluster.address, user=owner) as client:
+        job = client.wait_job(client.submit(jobs_pb2.JobSpec(tasks=[spec])))
+        return job, b"".join(client.read_output(TaskId(job.id, 1))).decode()
+
+
+def test_a_task_runs_as_its_owner_in_their_home(cluster: LocalCluster, user: pwd.struct_passwd, tmp_path: Path) -> None:
+    job, out = run(cluster, USER, task_spec('id -u; id -g; pwd; echo "$HOME $USER"'))
+    assert job.state == jobs_pb2.JOB_STATE_FINISHED, job.tasks[0].reason
+    assert out.split("\n")[:4] == [str(user.pw_uid), str(user.pw_gid), user.pw_dir, f"{user.pw_dir} {USER}"]
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    os.chown(workdir, user.pw_uid, user.pw_gid)
+    job, _ = run(cluster, USER, task_spec("touch made-by-task", working_directory=str(workdir),
+                                          stdout_path="out.txt"))
+    assert job.state == jobs_pb2.JOB_STATE_FINISHED, job.tasks[0].reason
+    for name in ("made-by-task", "out.txt"):
+        assert (workdir / name).stat().st_uid == user.pw_uid, f"{name} is the owner's"
+
+
+def test_root_and_unknown_owners_do_not_run(cluster: LocalCluster) -> None:
+    job, _ = run(cluster, "root", task_spec("id -u"))
+    assert job.state == jobs_pb2.JOB_STATE_FAILED
+    assert job.tasks[0].reason == "could not start: tasks do not run as root on node node1 (its agent's " \
+                                  "allow_root_tasks is off)"
+    job, _ = run(cluster, "nosuchuser", task_spec("id -u"))
+    assert job.tasks[0].reason == "could not start: user nosuchuser has no account on node node1"
