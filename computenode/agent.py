@@ -250,7 +250,7 @@ class Agent:
             r.timer(ins.key, ins.seconds, lambda k=ins.key: self._apply(st.RuntimeExceeded(k)))
         elif isinstance(ins, st.Persist):
             entry = self.state.tasks[ins.key]
-            r.persist(ins.key, entry.phase is st.Phase.KILLING, entry.runtime_exceeded)
+            r.persist(ins.key, entry.phase is st.Phase.KILLING, entry.runtime_exceeded, entry.out_of_memory)
         elif isinstance(ins, st.ReportStarted):
             if self._conn is not None:
                 task, attempt = ins.key
@@ -282,6 +282,7 @@ class Agent:
                 task=task_ref(task), attempt=attempt,
                 phase=nodes_pb2.TASK_PHASE_RUNNING if running else nodes_pb2.TASK_PHASE_EXITED,
                 exit_code=e.exit_code, signal=e.signal, error=e.error, runtime_exceeded=e.runtime_exceeded,
+                out_of_memory=e.out_of_memory,
                 stdout_bytes=self.spool.size(e.key, "stdout"), stderr_bytes=self.spool.size(e.key, "stderr"),
             ))
         return out
@@ -337,7 +338,7 @@ class Agent:
         task, attempt = key
         return nodes_pb2.AgentMessage(exited=nodes_pb2.TaskExited(
             task=task_ref(task), attempt=attempt, exit_code=e.exit_code, signal=e.signal, error=e.error,
-            runtime_exceeded=e.runtime_exceeded, time=timestamp(self.clock.now()),
+            runtime_exceeded=e.runtime_exceeded, out_of_memory=e.out_of_memory, time=timestamp(self.clock.now()),
             stdout_bytes=self.spool.size(key, "stdout"), stderr_bytes=self.spool.size(key, "stderr"),
         ))
 

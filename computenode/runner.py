@@ -16,6 +16,8 @@ import signal as _signal
 import uuid
 from collections.abc import Callable
 
+import psutil
+
 from common import log
 from common.clock import Clock
 from common.config import NodeConfig
@@ -27,6 +29,22 @@ from computenode.spool import STREAMS, Meta, Spool
 from shoal.v1 import nodes_pb2
 
 _log = log.get("runner")
+MEMORY_CHECK = 0.5  # seconds between looks at each limited task's memory
+
+
+def _resident_mb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in MB (0 when it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        total = 0
+        for proc in (root, *root.children(recursive=True)):
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                continue
+        return total // (1024 * 1024)
+    except psutil.Error:
+        return 0
 COPY_CHUNK = 1024 * 1024
 
 
@@ -41,14 +59,31 @@ class TaskRunner:
         self._on_output = on_output
         self._metas: dict[st.Key, Meta] = {}
         self._timers: dict[st.Key, asyncio.Task[None]] = {}
+        self._memory_watch: asyncio.Task[None] | None = None
         self._user_files: dict[st.Key, dict[str, int]] = {}
         self._signals: dict[st.Key, int] = {}
         self.launcher: Launcher | None = None
 
     def begin(self) -> None:
-        """Start watching processes and output (needs the running event loop)."""
+        """Start watching processes, output and memory (needs the running event loop)."""
         self.launcher = Launcher(self._on_exit)
         asyncio.get_running_loop().add_reader(self.spool.watch(self._on_growth), self.spool.pump)
+        self._memory_watch = asyncio.create_task(self._watch_memory())
+        _log.info("memory_limits", mode="watch", interval=MEMORY_CHECK,
+                  detail="each task's processes are summed and killed past its memory_mb (OUT_OF_MEMORY)")
+
+    async def _watch_memory(self) -> None:
+        """Memory limits by watching usage: a task whose process group holds more resident
+        memory than it was given is killed and reported out of memory. (A cgroup v2 limit
+        would be exact and immediate; this machine kind's v2 tree has no memory controller.)"""
+        while True:
+            await self.clock.sleep(MEMORY_CHECK)
+            for key, meta in list(self._metas.items()):
+                if meta.memory_mb and meta.pid and not meta.out_of_memory:
+                    used = _resident_mb(meta.pid)
+                    if used > meta.memory_mb:
+                        _log.warning("task_out_of_memory", task_id=meta.task, used_mb=used, limit_mb=meta.memory_mb)
+                        self._feed(st.MemoryExceeded(key))
 
     # -- adoption ----------------------------------------------------------------------------
 
@@ -82,15 +117,18 @@ class TaskRunner:
                 left = max(0.001, meta.runtime_deadline - self.clock.now())
             _log.info("task_adopted", task_id=meta.task, attempt=meta.attempt, pid=pid)
             return st.Adopted(key, running=True, killing=meta.killing, runtime_left=left,
-                              runtime_exceeded=meta.runtime_exceeded)
+                              runtime_exceeded=meta.runtime_exceeded,
+                              out_of_memory=meta.out_of_memory)
         code = self.spool.exit_status(key)
         if code is not None:
-            return st.Adopted(key, running=False, exit_code=code, runtime_exceeded=meta.runtime_exceeded)
+            return st.Adopted(key, running=False, exit_code=code, runtime_exceeded=meta.runtime_exceeded,
+                              out_of_memory=meta.out_of_memory)
         if not pid:
             self.spool.remove(key)  # never started: the head will count it lost and requeue it
             return None
         if meta.killing:
-            return st.Adopted(key, running=False, signal=_signal.SIGKILL, runtime_exceeded=meta.runtime_exceeded)
+            return st.Adopted(key, running=False, signal=_signal.SIGKILL, runtime_exceeded=meta.runtime_exceeded,
+                              out_of_memory=meta.out_of_memory)
         return st.Adopted(key, running=False,
                           error="it ended while the agent was down and left no exit status")
 
@@ -111,6 +149,7 @@ class TaskRunner:
             if path:
                 meta.user_files[stream] = os.path.join(cwd, path)
         meta.gpus = self._free_gpus(launch.resources.generic.get(GPU, 0))
+        meta.memory_mb = launch.resources.memory_mb
         out_fd, err_fd = self.spool.create(meta)
         self._metas[key] = meta
         env = dict(os.environ)
@@ -180,10 +219,10 @@ class TaskRunner:
         if timer is not None:
             timer.cancel()
 
-    def persist(self, key: st.Key, killing: bool, runtime_exceeded: bool) -> None:
+    def persist(self, key: st.Key, killing: bool, runtime_exceeded: bool, out_of_memory: bool = False) -> None:
         meta = self._metas.get(key)
         if meta is not None:
-            meta.killing, meta.runtime_exceeded = killing, runtime_exceeded
+            meta.killing, meta.runtime_exceeded, meta.out_of_memory = killing, runtime_exceeded, out_of_memory
             self.spool.save(meta)
 
     def forget(self, key: st.Key) -> None:

@@ -43,6 +43,8 @@ class Meta:
     runtime_exceeded: bool = False
     error: str = ""  # could not start
     gpus: list[str] = field(default_factory=list)  # GPU device ids it was given
+    out_of_memory: bool = False
+    memory_mb: int = 0  # its memory limit; 0: none
 
     @property
     def key(self) -> Key:

@@ -57,6 +57,13 @@ class RuntimeExceeded:
 
 
 @dataclass(frozen=True, slots=True)
+class MemoryExceeded:
+    """The task's processes use more memory than it was given."""
+
+    key: Key
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessStarted:
     key: Key
     pid: int
@@ -93,10 +100,11 @@ class Adopted:
     exit_code: int = 0
     signal: int = 0
     error: str = ""
+    out_of_memory: bool = False
 
 
 Event = (
-    LaunchRequested | KillRequested | KillTimeout | RuntimeExceeded | ProcessStarted | StartFailed
+    LaunchRequested | KillRequested | KillTimeout | RuntimeExceeded | MemoryExceeded | ProcessStarted | StartFailed
     | ProcessExited | ExitAcked | Adopted
 )
 
@@ -163,6 +171,7 @@ class TaskEntry:
     error: str = ""
     runtime_limit: float = 0.0
     runtime_exceeded: bool = False
+    out_of_memory: bool = False
 
 
 class AgentState:
@@ -187,7 +196,7 @@ class AgentState:
         return [Start(e.key, e.launch)]
 
     def _adopted(self, _: None, e: Adopted) -> list[Instruction]:
-        t = self.tasks[e.key] = TaskEntry(e.key, runtime_exceeded=e.runtime_exceeded)
+        t = self.tasks[e.key] = TaskEntry(e.key, runtime_exceeded=e.runtime_exceeded, out_of_memory=e.out_of_memory)
         if not e.running:
             t.phase, t.exit_code, t.signal, t.error = Phase.REPORTED, e.exit_code, e.signal, e.error
             return [ReportExited(e.key)]
@@ -216,6 +225,12 @@ class AgentState:
         t.runtime_exceeded = True
         return self._kill(t, e)
 
+    def _memory_exceeded(self, t: TaskEntry, e: MemoryExceeded) -> list[Instruction]:
+        # As the kernel's OOM killer would: at once, no grace.
+        t.out_of_memory = True
+        t.phase = Phase.KILLING
+        return [Persist(e.key), Signal(e.key, _signal.SIGKILL)]
+
     def _kill_timeout(self, t: TaskEntry, e: KillTimeout) -> list[Instruction]:
         return [Signal(e.key, _signal.SIGKILL)]
 
@@ -241,6 +256,7 @@ _TABLE: dict[tuple[Phase | None, type], _Handler] = {
     (P.KILLING, StartFailed): AgentState._start_failed,
     (P.RUNNING, KillRequested): AgentState._kill,
     (P.RUNNING, RuntimeExceeded): AgentState._runtime_exceeded,
+    (P.RUNNING, MemoryExceeded): AgentState._memory_exceeded,
     (P.KILLING, KillTimeout): AgentState._kill_timeout,
     (P.RUNNING, ProcessExited): AgentState._exited,
     (P.KILLING, ProcessExited): AgentState._exited,

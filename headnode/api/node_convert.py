@@ -59,6 +59,7 @@ def _report(r: nodes_pb2.TaskReport) -> TaskReport:
         stdout_bytes=r.stdout_bytes,
         stderr_bytes=r.stderr_bytes,
         runtime_exceeded=r.runtime_exceeded,
+        out_of_memory=r.out_of_memory,
     )
 
 
@@ -93,7 +94,7 @@ def agent_event(msg: nodes_pb2.AgentMessage) -> AgentEvent | None:
     if kind == "exited":
         e = msg.exited
         return Exited(task_id(e.task), e.attempt, e.exit_code, e.signal, e.error, seconds(e.time),
-                      e.stdout_bytes, e.stderr_bytes, e.runtime_exceeded)
+                      e.stdout_bytes, e.stderr_bytes, e.runtime_exceeded, e.out_of_memory)
     if kind == "hello":
         raise InvalidArgument("hello may be sent only once, as the first message of a stream")
     return None  # unknown kinds from a newer agent are ignored

@@ -133,9 +133,12 @@ def released(task: Task, inst: Instance, o: Outcome) -> None:
         o.tasks[task.id] = task
 
 
+OUT_OF_MEMORY = "OUT_OF_MEMORY"
+
+
 def exited(
     job: Job, task: Task, inst: Instance, exit_code: int, signal: int, error: str, runtime_exceeded: bool,
-    now: float, o: Outcome,
+    now: float, o: Outcome, out_of_memory: bool = False,
 ) -> None:
     """The agent reports the current attempt's process gone (the caller checked the attempt)."""
     inst.holding = False
@@ -145,8 +148,10 @@ def exited(
     if inst.state is not TaskState.RUNNING:
         released(task, inst, o)
         return  # stopped on request: the exit is the kill landing, not a new state
-    ok = not (error or signal or runtime_exceeded) and task.spec.succeeded(exit_code)
+    ok = not (error or signal or runtime_exceeded or out_of_memory) and task.spec.succeeded(exit_code)
     reason = describe_exit(exit_code, signal, error, task.spec.runtime_limit if runtime_exceeded else 0.0)
+    if out_of_memory:
+        reason = f"{OUT_OF_MEMORY}: killed for using more than its {inst.memory_mb} MB of memory"
     inst.ended_at = now
     move_unit(job, task, inst, TaskEvent.EXIT_OK if ok else TaskEvent.EXIT_FAIL, now, reason, o)
     if not ok:

@@ -174,6 +174,7 @@ class TaskReport:
     stdout_bytes: int = 0
     stderr_bytes: int = 0
     runtime_exceeded: bool = False
+    out_of_memory: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,7 @@ class Exited:
     stdout_bytes: int = 0
     stderr_bytes: int = 0
     runtime_exceeded: bool = False
+    out_of_memory: bool = False
 
 
 AgentEvent = Heartbeat | Started | Output | Exited

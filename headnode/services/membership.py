@@ -209,7 +209,7 @@ class Membership:
         o = Outcome()
         # The head's clock stamps the head's history; an agent's clock may be skewed.
         lifecycle.exited(job, task, inst, event.exit_code, event.signal, event.error, event.runtime_exceeded,
-                         self.clock.now(), o)
+                         self.clock.now(), o, event.out_of_memory)
         _log.info("task_exited", job_id=job.id, task_id=str(inst.id), node=node.name,
                   exit_code=event.exit_code, signal=event.signal, state=inst.state.value)
         # The agent forgets the exit once acknowledged, so the ack waits until it is durable;

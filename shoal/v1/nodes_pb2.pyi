@@ -22,7 +22,7 @@ TASK_PHASE_RUNNING: TaskPhase
 TASK_PHASE_EXITED: TaskPhase
 
 class TaskReport(_message.Message):
-    __slots__ = ("task", "attempt", "phase", "exit_code", "signal", "error", "stdout_bytes", "stderr_bytes", "runtime_exceeded")
+    __slots__ = ("task", "attempt", "phase", "exit_code", "signal", "error", "stdout_bytes", "stderr_bytes", "runtime_exceeded", "out_of_memory")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class TaskReport(_message.Message):
     STDOUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     STDERR_BYTES_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
+    OUT_OF_MEMORY_FIELD_NUMBER: _ClassVar[int]
     task: _common_pb2.TaskRef
     attempt: int
     phase: TaskPhase
@@ -41,7 +42,8 @@ class TaskReport(_message.Message):
     stdout_bytes: int
     stderr_bytes: int
     runtime_exceeded: bool
-    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., phase: _Optional[_Union[TaskPhase, str]] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., error: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., runtime_exceeded: _Optional[bool] = ...) -> None: ...
+    out_of_memory: bool
+    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., phase: _Optional[_Union[TaskPhase, str]] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., error: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., runtime_exceeded: _Optional[bool] = ..., out_of_memory: _Optional[bool] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("node_name", "instance_id", "capacity", "agent_version", "hostname", "tasks", "groups", "labels")
@@ -98,7 +100,7 @@ class TaskOutput(_message.Message):
     def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., stream: _Optional[_Union[_common_pb2.OutputStream, str]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class TaskExited(_message.Message):
-    __slots__ = ("task", "attempt", "exit_code", "signal", "error", "time", "stdout_bytes", "stderr_bytes", "runtime_exceeded")
+    __slots__ = ("task", "attempt", "exit_code", "signal", "error", "time", "stdout_bytes", "stderr_bytes", "runtime_exceeded", "out_of_memory")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +110,7 @@ class TaskExited(_message.Message):
     STDOUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     STDERR_BYTES_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
+    OUT_OF_MEMORY_FIELD_NUMBER: _ClassVar[int]
     task: _common_pb2.TaskRef
     attempt: int
     exit_code: int
@@ -117,7 +120,8 @@ class TaskExited(_message.Message):
     stdout_bytes: int
     stderr_bytes: int
     runtime_exceeded: bool
-    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., error: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., runtime_exceeded: _Optional[bool] = ...) -> None: ...
+    out_of_memory: bool
+    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., error: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., runtime_exceeded: _Optional[bool] = ..., out_of_memory: _Optional[bool] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
     __slots__ = ("hello", "heartbeat", "started", "output", "exited")

@@ -92,3 +92,17 @@ def test_any_event_order_reports_each_exit_once_per_launch(names: list[str]) -> 
             assert KEY in a.tasks and a.tasks[KEY].phase is not s.Phase.REPORTED or \
                 any(isinstance(i, s.ReportExited) for i in out)
         assert reports <= 1, "an exit reported twice without a new launch"
+
+
+def test_memory_exceeded_kills_at_once_and_is_remembered_across_adoption() -> None:
+    a = s.AgentState()
+    a.handle(s.LaunchRequested(KEY, None))
+    a.handle(s.ProcessStarted(KEY, 42))
+    assert a.handle(s.MemoryExceeded(KEY)) == [s.Persist(KEY), s.Signal(KEY, signal.SIGKILL)]
+    assert a.tasks[KEY].out_of_memory and a.tasks[KEY].phase is s.Phase.KILLING
+    assert a.handle(s.MemoryExceeded(KEY)) == [], "once is enough"
+    a.handle(s.ProcessExited(KEY, 0, signal.SIGKILL))
+    assert a.tasks[KEY].out_of_memory, "the report says why it died"
+    b = s.AgentState()
+    b.handle(s.Adopted(KEY, running=False, signal=signal.SIGKILL, out_of_memory=True))
+    assert b.tasks[KEY].out_of_memory
