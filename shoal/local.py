@@ -58,6 +58,8 @@ class LocalCluster:
     address: str = ""
     head_procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # The TLS files of the cluster's own Admin client (a secure cluster), made on first use.
+    _admin: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)
@@ -239,9 +241,9 @@ class LocalCluster:
         """An Admin's TLS files for this cluster's own checks; None when it is plaintext."""
         if not self.secure:
             return None
-        if getattr(self, "_admin_tls", None) is None:
-            self._admin_tls = self.user_tls("shoal-local", "Admin")
-        return self._admin_tls
+        if self._admin is None:
+            self._admin = self.user_tls("shoal-local", "Admin")
+        return self._admin
 
     def user_tls(self, user: str, role: str = "") -> object:
         """TLS files for a client acting as `user` (a secure cluster)."""
