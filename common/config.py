@@ -174,6 +174,10 @@ class NodeConfig:
     # allow_root_tasks. (An agent that is not root always runs tasks as itself.)
     run_as: str = "owner"
     allow_root_tasks: bool = False
+    # How memory and CPU limits are enforced: "auto" (a per-task cgroup where cgroups v2 or
+    # v1 are writable, else watching memory use), "cgroup" (refuse to start without one) or
+    # "watch" (never cgroups). computenode/cgroups.py says how each mode works.
+    isolation: str = "auto"
     log_level: str = "info"
 
     def validate(self) -> NodeConfig:
@@ -190,6 +194,8 @@ class NodeConfig:
                               "or --plaintext for a local development cluster")
         if self.run_as not in ("owner", "agent"):
             raise ConfigError(f"run_as must be 'owner' or 'agent', got {self.run_as!r}")
+        if self.isolation not in ("auto", "cgroup", "watch"):
+            raise ConfigError(f"isolation must be 'auto', 'cgroup' or 'watch', got {self.isolation!r}")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
         try:

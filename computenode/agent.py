@@ -34,6 +34,7 @@ from common.retry import Backoff
 from common.wire import STREAM_VALUES, resources_msg, task_id, task_ref, timestamp
 from computenode import state as st
 from computenode.capacity import gpu_devices
+from computenode.cgroups import Isolation
 from computenode.runner import TaskRunner
 from computenode.spool import STREAMS, Spool
 from shoal import __version__
@@ -76,7 +77,8 @@ class _Conn:
 
 
 class Agent:
-    def __init__(self, config: NodeConfig, capacity: Resources, clock: Clock) -> None:
+    def __init__(self, config: NodeConfig, capacity: Resources, clock: Clock,
+                 isolation: Isolation | None = None) -> None:
         self.config = config
         self.capacity = capacity
         self.clock = clock
@@ -84,7 +86,8 @@ class Agent:
         self.state = st.AgentState()
         self.spool = Spool(config.state_dir / "spool")
         self.runner = TaskRunner(config, clock, self.spool, self._apply, self._on_output,
-                                 gpu_devices(config, capacity.get(GPU)))
+                                 gpu_devices(config, capacity.get(GPU)),
+                                 isolation or Isolation("watch", "no isolation given"))
         self.acked_seq = 0
         self.heartbeat_interval = 5.0
         self._conn: _Conn | None = None

@@ -37,4 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-as", choices=("owner", "agent"),
                    help="as root, run tasks as their owner's Unix user (default) or as the agent's")
     p.add_argument("--allow-root-tasks", action="store_true", default=None, help="let tasks owned by root run")
+    p.add_argument("--isolation", choices=("auto", "cgroup", "watch"),
+                   help="memory and CPU limits by per-task cgroups where writable (auto, the default), "
+                        "by cgroups or not at all (cgroup), or by watching memory use (watch)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

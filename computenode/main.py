@@ -11,9 +11,10 @@ from common import config as config_mod
 from common import log
 from common.clock import SystemClock
 from common.config import NodeConfig
+from common.errors import ConfigError
 from common.resources import Resources
 from common.statedir import StateDirLock
-from computenode import capacity
+from computenode import capacity, cgroups
 from computenode.agent import Agent
 
 _log = log.get("node")
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace, default_head: str | None) -> int:
             "join_token": args.join_token,
             "run_as": args.run_as,
             "allow_root_tasks": args.allow_root_tasks,
+            "isolation": args.isolation,
             "log_level": args.log_level,
         },
     )
@@ -50,16 +52,22 @@ def run(args: argparse.Namespace, default_head: str | None) -> int:
     offered = capacity.offered(config, detected)
     _log.info("node_starting", node=config.name, head=config.head, offered=offered.describe(),
               detected=detected.describe(), groups=list(config.groups), labels=list(config.labels))
-    return asyncio.run(_main(config, offered))
+    try:
+        isolation = cgroups.detect(config.isolation, config.name)
+    except cgroups.IsolationError as e:
+        raise ConfigError(str(e)) from None
+    _log.info("isolation", node=config.name, mode=isolation.mode, reason=isolation.reason)
+    return asyncio.run(_main(config, offered, isolation))
 
 
-async def _main(config: NodeConfig, offered: Resources) -> int:
+async def _main(config: NodeConfig, offered: Resources, isolation: cgroups.Isolation) -> int:
     lock = StateDirLock(config.state_dir, "agent")
     try:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        return await Agent(config, offered, SystemClock()).run(stop)
+        return await Agent(config, offered, SystemClock(), isolation).run(stop)
     finally:
+        isolation.close()
         lock.release()

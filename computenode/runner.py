@@ -23,6 +23,7 @@ from common.clock import Clock
 from common.config import NodeConfig
 from common.resources import GPU
 from computenode import runas
+from computenode.cgroups import Isolation, TaskGroup
 from computenode import state as st
 from computenode.launcher import Launcher, LaunchError, find_by_run_id
 from computenode.spool import STREAMS, Meta, Spool
@@ -50,8 +51,10 @@ COPY_CHUNK = 1024 * 1024
 
 class TaskRunner:
     def __init__(self, config: NodeConfig, clock: Clock, spool: Spool, feed: Callable[[st.Event], None],
-                 on_output: Callable[[st.Key], None], gpu_devices: list[str] | None = None) -> None:
+                 on_output: Callable[[st.Key], None], gpu_devices: list[str] | None = None,
+                 isolation: Isolation | None = None) -> None:
         self.config = config
+        self.isolation = isolation or Isolation("watch", "no isolation given")
         self.gpu_devices = gpu_devices or []
         self.clock = clock
         self.spool = spool
@@ -62,20 +65,19 @@ class TaskRunner:
         self._memory_watch: asyncio.Task[None] | None = None
         self._user_files: dict[st.Key, dict[str, int]] = {}
         self._signals: dict[st.Key, int] = {}
+        self._groups: dict[st.Key, TaskGroup] = {}
         self.launcher: Launcher | None = None
 
     def begin(self) -> None:
         """Start watching processes, output and memory (needs the running event loop)."""
         self.launcher = Launcher(self._on_exit)
         asyncio.get_running_loop().add_reader(self.spool.watch(self._on_growth), self.spool.pump)
-        self._memory_watch = asyncio.create_task(self._watch_memory())
-        _log.info("memory_limits", mode="watch", interval=MEMORY_CHECK,
-                  detail="each task's processes are summed and killed past its memory_mb (OUT_OF_MEMORY)")
+        if not self.isolation.cgroups:
+            self._memory_watch = asyncio.create_task(self._watch_memory())
 
     async def _watch_memory(self) -> None:
-        """Memory limits by watching usage: a task whose process group holds more resident
-        memory than it was given is killed and reported out of memory. (A cgroup v2 limit
-        would be exact and immediate; this machine kind's v2 tree has no memory controller.)"""
+        """Memory limits by watching usage (no cgroups here): a task whose process tree holds
+        more resident memory than it was given is killed and reported out of memory."""
         while True:
             await self.clock.sleep(MEMORY_CHECK)
             for key, meta in list(self._metas.items()):
@@ -107,6 +109,8 @@ class TaskRunner:
             pid, started = found  # the agent died between starting it and writing its pid
             meta.pid, meta.start_time = found
             self.spool.save(meta)
+        if (group := self.isolation.adopt(meta.cgroups)) is not None:
+            self._groups[key] = group
         if pid and self.launcher.adopt(key, pid, started):
             try:
                 self._open_user_files(key, meta, truncate=False)
@@ -161,6 +165,18 @@ class TaskRunner:
         if int(launch.environment.get("SHOAL_NODE_COUNT", "1")) > 1:
             env["SHOAL_HOSTFILE"] = str(self._hostfile(key, launch.environment.get("SHOAL_NODES", "")))
         status = self.spool.status_path(key)
+        prefix: list[str] = []
+        if not meta.error:
+            try:
+                group = self.isolation.create(self.spool.dir(key).name, meta.memory_mb, launch.resources.cores)
+            except OSError as e:
+                meta.error = f"cannot set up the task's cgroup on node {node}: {e.strerror}"
+            else:
+                if group is not None:
+                    self._groups[key] = group
+                    meta.cgroups = group.dirs
+                    prefix = group.prefix()
+                    env["SHOAL_CGROUP"] = group.dirs[0]
         if run_as is not None:
             env.update(run_as.environment())
             status.touch()  # the wrapper writes the exit code as the task's user
@@ -170,7 +186,7 @@ class TaskRunner:
                 raise LaunchError(meta.error)
             self._open_user_files(key, meta, truncate=True, owner=run_as)
             pid, started = self.launcher.start(key, launch.command_line, env, cwd, launch.stdin_path, out_fd,
-                                               err_fd, str(status), run_as.prefix() if run_as else None)
+                                               err_fd, str(status), prefix + (run_as.prefix() if run_as else []))
         except LaunchError as e:
             self._close_user_files(key)
             meta.error = str(e)
@@ -233,12 +249,20 @@ class TaskRunner:
         self._signals.pop(key, None)
         self.spool.remove(key)
         self.launcher.release(key)
+        if (group := self._groups.pop(key, None)) is not None:
+            self.isolation.release(group)
 
     # -- what the processes do ---------------------------------------------------------------
 
     def _on_exit(self, key: object, returncode: int | None) -> None:
         k: st.Key = key  # type: ignore[assignment]
         self._on_growth(k)  # copy the last of its output before it is reported
+        group = self._groups.get(k)
+        if group is not None and group.oom_killed():
+            meta = self._metas.get(k)
+            _log.warning("task_out_of_memory", task_id=meta.task if meta else "", by="kernel",
+                         limit_mb=meta.memory_mb if meta else 0)
+            self._feed(st.MemoryExceeded(k))  # so the exit below is reported as OUT_OF_MEMORY
         if returncode is not None:
             code, sig = (0, -returncode) if returncode < 0 else (returncode, 0)
             self._feed(st.ProcessExited(k, code, sig))

@@ -45,6 +45,7 @@ class Meta:
     gpus: list[str] = field(default_factory=list)  # GPU device ids it was given
     out_of_memory: bool = False
     memory_mb: int = 0  # its memory limit; 0: none
+    cgroups: list[str] = field(default_factory=list)  # its cgroup directories (cgroups.py)
 
     @property
     def key(self) -> Key:
