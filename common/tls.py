@@ -163,7 +163,12 @@ def _sign(directory: Path, name: str, unit: str, days: int, now: float,
 @lru_cache(maxsize=1024)
 def subject_of(pem: bytes) -> tuple[str, str]:
     """(common name, organizational unit) of a PEM certificate."""
+    return identify(pem)[:2]  # type: ignore[return-value]
+
+
+def identify(pem: bytes) -> tuple[str, str, str]:
+    """(common name, organizational unit, serial number in hex) of a PEM certificate."""
     cert = x509.load_pem_x509_certificate(pem)
     cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     ou = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
-    return (str(cn[0].value) if cn else "", str(ou[0].value) if ou else "")
+    return (str(cn[0].value) if cn else "", str(ou[0].value) if ou else "", format(cert.serial_number, "x"))

@@ -1,7 +1,7 @@
 """Signed tokens (pure): user tokens, node join tokens and node credentials.
 
 A token is `shoal1.<payload>.<signature>`: the payload is base64url JSON (kind, subject,
-role, groups, expiry), the signature HMAC-SHA256 over it with the cluster's token key,
+role, groups, expiry, issue time), the signature HMAC-SHA256 over it with the cluster's token key,
 which the head node keeps in its store (so head nodes sharing a database share it). The
 head checks a token without storing it; the expiry bounds it (HTCondor's IDTOKENS work the
 same way).
@@ -36,6 +36,7 @@ class Claims:
     role: str = ""
     groups: tuple[str, ...] = field(default_factory=tuple)
     expires: float = 0.0  # 0: never
+    issued: float = 0.0  # when it was signed (revocation refuses those issued before a time)
 
 
 def new_key() -> str:
@@ -52,7 +53,7 @@ def _unb64(text: str) -> bytes:
 
 def sign(key: str, claims: Claims) -> str:
     payload = _b64(json.dumps({"k": claims.kind, "s": claims.subject, "r": claims.role, "g": list(claims.groups),
-                               "e": claims.expires, "n": secrets.token_hex(4)}, separators=(",", ":")).encode())
+                               "e": claims.expires, "i": claims.issued, "n": secrets.token_hex(4)}, separators=(",", ":")).encode())
     mac = hmac.new(bytes.fromhex(key), f"{PREFIX}.{payload}".encode(), hashlib.sha256).digest()
     return f"{PREFIX}.{payload}.{_b64(mac)}"
 
@@ -71,7 +72,7 @@ def verify(key: str, token: str, now: float, kind: str) -> Claims:
     if data is None:
         raise BadToken("a token this cluster did not sign")
     claims = Claims(str(data.get("k", "")), str(data.get("s", "")), str(data.get("r", "")),
-                    tuple(str(g) for g in data.get("g", ())), float(data.get("e", 0.0)))
+                    tuple(str(g) for g in data.get("g", ())), float(data.get("e", 0.0)), float(data.get("i", 0.0)))
     if claims.kind != kind:
         raise BadToken(f"a {claims.kind} token where a {kind} token is needed")
     if claims.expires and claims.expires < now:

@@ -25,6 +25,8 @@ from headnode.api.admin_servicer import AdminServicer
 from headnode.api.job_servicer import JobServicer, TemplateServicer
 from headnode.api.node_servicer import NodeServicer
 from headnode.services.allocator import Allocator
+from headnode.services.revocations import META_KEY as REVOKED
+from headnode.services.revocations import Revocations
 from headnode.services.effects import Effects
 from headnode.services.events import EventBus
 from headnode.services.housekeeping import Housekeeping
@@ -148,7 +150,7 @@ async def _serve_active(
     if token_key is None:  # the cluster's first start: head nodes sharing the store share the key
         token_key = tokens.new_key()
         await journal.record(meta={TOKEN_KEY: token_key})
-    auth = Authority(config, clock, token_key)
+    auth = Authority(config, clock, token_key, Revocations(journal, clock, loaded.meta.get(REVOKED, "")))
     if config.plaintext:
         _log.warning("plaintext_mode", detail="PLAINTEXT gRPC: no TLS, user names are trusted as sent; anyone who "
                      "can reach this port can act as anyone. For local development only.")

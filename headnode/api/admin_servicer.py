@@ -53,6 +53,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     async def RemoveNode(self, request: admin_pb2.RemoveNodeRequest, context: grpc.aio.ServicerContext):
         await self.nodes.remove(request.name, self._admin(context, f"remove node {request.name}"))
+        # Its old agent cannot come back with its node token; a new join token is needed.
+        await self.auth.revocations.revoke(f"node:{request.name}")
         return admin_pb2.RemoveNodeResponse()
 
     async def AddNodesToGroup(self, request: admin_pb2.NodeGroupRequest, context: grpc.aio.ServicerContext):
@@ -73,7 +75,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self._admin(context, "create a node join token")
         ttl = _ttl(request.ttl, request.HasField("ttl"), JOIN_TTL)
         expires = self.auth.clock.now() + ttl
-        token = tokens.sign(self.auth.token_key, tokens.Claims("join", groups=tuple(request.groups), expires=expires))
+        token = tokens.sign(self.auth.token_key, tokens.Claims("join", groups=tuple(request.groups), expires=expires,
+                                                               issued=self.auth.clock.now()))
         return admin_pb2.TokenResponse(token=token, expire_time=timestamp(expires))
 
     async def CreateUserToken(self, request: admin_pb2.CreateUserTokenRequest, context: grpc.aio.ServicerContext):
@@ -86,8 +89,29 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             self._admin(context, f"create a {role} token for {user}")
         ttl = _ttl(request.ttl, request.HasField("ttl"), USER_TTL)
         expires = self.auth.clock.now() + ttl
-        token = tokens.sign(self.auth.token_key, tokens.Claims("user", user, role, expires=expires))
+        token = tokens.sign(self.auth.token_key, tokens.Claims("user", user, role, expires=expires,
+                                                               issued=self.auth.clock.now()))
         return admin_pb2.TokenResponse(token=token, expire_time=timestamp(expires))
+
+    async def Revoke(self, request: admin_pb2.RevokeRequest, context: grpc.aio.ServicerContext):
+        given = [(f"user:{request.user}", f"tokens of {request.user}") if request.user else None,
+                 (f"node:{request.node}", f"node {request.node}'s credential") if request.node else None,
+                 ("join:*", "join tokens") if request.join_tokens else None,
+                 (f"cert:{request.certificate_serial.lower().lstrip('0') or '0'}",
+                  f"certificate {request.certificate_serial}") if request.certificate_serial else None]
+        chosen = [g for g in given if g is not None]
+        if len(chosen) != 1:
+            raise InvalidArgument("give exactly one of user, node, join_tokens or certificate_serial")
+        key, what = chosen[0]
+        if key.startswith("cert:") and not all(c in "0123456789abcdef" for c in key[5:]):
+            raise InvalidArgument(f"certificate_serial {request.certificate_serial[:64]!r} is not a hexadecimal "
+                                  "serial number")
+        if len(key) > 300:
+            raise InvalidArgument("the name to revoke is longer than 256 characters")
+        self._admin(context, f"revoke {what}")
+        at = await self.auth.revocations.revoke(key)
+        issued = "" if key.startswith("cert:") else " issued until now"
+        return admin_pb2.RevokeResponse(revoked=f"{what}{issued}", time=timestamp(at))
 
 
 def _ttl(duration: object, given: bool, default: float) -> float:

@@ -12,6 +12,7 @@ denial and every administrative action is logged as an `audit` event.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import grpc
@@ -21,6 +22,7 @@ from common.clock import Clock
 from common.config import HeadConfig
 from common.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from headnode.domain.model import Job
+from headnode.services.revocations import Revocations
 
 USER_METADATA = "shoal-user"
 AUTHORIZATION = "authorization"
@@ -50,21 +52,33 @@ def metadata(context: grpc.aio.ServicerContext, key: str) -> str:
     return ""
 
 
-def peer_certificate(context: grpc.aio.ServicerContext) -> tuple[str, str] | None:
+@functools.lru_cache(maxsize=4096)
+def _identify(pem: bytes) -> tuple[str, str, str]:
+    return tls.identify(pem)  # parsed once per certificate, not once per call
+
+
+def peer_certificate(context: grpc.aio.ServicerContext,
+                     revocations: Revocations | None = None) -> tuple[str, str] | None:
     """(common name, unit) of the client's verified certificate, if it names someone (the
     shared client certificate does not: its holder identifies with a token)."""
     pem = (context.auth_context() or {}).get("x509_pem_cert")
     if not pem:
         return None
-    name, unit = tls.subject_of(pem[0])
+    name, unit, serial = _identify(pem[0])
+    if revocations is not None and revocations.revoked(f"cert:{serial}", float("-inf")):
+        _audit.warning("audit", who=name, action="connect", certificate=serial, allowed=False)
+        raise Unauthenticated(f"certificate {serial} ({name}) has been revoked; ask an admin for a new one "
+                              "(`shoal certs issue`)")
     return None if unit == tls.CLIENT else (name, unit)
 
 
 class Authority:
-    def __init__(self, config: HeadConfig, clock: Clock, token_key: str) -> None:
+    def __init__(self, config: HeadConfig, clock: Clock, token_key: str,
+                 revocations: Revocations | None = None) -> None:
         self.config = config
         self.clock = clock
         self.token_key = token_key
+        self.revocations = revocations or Revocations(None, clock)
         # Token buckets per caller: name -> (tokens, monotonic time of the last refill).
         self._buckets: dict[str, tuple[float, float]] = {}
 
@@ -94,7 +108,7 @@ class Authority:
         return a if _RANK.get(a, 0) >= _RANK.get(b, 0) else b
 
     def who(self, context: grpc.aio.ServicerContext) -> Principal:
-        cert = peer_certificate(context)
+        cert = peer_certificate(context, self.revocations)
         if cert is not None:
             name, unit = cert
             if unit == "node":
@@ -107,6 +121,9 @@ class Authority:
                 claims = tokens.verify(self.token_key, token, self.clock.now(), "user")
             except tokens.BadToken as e:
                 raise Unauthenticated(f"the caller's token is {e}; get a new one with `shoal user token`") from None
+            if self.revocations.revoked(f"user:{claims.subject}", claims.issued):
+                raise Unauthenticated(f"the caller's token was revoked (all of {claims.subject}'s tokens issued "
+                                      "before then); get a new one with `shoal user token`")
             return Principal(claims.subject, self._higher(self._config_role(claims.subject), claims.role or USER))
         if self.config.plaintext:
             name = metadata(context, USER_METADATA)[:64] or ANONYMOUS
@@ -128,7 +145,7 @@ class Authority:
         for an agent that joined with a join token, its own node token from now on."""
         if self.config.plaintext:
             return (), ""
-        cert = peer_certificate(context)
+        cert = peer_certificate(context, self.revocations)
         if cert is not None:
             cn, unit = cert
             if unit != "node":
@@ -144,6 +161,9 @@ class Authority:
                 raise Unauthenticated(f"the agent's node token is {e}") from None
             if claims.subject != name:
                 raise PermissionDenied(f"this agent's node token is for node {claims.subject}, not {name}")
+            if self.revocations.revoked(f"node:{name}", claims.issued):
+                raise Unauthenticated(f"node {name}'s credential was revoked (the node was removed or revoked); "
+                                      "join it anew with a join token (`shoal node token create`)")
             return (), ""
         if join := metadata(context, JOIN_TOKEN):
             try:
@@ -151,11 +171,14 @@ class Authority:
             except tokens.BadToken as e:
                 raise Unauthenticated(f"the agent's join token is {e}; create one with `shoal node token create`") \
                     from None
+            if self.revocations.revoked("join:*", claims.issued):
+                raise Unauthenticated("the agent's join token was revoked; create a new one with "
+                                      "`shoal node token create`")
             if known:
                 raise PermissionDenied(f"node {name} is already registered and joins again only with its own "
                                        f"credential; remove it (`shoal node remove {name}`) to join it anew")
             _audit.info("audit", who=name, action="join", groups=list(claims.groups), allowed=True)
-            return claims.groups, tokens.sign(self.token_key, tokens.Claims("node", name))
+            return claims.groups, tokens.sign(self.token_key, tokens.Claims("node", name, issued=now))
         raise Unauthenticated("an agent joins with a join token (`shoal node token create`, then --join-token) "
                               "or a node certificate (`shoal certs issue --node NAME`)")
 
@@ -191,6 +214,16 @@ class Authority:
             _audit.warning("audit", who=p.name, action="view", job_id=job.id, owner=job.owner, allowed=False)
             raise PermissionDenied(f"{p.name} may not view job {job.id}: it is {job.owner}'s, and this cluster "
                                    f"shows users only their own jobs")
+        return p
+
+    def may_use_template(self, context: grpc.aio.ServicerContext, name: str, users: list[str]) -> Principal:
+        """Submit with a template: anyone when it names no users; else those it names, and Admins."""
+        p = self.user(context)
+        if users and p.name not in users and not p.at_least(ADMIN):
+            _audit.warning("audit", who=p.name, action="use template", template=name, allowed=False)
+            raise PermissionDenied(f"{p.name} may not use template {name}: it is for {', '.join(users[:10])}"
+                                   f"{' …' if len(users) > 10 else ''} (an Admin sets who with "
+                                   f"`shoal template create {name} --replace --user NAME`)")
         return p
 
     def sees_all(self, p: Principal) -> bool:

@@ -16,7 +16,7 @@ from headnode.api.identity import ADMIN, Authority
 from headnode.services.output import OutputStore
 from headnode.services.queue import QueueService
 from headnode.services.templates import TemplateService
-from headnode.services.validation import reason_text
+from headnode.services.validation import reason_text, validate_users
 from headnode.store.base import TemplateRecord
 from shoal.v1 import jobs_pb2, jobs_pb2_grpc, templates_pb2, templates_pb2_grpc
 
@@ -43,9 +43,11 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     def _view(self, context: grpc.aio.ServicerContext, job_id: int) -> None:
         self.auth.may_view(context, self.queue.cluster.job(job_id))
 
-    def _spec(self, spec: jobs_pb2.JobSpec) -> jobs_pb2.JobSpec:
+    def _spec(self, context: grpc.aio.ServicerContext, spec: jobs_pb2.JobSpec) -> jobs_pb2.JobSpec:
         if spec.template:
-            return convert.merge_template(template_msg(self.templates.get(spec.template)), spec)
+            template = template_msg(self.templates.get(spec.template))
+            self.auth.may_use_template(context, template.name, list(template.users))
+            return convert.merge_template(template, spec)
         return spec
 
     async def SubmitJob(self, request: jobs_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext):
@@ -55,11 +57,11 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             job_id = await self.queue.submit_existing(request.job_id, self._on(context, request.job_id, "submit"))
         else:
             owner = self.auth.user(context).name
-            job_id = await self.queue.submit(convert.job_spec(self._spec(request.spec)), owner)
+            job_id = await self.queue.submit(convert.job_spec(self._spec(context, request.spec)), owner)
         return jobs_pb2.SubmitJobResponse(job_id=job_id)
 
     async def CreateJob(self, request: jobs_pb2.CreateJobRequest, context: grpc.aio.ServicerContext):
-        job = await self.queue.create(convert.job_spec(self._spec(request.spec)), self.auth.user(context).name)
+        job = await self.queue.create(convert.job_spec(self._spec(context, request.spec)), self.auth.user(context).name)
         return convert.job_msg(job)
 
     async def AddTasks(self, request: jobs_pb2.AddTasksRequest, context: grpc.aio.ServicerContext):
@@ -187,6 +189,7 @@ class TemplateServicer(templates_pb2_grpc.TemplateServiceServicer):
         t.ClearField("create_time")
         if t.job.template:
             raise InvalidArgument("template.job.template must be empty: a template cannot start from another")
+        validate_users("template.users", t.users)
         # Its tasks must make sense once merged with the task defaults (an empty job is fine).
         probe = convert.merge_template(t, jobs_pb2.JobSpec())
         for i, task in enumerate(probe.tasks):
@@ -195,7 +198,9 @@ class TemplateServicer(templates_pb2_grpc.TemplateServiceServicer):
             body = json_format.MessageToJson(t, preserving_proto_field_name=True, indent=None)
         except json_format.Error as e:  # e.g. a Duration with nanos out of range
             raise InvalidArgument(f"template: {e}") from None
-        record = await self.templates.create(t.name, body, self.auth.user(context).name, request.replace)
+        verb = "replace" if request.replace else "create"
+        p = self.auth.require(context, ADMIN, f"{verb} template {t.name}")
+        record = await self.templates.create(t.name, body, p.name, request.replace)
         return template_msg(record)
 
     async def GetTemplate(self, request: templates_pb2.GetTemplateRequest, context: grpc.aio.ServicerContext):
@@ -207,9 +212,7 @@ class TemplateServicer(templates_pb2_grpc.TemplateServiceServicer):
         return templates_pb2.ListTemplatesResponse(templates=[template_msg(r) for r in self.templates.list()])
 
     async def DeleteTemplate(self, request: templates_pb2.DeleteTemplateRequest, context: grpc.aio.ServicerContext):
-        p = self.auth.user(context)
-        owner = self.templates.get(request.name).owner
-        if p.name != owner:
-            self.auth.require(context, ADMIN, f"delete {owner}'s template {request.name}")
+        self.templates.get(request.name)
+        self.auth.require(context, ADMIN, f"delete template {request.name}")
         await self.templates.delete(request.name)
         return templates_pb2.DeleteTemplateResponse()

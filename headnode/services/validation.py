@@ -5,7 +5,7 @@ checked at submit by the domain (operations.dag_problem), since tasks may be add
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from common.errors import InvalidArgument
 from common.constraints import Constraints
@@ -132,6 +132,15 @@ def validate_task(where: str, task: TaskSpec) -> None:
         raise InvalidArgument(f"{where}.instances must not be negative, got {task.instances}")
     if task.count > MAX_INSTANCES:
         raise InvalidArgument(f"{where} has {task.count} instances; at most {MAX_INSTANCES} are allowed")
+
+
+def validate_users(where: str, users: Sequence[str]) -> None:
+    """A list of user names (a template's permissions)."""
+    if len(users) > MAX_LIST:
+        raise InvalidArgument(f"{where} has {len(users)} entries; at most {MAX_LIST}")
+    for i, name in enumerate(users):
+        if not name or name != name.strip() or any(c.isspace() or c == "," for c in name) or len(name) > 256:
+            raise InvalidArgument(f"{where}[{i}] {name[:64]!r} is not a user name (non-empty, no spaces or commas)")
 
 
 def reason_text(text: str) -> str:

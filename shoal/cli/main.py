@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "shoal node token create --ttl 2h --group gpu")
     p.add_argument("--ttl", metavar="TIME", help="how long it lets agents join (default 1h)")
     p.add_argument("--group", action="append", metavar="GROUP", help="node group a node joining with it is put in")
+    _command(token, "revoke", "security:revoke_join_tokens", "stop accepting every join token issued so far",
+             "shoal node token revoke")
 
     user = sub.add_parser("user", help="user tokens").add_subparsers(dest="user_command", metavar="SUBCOMMAND",
                                                                      required=True)
@@ -132,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user", nargs="?", help="default: you")
     p.add_argument("--role", choices=("User", "JobAdmin", "Admin"), help="default User")
     p.add_argument("--ttl", metavar="TIME", help="how long it is valid (default 30d)")
+    p = _command(user, "revoke", "security:revoke_user", "stop accepting every token of a user issued so far "
+                 "(admins)", "shoal user revoke alice")
+    p.add_argument("user")
 
     certs = sub.add_parser("certs", help="the cluster CA and TLS certificates").add_subparsers(
         dest="certs_command", metavar="SUBCOMMAND", required=True)
@@ -153,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=("User", "JobAdmin", "Admin"), help="a user's role (default User)")
     p.add_argument("--days", type=int, default=365, help="validity (default 365)")
     p.set_defaults(func="security:certs_issue")
+    p = _command(certs, "revoke", "security:certs_revoke", "stop accepting a certificate (admins)",
+                 "shoal certs revoke tls/user-alice.crt")
+    p.add_argument("certificate", help="the certificate file, or its serial number in hex")
 
     _job_commands(sub.add_parser("job", help="create, submit, change and inspect jobs")
                   .add_subparsers(dest="job_command", metavar="SUBCOMMAND", required=True))
@@ -269,13 +277,15 @@ def _task_commands(sub: argparse._SubParsersAction) -> None:
 
 def _template_commands(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "create", "templates:create", "store a named template",
-                 "shoal template create sim --file sim.toml --cores 4",
+                 "shoal template create sim --file sim.toml --cores 4 --user alice --user bob",
                  description="Job-level defaults (and tasks) from --file and job options; defaults for every "
-                 "task from task options.")
+                 "task from task options. Only Admins create templates; --user limits who may use one.")
     p.add_argument("name")
     p.add_argument("--file", help="a job file whose fields become the template's job defaults")
     p.add_argument("--description", default="")
     p.add_argument("--replace", action="store_true", help="replace a template of that name")
+    p.add_argument("--user", dest="users", action="append", metavar="USER",
+                   help="a user who may submit with it (repeatable; default: everyone)")
     add_job_options(p, name_flags=("--job-name",), runtime_flags=("--job-runtime",))
     add_task_options(p, name_flags=("--task-name",))
     _json(_command(sub, "list", "templates:list_templates", "list templates"))

@@ -240,8 +240,9 @@ def event_line(e: jobs_pb2.JobEvent) -> str:
 def template_table(templates: Sequence[templates_pb2.Template]) -> str:
     if not templates:
         return "no templates"
-    rows = [[t.name, t.owner, str(len(t.job.tasks)), _clip(t.description, 50)] for t in templates]
-    return table(["NAME", "OWNER", "TASKS", "DESCRIPTION"], rows)
+    rows = [[t.name, t.owner, str(len(t.job.tasks)), _clip(",".join(t.users) or "everyone", 30),
+             _clip(t.description, 50)] for t in templates]
+    return table(["NAME", "OWNER", "TASKS", "USERS", "DESCRIPTION"], rows)
 
 
 def job_table(jobs: Sequence[jobs_pb2.Job], now: float) -> str:

@@ -1,4 +1,4 @@
-"""`shoal certs init|issue`, `shoal node token create`, `shoal user token`."""
+"""`shoal certs init|issue|revoke`, `shoal node token create|revoke`, `shoal user token|revoke`."""
 
 from __future__ import annotations
 
@@ -68,3 +68,39 @@ def user_token(args: argparse.Namespace, head: str) -> int:
             user=args.user or "", role=args.role or "", ttl=_ttl(args.ttl)))
     print(response.token)
     return EXIT_OK
+
+
+def _revoke(head: str, **fields: object) -> int:
+    from shoal.v1 import admin_pb2
+
+    with Client(head) as client:
+        response = client.call_admin("Revoke", admin_pb2.RevokeRequest(**fields))
+    print(f"revoked {response.revoked}")
+    return EXIT_OK
+
+
+@talks_to_head
+def revoke_user(args: argparse.Namespace, head: str) -> int:
+    return _revoke(head, user=args.user)
+
+
+@talks_to_head
+def revoke_join_tokens(args: argparse.Namespace, head: str) -> int:
+    return _revoke(head, join_tokens=True)
+
+
+@talks_to_head
+def certs_revoke(args: argparse.Namespace, head: str) -> int:
+    path = Path(args.certificate)
+    if path.is_file():
+        from common import tls
+
+        try:
+            serial = tls.identify(path.read_bytes())[2]
+        except ValueError as e:
+            return usage(f"{path} is not a PEM certificate: {e}")
+    elif all(c in "0123456789abcdefABCDEF:" for c in args.certificate):
+        serial = args.certificate.replace(":", "")
+    else:
+        return usage(f"{args.certificate} is neither a certificate file nor a hexadecimal serial number")
+    return _revoke(head, certificate_serial=serial)

@@ -19,7 +19,8 @@ def create(args: argparse.Namespace, head: str) -> int:
     job_options, _ = job_spec_from(args)
     job.MergeFrom(job_options)
     task, _ = task_spec_from(args)
-    template = templates_pb2.Template(name=args.name, description=args.description, job=job, task=task)
+    template = templates_pb2.Template(name=args.name, description=args.description, job=job, task=task,
+                                      users=args.users or [])
     with Client(head) as client:
         created = client.create_template(template, replace=args.replace)
     print(f"template {created.name} saved")

@@ -165,6 +165,26 @@ class CreateUserTokenRequest(_message.Message):
     ttl: _duration_pb2.Duration
     def __init__(self, user: _Optional[str] = ..., role: _Optional[str] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
+class RevokeRequest(_message.Message):
+    __slots__ = ("user", "node", "join_tokens", "certificate_serial")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    JOIN_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_SERIAL_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    node: str
+    join_tokens: bool
+    certificate_serial: str
+    def __init__(self, user: _Optional[str] = ..., node: _Optional[str] = ..., join_tokens: _Optional[bool] = ..., certificate_serial: _Optional[str] = ...) -> None: ...
+
+class RevokeResponse(_message.Message):
+    __slots__ = ("revoked", "time")
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    revoked: str
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, revoked: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class TokenResponse(_message.Message):
     __slots__ = ("token", "expire_time")
     TOKEN_FIELD_NUMBER: _ClassVar[int]

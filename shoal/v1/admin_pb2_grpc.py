@@ -90,6 +90,11 @@ class AdminServiceStub:
                 request_serializer=shoal_dot_v1_dot_admin__pb2.CreateUserTokenRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_admin__pb2.TokenResponse.FromString,
                 _registered_method=True)
+        self.Revoke = channel.unary_unary(
+                '/shoal.v1.AdminService/Revoke',
+                request_serializer=shoal_dot_v1_dot_admin__pb2.RevokeRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_admin__pb2.RevokeResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -164,6 +169,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Revoke(self, request, context):
+        """Admins only; audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -221,6 +233,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.CreateUserToken,
                     request_deserializer=shoal_dot_v1_dot_admin__pb2.CreateUserTokenRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_admin__pb2.TokenResponse.SerializeToString,
+            ),
+            'Revoke': grpc.unary_unary_rpc_method_handler(
+                    servicer.Revoke,
+                    request_deserializer=shoal_dot_v1_dot_admin__pb2.RevokeRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_admin__pb2.RevokeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -521,6 +538,33 @@ class AdminService:
             '/shoal.v1.AdminService/CreateUserToken',
             shoal_dot_v1_dot_admin__pb2.CreateUserTokenRequest.SerializeToString,
             shoal_dot_v1_dot_admin__pb2.TokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Revoke(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.AdminService/Revoke',
+            shoal_dot_v1_dot_admin__pb2.RevokeRequest.SerializeToString,
+            shoal_dot_v1_dot_admin__pb2.RevokeResponse.FromString,
             options,
             channel_credentials,
             insecure,

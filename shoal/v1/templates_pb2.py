@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shoal.v1 import jobs_pb2 as shoal_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shoal/v1/templates.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13shoal/v1/jobs.proto\"\xaf\x01\n\x08Template\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x03job\x18\x03 \x01(\x0b\x32\x11.shoal.v1.JobSpec\x12 \n\x04task\x18\x04 \x01(\x0b\x32\x12.shoal.v1.TaskSpec\x12\r\n\x05owner\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\x15\x43reateTemplateRequest\x12$\n\x08template\x18\x01 \x01(\x0b\x32\x12.shoal.v1.Template\x12\x0f\n\x07replace\x18\x02 \x01(\x08\"\"\n\x12GetTemplateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x16\n\x14ListTemplatesRequest\">\n\x15ListTemplatesResponse\x12%\n\ttemplates\x18\x01 \x03(\x0b\x32\x12.shoal.v1.Template\"%\n\x15\x44\x65leteTemplateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteTemplateResponse2\xc0\x02\n\x0fTemplateService\x12\x45\n\x0e\x43reateTemplate\x12\x1f.shoal.v1.CreateTemplateRequest\x1a\x12.shoal.v1.Template\x12?\n\x0bGetTemplate\x12\x1c.shoal.v1.GetTemplateRequest\x1a\x12.shoal.v1.Template\x12P\n\rListTemplates\x12\x1e.shoal.v1.ListTemplatesRequest\x1a\x1f.shoal.v1.ListTemplatesResponse\x12S\n\x0e\x44\x65leteTemplate\x12\x1f.shoal.v1.DeleteTemplateRequest\x1a .shoal.v1.DeleteTemplateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shoal/v1/templates.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13shoal/v1/jobs.proto\"\xbe\x01\n\x08Template\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1e\n\x03job\x18\x03 \x01(\x0b\x32\x11.shoal.v1.JobSpec\x12 \n\x04task\x18\x04 \x01(\x0b\x32\x12.shoal.v1.TaskSpec\x12\r\n\x05owner\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05users\x18\x07 \x03(\t\"N\n\x15\x43reateTemplateRequest\x12$\n\x08template\x18\x01 \x01(\x0b\x32\x12.shoal.v1.Template\x12\x0f\n\x07replace\x18\x02 \x01(\x08\"\"\n\x12GetTemplateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x16\n\x14ListTemplatesRequest\">\n\x15ListTemplatesResponse\x12%\n\ttemplates\x18\x01 \x03(\x0b\x32\x12.shoal.v1.Template\"%\n\x15\x44\x65leteTemplateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteTemplateResponse2\xc0\x02\n\x0fTemplateService\x12\x45\n\x0e\x43reateTemplate\x12\x1f.shoal.v1.CreateTemplateRequest\x1a\x12.shoal.v1.Template\x12?\n\x0bGetTemplate\x12\x1c.shoal.v1.GetTemplateRequest\x1a\x12.shoal.v1.Template\x12P\n\rListTemplates\x12\x1e.shoal.v1.ListTemplatesRequest\x1a\x1f.shoal.v1.ListTemplatesResponse\x12S\n\x0e\x44\x65leteTemplate\x12\x1f.shoal.v1.DeleteTemplateRequest\x1a .shoal.v1.DeleteTemplateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,19 +34,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.v1.templates_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TEMPLATE']._serialized_start=93
-  _globals['_TEMPLATE']._serialized_end=268
-  _globals['_CREATETEMPLATEREQUEST']._serialized_start=270
-  _globals['_CREATETEMPLATEREQUEST']._serialized_end=348
-  _globals['_GETTEMPLATEREQUEST']._serialized_start=350
-  _globals['_GETTEMPLATEREQUEST']._serialized_end=384
-  _globals['_LISTTEMPLATESREQUEST']._serialized_start=386
-  _globals['_LISTTEMPLATESREQUEST']._serialized_end=408
-  _globals['_LISTTEMPLATESRESPONSE']._serialized_start=410
-  _globals['_LISTTEMPLATESRESPONSE']._serialized_end=472
-  _globals['_DELETETEMPLATEREQUEST']._serialized_start=474
-  _globals['_DELETETEMPLATEREQUEST']._serialized_end=511
-  _globals['_DELETETEMPLATERESPONSE']._serialized_start=513
-  _globals['_DELETETEMPLATERESPONSE']._serialized_end=537
-  _globals['_TEMPLATESERVICE']._serialized_start=540
-  _globals['_TEMPLATESERVICE']._serialized_end=860
+  _globals['_TEMPLATE']._serialized_end=283
+  _globals['_CREATETEMPLATEREQUEST']._serialized_start=285
+  _globals['_CREATETEMPLATEREQUEST']._serialized_end=363
+  _globals['_GETTEMPLATEREQUEST']._serialized_start=365
+  _globals['_GETTEMPLATEREQUEST']._serialized_end=399
+  _globals['_LISTTEMPLATESREQUEST']._serialized_start=401
+  _globals['_LISTTEMPLATESREQUEST']._serialized_end=423
+  _globals['_LISTTEMPLATESRESPONSE']._serialized_start=425
+  _globals['_LISTTEMPLATESRESPONSE']._serialized_end=487
+  _globals['_DELETETEMPLATEREQUEST']._serialized_start=489
+  _globals['_DELETETEMPLATEREQUEST']._serialized_end=526
+  _globals['_DELETETEMPLATERESPONSE']._serialized_start=528
+  _globals['_DELETETEMPLATERESPONSE']._serialized_end=552
+  _globals['_TEMPLATESERVICE']._serialized_start=555
+  _globals['_TEMPLATESERVICE']._serialized_end=875
 # @@protoc_insertion_point(module_scope)

@@ -11,20 +11,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Template(_message.Message):
-    __slots__ = ("name", "description", "job", "task", "owner", "create_time")
+    __slots__ = ("name", "description", "job", "task", "owner", "create_time", "users")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     job: _jobs_pb2.JobSpec
     task: _jobs_pb2.TaskSpec
     owner: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., job: _Optional[_Union[_jobs_pb2.JobSpec, _Mapping]] = ..., task: _Optional[_Union[_jobs_pb2.TaskSpec, _Mapping]] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    users: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., job: _Optional[_Union[_jobs_pb2.JobSpec, _Mapping]] = ..., task: _Optional[_Union[_jobs_pb2.TaskSpec, _Mapping]] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., users: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateTemplateRequest(_message.Message):
     __slots__ = ("template", "replace")

@@ -140,6 +140,77 @@ def test_a_join_token_admits_a_new_node_once_and_it_keeps_its_own_credential(clu
         eventually(lambda: not admin.get_node("node3").connected, what="node3's agent to stop")
         admin.set_node_offline("node3")
         admin.remove_node("node3")
+        # Removing it revoked its credential: its old agent cannot come back on its own.
+        stale = subprocess.run([sys.executable, "-m", "shoal", "node", "--head", cluster.address, "--name", "node3",
+                                "--state-dir", str(cluster.state_dir / "node3"), "--tls-ca", ca],
+                               capture_output=True, text=True, timeout=60)
+        assert stale.returncode != 0 and "node node3's credential was revoked" in stale.stderr, stale.stderr
+
+
+def admin_cli(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    files = cluster.user_tls("root-admin")
+    env = {**_env(), "SHOAL_CA": str(cluster.tls_dir / tls.CA_CERT), "SHOAL_CERT": str(files.cert),  # type: ignore[attr-defined]
+           "SHOAL_KEY": str(files.key)}  # type: ignore[attr-defined]
+    return subprocess.run([sys.executable, "-m", "shoal", "--head", cluster.address, *args], capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_revoked_tokens_and_certificates_are_refused(cluster: LocalCluster) -> None:
+    unauthenticated = grpc.StatusCode.UNAUTHENTICATED
+    with as_user(cluster, "root-admin") as admin:
+        old = admin.call_admin("CreateUserToken", admin_pb2.CreateUserTokenRequest(user="tom")).token
+        join = admin.call_admin("CreateJoinToken", admin_pb2.CreateJoinTokenRequest()).token
+    with Client(cluster.address, tls=ca_only(cluster), token=old) as tom:
+        tom.list_nodes()
+        refused(lambda: tom.call_admin("Revoke", admin_pb2.RevokeRequest(user="root-admin")),
+                grpc.StatusCode.PERMISSION_DENIED, "tom may not revoke tokens of root-admin: that needs the Admin role")
+    done = admin_cli(cluster, "user", "revoke", "tom")
+    assert done.returncode == 0 and done.stdout == "revoked tokens of tom issued until now\n", done.stderr
+    with Client(cluster.address, tls=ca_only(cluster), token=old) as tom:
+        refused(tom.list_nodes, unauthenticated, "the caller's token was revoked")
+    with as_user(cluster, "root-admin") as admin:
+        new = admin.call_admin("CreateUserToken", admin_pb2.CreateUserTokenRequest(user="tom")).token
+        refused(lambda: admin.call_admin("Revoke", admin_pb2.RevokeRequest(user="a", node="b")),
+                grpc.StatusCode.INVALID_ARGUMENT, "give exactly one of")
+    with Client(cluster.address, tls=ca_only(cluster), token=new) as tom:
+        assert tom.list_nodes(), "a token issued after the revocation works"
+
+    carl_files = cluster.user_tls("carl")
+    with Client(cluster.address, tls=carl_files) as carl:  # type: ignore[arg-type]
+        carl.list_nodes()
+    done = admin_cli(cluster, "certs", "revoke", str(carl_files.cert))  # type: ignore[attr-defined]
+    assert done.returncode == 0 and done.stdout.startswith("revoked certificate "), done.stderr
+    with Client(cluster.address, tls=carl_files) as carl:  # type: ignore[arg-type]
+        refused(carl.list_nodes, unauthenticated, "(carl) has been revoked")
+    assert admin_cli(cluster, "certs", "revoke", "not-a-serial").returncode == 2
+
+    done = admin_cli(cluster, "node", "token", "revoke")
+    assert done.returncode == 0 and done.stdout == "revoked join tokens issued until now\n", done.stderr
+    late = agent(cluster, "node7", "--tls-ca", str(cluster.tls_dir / tls.CA_CERT), "--join-token", join)
+    assert late.returncode != 0 and "join token was revoked" in late.stderr, late.stderr
+
+
+def test_templates_are_made_by_admins_and_used_by_those_they_name(cluster: LocalCluster) -> None:
+    from shoal.v1 import templates_pb2
+
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    gpu = templates_pb2.Template(name="gpu-queue", users=["alice"], task=task_spec("", cores=1))
+    with as_user(cluster, "alice") as alice:
+        refused(lambda: alice.create_template(gpu), denied,
+                "alice may not create template gpu-queue: that needs the Admin role")
+    with as_user(cluster, "root-admin") as admin:
+        assert list(admin.create_template(gpu).users) == ["alice"]
+        refused(lambda: admin.create_template(templates_pb2.Template(name="x", users=["a b"])),
+                grpc.StatusCode.INVALID_ARGUMENT, "template.users[0] 'a b' is not a user name")
+    spec = jobs_pb2.JobSpec(template="gpu-queue", tasks=[task_spec("true")])
+    with as_user(cluster, "alice") as alice:
+        assert alice.get_job(alice.submit(spec)).owner == "alice"
+        refused(lambda: alice.delete_template("gpu-queue"), denied, "needs the Admin role")
+    with as_user(cluster, "bob") as bob:
+        refused(lambda: bob.submit(spec), denied, "bob may not use template gpu-queue: it is for alice")
+        refused(lambda: bob.create_job(spec), denied, "bob may not use template gpu-queue")
+    with as_user(cluster, "root-admin") as admin:
+        admin.delete_template("gpu-queue")
 
 
 def _env() -> dict[str, str]:

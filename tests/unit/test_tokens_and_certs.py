@@ -56,3 +56,25 @@ def test_certs_init_and_issue(tmp_path: Path) -> None:
             tls.issue(tmp_path, bad[0], bad[1], NOW, *bad[2:])
     with pytest.raises(ValueError, match="no cluster CA in"):
         tls.issue(tmp_path / "nowhere", "user", "bob", NOW)
+
+
+def test_revocation_refuses_what_was_issued_until_then_and_survives_a_reload() -> None:
+    import asyncio
+
+    from common.clock import FakeClock
+    from headnode.services.revocations import Revocations
+
+    clock = FakeClock(1000.0)
+    key = tokens.new_key()
+    early = tokens.verify(key, tokens.sign(key, tokens.Claims("user", "tom", issued=clock.now())), clock.now(), "user")
+    assert early.issued == 1000.0
+    revocations = Revocations(None, clock)
+    assert not revocations.revoked("user:tom", early.issued)
+    clock.advance(5)
+    asyncio.run(revocations.revoke("user:tom"))
+    assert revocations.revoked("user:tom", early.issued)
+    assert revocations.revoked("user:tom", 0.0), "tokens without an issue time count as old"
+    assert not revocations.revoked("user:tom", 1006.0), "a token issued later works"
+    assert not revocations.revoked("user:ann", early.issued)
+    reloaded = Revocations(None, clock, '{"user:tom": 1005.0, "cert:1f": 1}')
+    assert reloaded.revoked("user:tom", 1004.0) and reloaded.revoked("cert:1f", float("-inf"))
