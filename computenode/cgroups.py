@@ -273,6 +273,10 @@ def _fresh_dir(d: str) -> None:
         os.mkdir(d)
     except FileExistsError:
         pass  # left by an attempt whose agent died; its limits are written again
+    except FileNotFoundError:
+        # The parent went: an agent of the same name (another cluster on this host) closed.
+        os.makedirs(os.path.dirname(d), exist_ok=True)
+        os.makedirs(d, exist_ok=True)
 
 
 def _write(d: str, name: str, value: str, optional: bool = False) -> None:

@@ -187,3 +187,12 @@ def test_limits_on_the_request_rate(clients: dict[str, Client]) -> None:
     assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert e.value.message == "too many requests from carol: at most 200 per second; slow down and retry"
     assert clients["bob"].list_nodes(), "another caller has its own allowance"
+
+    def allowed_again() -> bool:
+        try:
+            return bool(carol.list_nodes())
+        except RequestFailed as e:
+            assert e.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            return False
+
+    eventually(allowed_again, what="carol's allowance to refill")
