@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -129,6 +129,14 @@ class Client:
     def submit(self, spec: jobs_pb2.JobSpec) -> int:
         """Create, add the tasks and queue, in one call (HPC Pack's QueueJob)."""
         return self._unary(self._jobs.SubmitJob, jobs_pb2.SubmitJobRequest(spec=spec)).job_id
+
+    def submit_many(self, specs: Sequence[jobs_pb2.JobSpec], batch: int = 1000) -> list[int]:
+        """Queue many jobs, `batch` per call (each call is one durable step: all or none)."""
+        ids: list[int] = []
+        for start in range(0, max(len(specs), 1), batch):  # an empty list is refused by the head
+            request = jobs_pb2.SubmitJobsRequest(specs=specs[start:start + batch])
+            ids.extend(self._unary(self._jobs.SubmitJobs, request).job_ids)
+        return ids
 
     def submit_existing(self, job_id: int) -> int:
         """Queue a Configuring job."""

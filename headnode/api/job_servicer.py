@@ -50,6 +50,16 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             return convert.merge_template(template, spec)
         return spec
 
+    async def SubmitJobs(self, request: jobs_pb2.SubmitJobsRequest, context: grpc.aio.ServicerContext):
+        owner = self.auth.user(context).name
+        specs = []
+        for i, spec in enumerate(request.specs):
+            try:
+                specs.append(convert.job_spec(self._spec(context, spec)))
+            except InvalidArgument as e:
+                raise InvalidArgument(f"specs[{i}]: {e}") from None
+        return jobs_pb2.SubmitJobsResponse(job_ids=await self.queue.submit_many(specs, owner))
+
     async def SubmitJob(self, request: jobs_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext):
         if request.job_id:
             if request.HasField("spec"):

@@ -28,7 +28,7 @@ from headnode.services.effects import Effects
 from headnode.services.events import EventBus, JobChanged, replay
 from headnode.services.journal import Journal
 from headnode.services.output import OutputStore
-from headnode.services.validation import MAX_TASKS, validate_job_spec, validate_task, validate_task_in_job
+from headnode.services.validation import MAX_BATCH, MAX_TASKS, validate_job_spec, validate_task, validate_task_in_job
 from headnode.store.base import HistoryRecord
 from headnode.store.records import NEXT_JOB_ID, change_of
 
@@ -107,14 +107,39 @@ class QueueService:
         _log.info("job_submitted", job_id=job.id, owner=owner, tasks=len(job.tasks), units=job.total)
         return job.id
 
-    def _check_queued_limit(self, owner: str) -> None:
+    async def submit_many(self, specs: list[JobSpec], owner: str) -> list[int]:
+        """Queue many jobs in one durable step: all of them, or none if one is invalid."""
+        if not specs:
+            raise InvalidArgument("specs is empty: give at least one job")
+        if len(specs) > MAX_BATCH:
+            raise InvalidArgument(f"specs has {len(specs)} jobs; at most {MAX_BATCH} per call")
+        for i, spec in enumerate(specs):
+            try:
+                validate_job_spec(spec, self.cluster.jobs)
+            except InvalidArgument as e:
+                raise InvalidArgument(f"specs[{i}]: {e}") from None
+        self._check_queued_limit(owner, len(specs))
+        o = Outcome()
+        now = self.clock.now()
+        jobs = []
+        for spec in specs:
+            job = operations.create_job(self.cluster.allocate_job_id(), owner, spec, now, o)
+            operations.submit_job(job, owner, now, o)
+            self._cancel_if_never_runnable(job, o)
+            self.cluster.add_job(job)
+            jobs.append(job)
+        await self.effects.apply(o, meta={NEXT_JOB_ID: str(self.cluster.next_job_id)})
+        _log.info("jobs_submitted", owner=owner, jobs=len(jobs), first_job_id=jobs[0].id, last_job_id=jobs[-1].id)
+        return [j.id for j in jobs]
+
+    def _check_queued_limit(self, owner: str, adding: int = 1) -> None:
         """Refuse a submission past the owner's limit of Queued jobs (the count walks the jobs,
         so it is done only when a limit is set)."""
         limit = self.max_queued_jobs
         if not limit:
             return
         queued = sum(1 for j in self.cluster.jobs.values() if j.owner == owner and j.state is JobState.QUEUED)
-        if queued >= limit:
+        if queued + adding > limit:
             raise ResourceExhausted(f"{owner} has {queued} queued jobs, the most allowed (max_queued_jobs_per_owner "
                                     f"= {limit}); wait for some to start, or cancel some")
 

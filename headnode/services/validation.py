@@ -16,6 +16,7 @@ MAX_PRIORITY = 4999
 # Hostile or mistaken input is refused before it costs memory, disk or a launch (Linux's
 # ARG_MAX is 2 MiB for the command and environment together).
 MAX_TASKS = 100_000  # per job (a sweep is one task)
+MAX_BATCH = 10_000  # jobs per SubmitJobs call
 MAX_COMMAND = 128 * 1024  # bytes of a command line
 MAX_ENVIRONMENT = 256 * 1024  # bytes of a task's variables, names and values together
 MAX_VARIABLES = 4096

@@ -39,6 +39,11 @@ class JobServiceStub:
                 request_serializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
                 _registered_method=True)
+        self.SubmitJobs = channel.unary_unary(
+                '/shoal.v1.JobService/SubmitJobs',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobsRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobsResponse.FromString,
+                _registered_method=True)
         self.CreateJob = channel.unary_unary(
                 '/shoal.v1.JobService/CreateJob',
                 request_serializer=shoal_dot_v1_dot_jobs__pb2.CreateJobRequest.SerializeToString,
@@ -137,6 +142,12 @@ class JobServiceServicer:
     def SubmitJob(self, request, context):
         """QueueJob: create, add tasks and queue in one call; or queue a Configuring job.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitJobs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -257,6 +268,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     request_deserializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobResponse.SerializeToString,
             ),
+            'SubmitJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitJobs,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobsRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobsResponse.SerializeToString,
+            ),
             'CreateJob': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateJob,
                     request_deserializer=shoal_dot_v1_dot_jobs__pb2.CreateJobRequest.FromString,
@@ -375,6 +391,33 @@ class JobService:
             '/shoal.v1.JobService/SubmitJob',
             shoal_dot_v1_dot_jobs__pb2.SubmitJobRequest.SerializeToString,
             shoal_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/SubmitJobs',
+            shoal_dot_v1_dot_jobs__pb2.SubmitJobsRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.SubmitJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -345,3 +345,18 @@ def test_watch_all_jobs_sees_changes_from_now_on(client: Client) -> None:
             if not event.HasField("task") and event.job_state == J.JOB_STATE_FINISHED:
                 break
     assert [e.seq for e in seen] == list(range(1, len(seen) + 1))
+
+
+def test_many_jobs_are_submitted_in_one_durable_step_or_none_are(client: Client) -> None:
+    specs = [jobs_pb2.JobSpec(name=f"batch{i}", tasks=[task_spec("true")]) for i in range(5)]
+    ids = client.submit_many(specs, batch=3)
+    assert len(ids) == 5 and ids == sorted(ids)
+    assert [client.get_job(i).name for i in ids] == [f"batch{i}" for i in range(5)]
+    before = len(list(client.list_jobs()))
+    bad = [specs[0], jobs_pb2.JobSpec(tasks=[task_spec("true", memory_mb=0)])]
+    refused(lambda: client.submit_many(bad), grpc.StatusCode.INVALID_ARGUMENT,
+            "specs[1]: spec.tasks[0].resources.memory_mb must be at least 1")
+    assert len(list(client.list_jobs())) == before, "nothing of a refused batch was queued"
+    refused(lambda: client.submit_many([]), grpc.StatusCode.INVALID_ARGUMENT, "specs is empty")
+    for i in ids:
+        assert client.wait_job(i).state == jobs_pb2.JOB_STATE_FINISHED
