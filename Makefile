@@ -23,11 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) bench/latency_first_output.py
-	$(PY) bench/sweep_100k.py
-	$(PY) bench/failover.py
-	$(PY) bench/scheduling_pass.py
-	$(PY) bench/simulate.py
+	$(PY) bench/run_all.py
 
 # The long fault-injection run (`make test` runs a short form): 2,000 tasks over 4 agents while
 # the head node and agents are SIGKILLed at random; SEED=N replays another run.

@@ -27,6 +27,7 @@ SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctld_port}
 SlurmdPort={d_port}
 AuthType=auth/munge
+AuthInfo=socket={dir}/munge/munge.socket
 CryptoType=crypto/munge
 MpiDefault=none
 ProctrackType=proctrack/linuxproc
@@ -96,13 +97,24 @@ class Slurm:
             (self.dir / sub).mkdir()
         (self.dir / "slurm.conf").write_text(CONF.format(host=host, ctld_port=ctld, d_port=d, dir=self.dir,
                                                          cpus=self.cpus))
-        Path("/run/munge").mkdir(exist_ok=True)
-        shutil.chown("/run/munge", "munge", "munge")
-        if subprocess.run(["pgrep", "-x", "munged"], capture_output=True).returncode != 0:
-            self._spawn(["runuser", "-u", "munge", "--", "munged", "-F"], "munged")
+        # Our own munged on our own socket: nothing shared with another Slurm on this host.
+        munge = self.dir / "munge"
+        self.dir.chmod(0o755)  # munged runs as munge and must reach its directory
+        munge.mkdir(mode=0o755)
+        shutil.chown(munge, "munge", "munge")
+        sock = munge / "munge.socket"
+        self._spawn(["runuser", "-u", "munge", "--", "munged", "-F", f"--socket={sock}",
+                     f"--pid-file={munge}/munged.pid", f"--seed-file={munge}/munged.seed",
+                     f"--log-file={munge}/munged.log", "--num-threads=4"], "munged")
+        deadline = time.monotonic() + timeout
+        while not sock.exists():
+            if time.monotonic() > deadline or self.procs[0].poll() is not None:
+                self.reason = f"munged did not start (logs in {munge})"
+                self.stop(keep=True)
+                return False
+            time.sleep(0.02)
         self._spawn(["slurmctld", "-D", "-i"], "slurmctld")
         self._spawn(["slurmd", "-D", "-N", host], "slurmd")
-        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, env=self.env)
             if out.returncode == 0 and out.stdout.strip() in ("idle", "mix", "alloc"):

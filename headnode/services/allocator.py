@@ -168,9 +168,11 @@ class Allocator:
         if not self.cluster.queue and not self.cluster.reserving:
             self._last = Plan()
             return
-        now = self.clock.now()
+        now, began = self.clock.now(), self.clock.monotonic()
         plan = schedule(take_snapshot(self.cluster, now, self.policy.default_runtime), now, self.policy)
         self._last = plan
+        _log.debug("scheduling_pass", ms=round((self.clock.monotonic() - began) * 1000, 2),
+                   queued=len(self.cluster.queue), placed=len(plan.placements))
         o = Outcome()
         self._reservations(plan, now, o)
         self._preempt(plan, now, o)

@@ -1,0 +1,303 @@
+"""Shoal against Slurm on this machine, in the same run, pair by pair.
+
+    .venv/bin/python bench/versus.py [throughput_jobs|throughput_sweep|latency|submission|all]
+                                     [--runs 5] [--tasks 2000] [--no-slurm]
+
+Shoal runs as a local cluster (`shoal.local`: a head node on SQLite and 2 agents, each
+offering this machine's cores, as `shoal up` runs it); Slurm as bench/slurm.py sets it up (one
+node of this machine's cores, tuned). Each run measures Shoal then Slurm, so the ratio of a
+pair is taken while the machine is in the same mood.
+
+  throughput_jobs    2,000 separate jobs of `true`, submitted as fast as the client allows
+                     (Shoal: the SDK with 32 submissions in flight; Slurm: `sbatch --wrap=true`
+                     from 8 parallel clients), tasks/s from the first submit to the last end
+  throughput_sweep   one sweep of 2,000 instances (Slurm: `sbatch --array=1-2000`)
+  latency            idle cluster, 50 samples each: submit to process start (the task prints
+                     its own start time) through the SDK and `srun`/`sbatch`; submit to
+                     completion seen by the client: SDK, `shoal job submit --wait`, `sbatch
+                     --wait`, `srun true`
+  submission         durable submissions per second: SDK one by one, SDK batched (SubmitJobs
+                     of 1,000), CLI one by one, against `sbatch` one by one; held jobs, so
+                     nothing runs meanwhile; then the head node is SIGKILLed and restarted and
+                     every acknowledged job must be there
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+from figures import percentile, report, versus  # noqa: E402
+from slurm import Slurm  # noqa: E402
+
+from common.clock import SystemClock, perf_counter  # noqa: E402
+from common.ids import TaskId  # noqa: E402
+from shoal.client import Client, task_spec  # noqa: E402
+from shoal.local import LocalCluster  # noqa: E402
+from shoal.v1 import jobs_pb2  # noqa: E402
+
+SHOAL = [sys.executable, "-m", "shoal"]
+ENDED = {jobs_pb2.JOB_STATE_FINISHED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED}
+NOW = SystemClock().now
+
+
+class Watcher:
+    """Counts jobs ending, from one WatchJobs stream opened before the first submission."""
+
+    def __init__(self, client: Client) -> None:
+        self.ended: set[int] = set()
+        self.failed = 0
+        self._want = 0
+        self._done = threading.Event()
+        self._events = client.watch_jobs()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._follow()
+        except Exception:  # noqa: BLE001 - the stream closes with the client at the end
+            pass
+
+    def _follow(self) -> None:
+        for ev in self._events:
+            if not ev.HasField("task") and ev.job_state in ENDED and ev.job_id not in self.ended:
+                self.ended.add(ev.job_id)
+                self.failed += ev.job_state != jobs_pb2.JOB_STATE_FINISHED
+                if self._want and len(self.ended) >= self._want:
+                    self._done.set()
+
+    def wait(self, count: int, timeout: float = 600.0) -> None:
+        self._want = count
+        if len(self.ended) >= count:
+            return
+        if not self._done.wait(timeout):
+            raise RuntimeError(f"only {len(self.ended)} of {count} jobs ended within {timeout:g}s")
+
+
+def shoal_cluster(tmp: Path) -> LocalCluster:
+    return LocalCluster(tmp, nodes=2)
+
+
+# -- 1 and 2: throughput -------------------------------------------------------------------
+
+
+def shoal_jobs(cluster: LocalCluster, n: int) -> float:
+    with Client(cluster.address) as client, Client(cluster.address) as watch_client:
+        watcher = Watcher(watch_client)
+        request = jobs_pb2.SubmitJobRequest(spec=jobs_pb2.JobSpec(tasks=[task_spec("true")]))
+        start = perf_counter()
+        inflight: list[object] = []
+        for _ in range(n):
+            inflight.append(client._jobs.SubmitJob.future(request, metadata=client._metadata))
+            if len(inflight) >= 32:
+                inflight.pop(0).result()  # type: ignore[attr-defined]
+        for f in inflight:
+            f.result()  # type: ignore[attr-defined]
+        watcher.wait(n)
+        elapsed = perf_counter() - start
+        assert not watcher.failed, f"{watcher.failed} jobs did not finish"
+    return n / elapsed
+
+
+def shoal_sweep(cluster: LocalCluster, n: int) -> float:
+    with Client(cluster.address) as client, Client(cluster.address) as watch_client:
+        watcher = Watcher(watch_client)
+        start = perf_counter()
+        client.submit(jobs_pb2.JobSpec(tasks=[task_spec("true", sweep=(1, n, 1))]))
+        watcher.wait(1)
+        elapsed = perf_counter() - start
+        assert not watcher.failed
+    return n / elapsed
+
+
+def slurm_jobs(slurm: Slurm, n: int) -> float:
+    start = perf_counter()
+
+    def submit(count: int) -> None:
+        for _ in range(count):
+            slurm.run("sbatch", "-Q", "-o", "/dev/null", "--wrap=true")
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(submit, [n // 8 + (i < n % 8) for i in range(8)]))
+    slurm.wait_idle()
+    return n / (perf_counter() - start)
+
+
+def slurm_sweep(slurm: Slurm, n: int) -> float:
+    start = perf_counter()
+    slurm.run("sbatch", "-Q", "-o", "/dev/null", f"--array=1-{n}", "--wrap=true")
+    slurm.wait_idle()
+    return n / (perf_counter() - start)
+
+
+def throughput(kind: str, runs: int, n: int, slurm: Slurm | None) -> list[dict[str, object]]:
+    shoal_fn, slurm_fn = (shoal_jobs, slurm_jobs) if kind == "jobs" else (shoal_sweep, slurm_sweep)
+    ours, theirs = [], []
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp, shoal_cluster(Path(tmp)) as cluster:
+        shoal_fn(cluster, min(n, 200))  # warm up
+        for _ in range(runs):
+            ours.append(shoal_fn(cluster, n))
+            if slurm is not None:
+                theirs.append(slurm_fn(slurm, n))
+    target = 500.0 if kind == "jobs" else 600.0
+    return [versus(f"throughput_{kind}", ours, theirs or None, "tasks/s", True, target,
+                   note=f"{n} tasks of true per run")]
+
+
+# -- 3: latency ----------------------------------------------------------------------------
+
+
+def shoal_start_latency(client: Client) -> tuple[float, float]:
+    """(submit to process start, submit to completion seen), through the SDK."""
+    start = NOW()
+    job_id = client.submit(jobs_pb2.JobSpec(tasks=[task_spec("date +%s.%N")]))
+    client.wait_job(job_id)
+    done = NOW()
+    started = float(b"".join(client.read_output(TaskId(job_id, 1))).decode())
+    return started - start, done - start
+
+
+def cli_wait(env: dict[str, str]) -> float:
+    start = perf_counter()
+    subprocess.run([*SHOAL, "job", "submit", "--wait", "--", "true"], env=env, check=True, capture_output=True)
+    return perf_counter() - start
+
+
+def slurm_start_latency(slurm: Slurm, tmp: Path) -> float:
+    out = tmp / "start.out"
+    start = NOW()
+    slurm.run("sbatch", "-Q", "--wait", "-o", str(out), "--wrap=date +%s.%N")
+    return float(out.read_text()) - start
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = perf_counter()
+    fn()
+    return perf_counter() - start
+
+
+def latency(samples: int, slurm: Slurm | None) -> list[dict[str, object]]:
+    results: dict[str, list[float]] = {k: [] for k in ("start", "done", "cli")}
+    theirs: dict[str, list[float]] = {k: [] for k in ("srun_start", "sbatch_start", "sbatch_wait", "srun")}
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp, shoal_cluster(Path(tmp)) as cluster, \
+            Client(cluster.address) as client:
+        env = dict(os.environ, SHOAL_HEAD=cluster.address)
+        for _ in range(3):
+            shoal_start_latency(client)
+            cli_wait(env)
+        for _ in range(samples):
+            s, d = shoal_start_latency(client)
+            results["start"].append(s)
+            results["done"].append(d)
+            results["cli"].append(cli_wait(env))
+            if slurm is not None:
+                start = NOW()
+                theirs["srun_start"].append(float(slurm.run("srun", "date", "+%s.%N")) - start)
+                theirs["sbatch_start"].append(slurm_start_latency(slurm, Path(tmp)))
+                theirs["sbatch_wait"].append(timed(lambda: slurm.run("sbatch", "-Q", "--wait", "-o", "/dev/null",
+                                                                     "--wrap=true")))
+                theirs["srun"].append(timed(lambda: slurm.run("srun", "true")))
+
+    def pair(name: str, ours: list[float], slurm_key: str, target: float | None) -> list[dict[str, object]]:
+        ms = [x * 1000 for x in ours]
+        theirs_ms = [x * 1000 for x in theirs[slurm_key]] or None
+        f = versus(name, ms, theirs_ms, "ms", False, target, note=f"vs Slurm {slurm_key}")
+        f["p99"] = round(percentile(ms, 0.99), 2)
+        if theirs_ms:
+            f["slurm"]["p99"] = round(percentile(theirs_ms, 0.99), 2)  # type: ignore[index]
+        return [f]
+
+    return [*pair("latency_submit_to_start_sdk", results["start"], "srun_start", 10.0),
+            *pair("latency_submit_to_start_vs_sbatch", results["start"], "sbatch_start", None),
+            *pair("latency_submit_to_done_sdk", results["done"], "srun", None),
+            *pair("latency_cli_submit_wait", results["cli"], "sbatch_wait", 250.0)]
+
+
+# -- 4: submission rate --------------------------------------------------------------------
+
+
+def submission(runs: int, slurm: Slurm | None) -> list[dict[str, object]]:
+    one, batched, cli, sb = [], [], [], []
+    held = jobs_pb2.JobSpec(hold=True, tasks=[task_spec("true")])
+    acknowledged = 0
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
+        cluster = LocalCluster(Path(tmp), nodes=0)
+        with cluster:
+            env = dict(os.environ, SHOAL_HEAD=cluster.address)
+            with Client(cluster.address) as client:
+                for _ in range(runs):
+                    one.append(1000 / timed(lambda: [client.submit(held) for _ in range(1000)]))
+                    batched.append(10_000 / timed(lambda: client.submit_many([held] * 10_000, batch=1000)))
+                    cli.append(20 / timed(lambda: [subprocess.run([*SHOAL, "job", "submit", "--hold", "--", "true"],
+                                                                  env=env, check=True, capture_output=True)
+                                                   for _ in range(20)]))
+                    if slurm is not None:
+                        sb.append(200 / timed(lambda: [slurm.run("sbatch", "-Q", "-H", "-o", "/dev/null",
+                                                                 "--wrap=true") for _ in range(200)]))
+                        slurm.run("scancel", "-u", "root", check=False)
+                ids = client.submit_many([held] * 10_000)
+                acknowledged = len(list(client.list_jobs()))
+            # Durable: every acknowledged job is there after a SIGKILL right after.
+            cluster.kill_head()
+            cluster.start_head()
+            with Client(cluster.address) as client:
+                survived = len(list(client.list_jobs()))
+                assert client.get_job(ids[-1]).id == ids[-1]
+    if survived != acknowledged:
+        raise RuntimeError(f"{acknowledged - survived} acknowledged jobs lost to kill -9 of the head node")
+    theirs = sb or None
+    return [versus("submit_sdk_one_by_one", one, theirs, "jobs/s", True, note="vs sbatch one by one"),
+            versus("submit_sdk_batched", batched, theirs, "jobs/s", True, 3000.0,
+                   note=f"SubmitJobs of 1,000; {survived} of {acknowledged} acknowledged jobs survived kill -9"),
+            versus("submit_cli_one_by_one", cli, theirs, "jobs/s", True, note="vs sbatch one by one")]
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", nargs="?", default="all",
+                        choices=("all", "throughput_jobs", "throughput_sweep", "latency", "submission"))
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--no-slurm", action="store_true")
+    args = parser.parse_args()
+    slurm: Slurm | None = None
+    figures: list[dict[str, object]] = []
+    if not args.no_slurm:
+        slurm = Slurm()
+        if not slurm.start():
+            print(f"# Slurm not measured: {slurm.reason}", file=sys.stderr)
+            figures.append({"name": "slurm", "value": 0, "unit": "", "runs": 0, "note": slurm.reason})
+            slurm = None
+    try:
+        if args.which in ("all", "throughput_jobs"):
+            figures += throughput("jobs", args.runs, args.tasks, slurm)
+        if args.which in ("all", "throughput_sweep"):
+            figures += throughput("sweep", args.runs, args.tasks, slurm)
+        if args.which in ("all", "latency"):
+            figures += latency(args.samples, slurm)
+        if args.which in ("all", "submission"):
+            figures += submission(args.runs, slurm)
+    finally:
+        if slurm is not None:
+            slurm.stop()
+    report([f for f in figures if "median" in f], f"Shoal vs Slurm, {args.runs} runs")
+    for f in figures:
+        if "median" not in f:
+            print(f"# {f['note']}")
+
+
+if __name__ == "__main__":
+    main()
