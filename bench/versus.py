@@ -5,7 +5,10 @@
 
 Shoal runs as a local cluster (`shoal.local`: a head node on SQLite and 2 agents, each
 offering this machine's cores, as `shoal up` runs it); Slurm as bench/slurm.py sets it up (one
-node of this machine's cores, tuned). Each run measures Shoal then Slurm, so the ratio of a
+node of this machine's cores, tuned). Slurm runs without cgroups, and so do Shoal's agents
+(`isolation = "watch"`) unless `--isolation cgroup`: on this machine's cgroup v1 hierarchy,
+moving each task into its cgroup waits for an RCU grace period, which costs 10-20 ms of start
+latency and about a third of trivial-task throughput. Each run measures Shoal then Slurm, so the ratio of a
 pair is taken while the machine is in the same mood.
 
   throughput_jobs    2,000 separate jobs of `true`, submitted as fast as the client allows
@@ -83,8 +86,13 @@ class Watcher:
             raise RuntimeError(f"only {len(self.ended)} of {count} jobs ended within {timeout:g}s")
 
 
+ISOLATION = "watch"
+
+
 def shoal_cluster(tmp: Path) -> LocalCluster:
-    return LocalCluster(tmp, nodes=2)
+    # Slurm runs here without cgroups (task/none, proctrack/linuxproc), so Shoal's agents do too
+    # by default; --isolation cgroup measures Shoal with a cgroup per task.
+    return LocalCluster(tmp, nodes=2, node_args=["--isolation", ISOLATION])
 
 
 # -- 1 and 2: throughput -------------------------------------------------------------------
@@ -272,7 +280,11 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--no-slurm", action="store_true")
+    parser.add_argument("--isolation", choices=("watch", "cgroup"), default="watch",
+                        help="Shoal's agents without cgroups, like the Slurm here (default), or with them")
     args = parser.parse_args()
+    global ISOLATION
+    ISOLATION = args.isolation
     slurm: Slurm | None = None
     figures: list[dict[str, object]] = []
     if not args.no_slurm:

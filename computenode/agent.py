@@ -42,6 +42,7 @@ from shoal.v1 import nodes_pb2, nodes_pb2_grpc
 
 CHUNK = 64 * 1024
 BURST = 16  # output chunks sent between two looks at the control queue
+MAX_BATCH = 256  # reports in one write
 _HEARTBEAT = object()
 NODE_TOKEN_FILE = "node.token"
 # Metadata names (the head's headnode/api/identity.py reads them).
@@ -221,6 +222,10 @@ class Agent:
 
     def _on_head_message(self, msg: nodes_pb2.HeadMessage) -> None:
         kind = msg.WhichOneof("kind")
+        if kind == "batch":
+            for item in msg.batch.items:
+                self._on_head_message(item)
+            return
         if kind == "launch":
             key = (task_id(msg.launch.task), msg.launch.attempt)
             if self._conn is not None and key not in self.state.tasks:
@@ -303,16 +308,22 @@ class Agent:
             more = True
             while more:
                 more = await self._send_output(conn, BURST)
+                out: list[nodes_pb2.AgentMessage] = []
                 while conn.control:
                     item = conn.control.popleft()
                     if item is _HEARTBEAT:
                         item = nodes_pb2.AgentMessage(heartbeat=nodes_pb2.Heartbeat(
                             acked_seq=self.acked_seq, tasks=self._reports()))
-                    await call.write(item)
+                    out.append(item)
                 for key in list(conn.exits):
                     if self._flushed(conn, key):
                         conn.exits.discard(key)
-                        await call.write(self._exited_message(key))
+                        out.append(self._exited_message(key))
+                # Reports queued together go in one write (output chunks, being large, do not).
+                for start in range(0, len(out), MAX_BATCH):
+                    part = out[start:start + MAX_BATCH]
+                    await call.write(part[0] if len(part) == 1 else
+                                     nodes_pb2.AgentMessage(batch=nodes_pb2.AgentBatch(items=part)))
             self._changed.set()
 
     async def _send_output(self, conn: _Conn, budget: int) -> bool:

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from inotify_simple import INotify, flags
@@ -82,7 +82,7 @@ class Spool:
     def save(self, meta: Meta) -> None:
         path = self.dir(meta.key)
         tmp = path / "meta.json.tmp"
-        tmp.write_text(json.dumps(asdict(meta)))
+        tmp.write_text(json.dumps(vars(meta)))  # flat fields: no need for asdict's deep copy
         os.replace(tmp, path / "meta.json")
 
     def status_path(self, key: Key) -> Path:

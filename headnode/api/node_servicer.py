@@ -20,6 +20,7 @@ from headnode.services.membership import Membership, Session
 from shoal.v1 import nodes_pb2, nodes_pb2_grpc
 
 _log = log.get("node_api")
+MAX_BATCH = 256  # head messages in one write
 
 
 @maps_errors
@@ -39,11 +40,20 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
         session = await self.membership.open_session(hello, groups, node_token)
         reader = asyncio.create_task(self._read(session, request_iterator))
         try:
-            while True:
-                item = await session.outbox.get()
-                if item is None:
-                    break
-                yield convert.head_message(*item)
+            done, limit = False, 1  # the Welcome goes alone: the agent reads it first, by itself
+            while not done:
+                items = [await session.outbox.get()]
+                while len(items) < limit and not session.outbox.empty():
+                    items.append(session.outbox.get_nowait())  # what piled up goes in one write
+                if None in items:
+                    done = True
+                    items = items[:items.index(None)]
+                limit = MAX_BATCH
+                if len(items) == 1:
+                    yield convert.head_message(*items[0])
+                elif items:
+                    yield nodes_pb2.HeadMessage(batch=nodes_pb2.HeadBatch(
+                        items=[convert.head_message(*i) for i in items]))
         finally:
             reader.cancel()
             self.membership.close_session(session)
@@ -51,9 +61,10 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
     async def _read(self, session: Session, messages: AsyncIterator[nodes_pb2.AgentMessage]) -> None:
         try:
             async for msg in messages:
-                event = convert.agent_event(msg)
-                if event is not None:
-                    await self.membership.handle(session, event)
+                for one in msg.batch.items if msg.WhichOneof("kind") == "batch" else (msg,):
+                    event = convert.agent_event(one)
+                    if event is not None:
+                        await self.membership.handle(session, event)
         except asyncio.CancelledError:
             raise
         except grpc.aio.AioRpcError:
