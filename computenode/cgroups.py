@@ -161,6 +161,28 @@ class Isolation:
         if not group.remove():
             self._stale.append(group)  # its last processes are still exiting
 
+    def sweep(self, keep: list[list[str]]) -> int:
+        """Remove empty task cgroups an earlier agent of this name left (it was killed before
+        it could), except those of tasks being adopted; returns how many went."""
+        if not self.cgroups:
+            return 0
+        kept = {d for dirs in keep for d in dirs}
+        removed = 0
+        for parent in self.parents.values():
+            try:
+                children = [e.path for e in os.scandir(parent) if e.is_dir()]
+            except OSError:
+                continue
+            for d in children:
+                if d in kept or (self.mode == "cgroup-v2" and not os.path.basename(d).startswith("task-")):
+                    continue
+                try:
+                    os.rmdir(d)  # fails while processes are in it: those stay
+                    removed += 1
+                except OSError:
+                    pass
+        return removed
+
     def close(self) -> None:
         """Remove the v1 parent directories if no task is left in them (tasks that outlive
         the agent keep theirs, for the next agent to adopt)."""

@@ -91,7 +91,10 @@ class TaskRunner:
 
     def adopt_all(self) -> int:
         adopted = 0
-        for meta in self.spool.existing():
+        metas = self.spool.existing()
+        if swept := self.isolation.sweep([m.cgroups for m in metas]):
+            _log.info("stale_cgroups_removed", count=swept)
+        for meta in metas:
             event = self._adoption(meta)
             if event is not None:
                 self._metas[meta.key] = meta
@@ -257,11 +260,9 @@ class TaskRunner:
     def _on_exit(self, key: object, returncode: int | None) -> None:
         k: st.Key = key  # type: ignore[assignment]
         self._on_growth(k)  # copy the last of its output before it is reported
-        group = self._groups.get(k)
-        if group is not None and group.oom_killed():
-            meta = self._metas.get(k)
-            _log.warning("task_out_of_memory", task_id=meta.task if meta else "", by="kernel",
-                         limit_mb=meta.memory_mb if meta else 0)
+        group, meta = self._groups.get(k), self._metas.get(k)
+        if group is not None and meta is not None and meta.memory_mb and group.oom_killed():
+            _log.warning("task_out_of_memory", task_id=meta.task, by="kernel", limit_mb=meta.memory_mb)
             self._feed(st.MemoryExceeded(k))  # so the exit below is reported as OUT_OF_MEMORY
         if returncode is not None:
             code, sig = (0, -returncode) if returncode < 0 else (returncode, 0)

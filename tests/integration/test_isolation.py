@@ -69,9 +69,14 @@ def test_each_task_runs_in_its_own_cgroup_with_its_limits(client: Client) -> Non
     assert path.endswith(f"{job.id}.1.0.1"), path
     assert int(limit) == 64 * 1024 * 1024
     assert int(quota) == 2 * int(period), "two cores' worth of CPU time per period"
-    eventually(lambda: not _task_dirs(f"{job.id}.1.0.1"), what="the task's cgroup to be removed after its exit")
+    dirs = [Path(d) for d in (path, *_cpu_dir(path))]
+    eventually(lambda: not any(_exists(d) for d in dirs), what="the task's cgroup to be removed after its exit")
 
 
-def _task_dirs(name: str) -> list[Path]:
-    return [p for root in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/unified")
-            for p in Path(root).rglob(f"*{name}") if p.is_dir()]
+def _cpu_dir(memory_path: str) -> list[str]:
+    return [] if MODE != "cgroup-v1" else [f"/sys/fs/cgroup/cpu/shoal-auto/{Path(memory_path).name}"]
+
+
+def _exists(path: Path) -> bool:
+    full = path if str(path).startswith("/sys/") else Path("/sys/fs/cgroup/memory" + str(path))
+    return full.is_dir()

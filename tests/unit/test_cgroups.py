@@ -109,3 +109,18 @@ def test_the_join_shell_writes_its_own_pid_and_becomes_the_command(tmp_path: Pat
     refused = subprocess.run(["/bin/sh", "-c", cgroups.JOIN, "shoal-cgroup", str(tmp_path / "no/such"), "--", "true"],
                              capture_output=True)
     assert refused.returncode == 125, "a task that cannot join its cgroup does not run"
+
+
+def test_sweep_removes_stale_empty_task_cgroups_but_not_adopted_ones(tmp_path: Path, root: None) -> None:
+    mem, cpu = tmp_path / "memory", tmp_path / "cpu"
+    mem.mkdir()
+    cpu.mkdir()
+    proc = fake_proc(tmp_path, f"cgroup {mem} cgroup rw,memory 0 0\ncgroup {cpu} cgroup rw,cpu 0 0\n",
+                     "4:memory:/\n1:cpu:/\n")
+    iso = cgroups.detect("auto", "n1", proc)
+    old = iso.create("1.1.0.1", 0, 0)
+    adopted = iso.create("2.1.0.1", 0, 0)
+    assert old is not None and adopted is not None
+    assert iso.sweep([adopted.dirs]) == 2, "the stale task's memory and cpu directories"
+    assert not any(Path(d).exists() for d in old.dirs)
+    assert all(Path(d).exists() for d in adopted.dirs)
