@@ -10,7 +10,19 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from common.clock import perf_counter
+
+T = TypeVar("T")
+
+
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
+    """(seconds fn took, what it returned)."""
+    start = perf_counter()
+    value = fn()
+    return perf_counter() - start, value
 
 
 def stat(name: str, values: Sequence[float], unit: str, **extra: object) -> dict[str, object]:

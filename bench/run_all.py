@@ -12,6 +12,7 @@ A benchmark that fails is reported as such; the others still run.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -68,8 +69,6 @@ def main() -> None:
             sys.stderr.write(done.stderr[-4000:])
         print(f"   ({perf_counter() - began:.0f} s)", flush=True)
     date = SystemClock().now()
-    import datetime
-
     when = datetime.datetime.fromtimestamp(date, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     RESULTS.mkdir(exist_ok=True)
     result = {"date": when, "machine": machine(), "quick": args.quick, "seconds": round(perf_counter() - start),

@@ -20,11 +20,10 @@ Prints one JSON line per figure (name, unit, runs, median, min, max, p90) and a 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
-from figures import figure, report
+from figures import figure, report, timed
 
-from common.clock import perf_counter
 from common.ids import TaskId
 from common.resources import Resources
 from headnode.scheduling.core import Plan, schedule
@@ -59,12 +58,6 @@ def runs(count: int, cores: int, full: int) -> tuple[Running, ...]:
     part = Resources(1, MEMORY // cores)
     return tuple(Running(TaskId(900_000 + i, c + 1), ((f"node{i:04d}", part),), 60.0 + (i * cores + c) % 3600)
                  for i in range(full) for c in range(cores))
-
-
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
-    start = perf_counter()
-    value = fn()
-    return perf_counter() - start, value
 
 
 def main() -> None:

@@ -21,18 +21,11 @@ from pathlib import Path
 
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from figures import figure, report  # noqa: E402
+from figures import figure, report, timed  # noqa: E402
 
-from common.clock import perf_counter  # noqa: E402
 from shoal.client import Client, task_spec  # noqa: E402
 from shoal.local import LocalCluster  # noqa: E402
 from shoal.v1 import jobs_pb2  # noqa: E402
-
-
-def timed(fn):  # type: ignore[no-untyped-def]
-    start = perf_counter()
-    value = fn()
-    return perf_counter() - start, value
 
 
 def main() -> None:

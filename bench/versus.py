@@ -39,7 +39,7 @@ from pathlib import Path
 
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from figures import percentile, report, versus  # noqa: E402
+from figures import percentile, report, timed, versus  # noqa: E402
 from slurm import Slurm  # noqa: E402
 
 from common.clock import SystemClock, perf_counter  # noqa: E402
@@ -187,10 +187,8 @@ def slurm_start_latency(slurm: Slurm, tmp: Path) -> float:
     return float(out.read_text()) - start
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = perf_counter()
-    fn()
-    return perf_counter() - start
+def seconds(fn: Callable[[], object]) -> float:
+    return timed(fn)[0]
 
 
 def latency(samples: int, slurm: Slurm | None) -> list[dict[str, object]]:
@@ -211,9 +209,9 @@ def latency(samples: int, slurm: Slurm | None) -> list[dict[str, object]]:
                 start = NOW()
                 theirs["srun_start"].append(float(slurm.run("srun", "date", "+%s.%N")) - start)
                 theirs["sbatch_start"].append(slurm_start_latency(slurm, Path(tmp)))
-                theirs["sbatch_wait"].append(timed(lambda: slurm.run("sbatch", "-Q", "--wait", "-o", "/dev/null",
+                theirs["sbatch_wait"].append(seconds(lambda: slurm.run("sbatch", "-Q", "--wait", "-o", "/dev/null",
                                                                      "--wrap=true")))
-                theirs["srun"].append(timed(lambda: slurm.run("srun", "true")))
+                theirs["srun"].append(seconds(lambda: slurm.run("srun", "true")))
 
     def pair(name: str, ours: list[float], slurm_key: str, target: float | None) -> list[dict[str, object]]:
         ms = [x * 1000 for x in ours]
@@ -243,13 +241,13 @@ def submission(runs: int, slurm: Slurm | None) -> list[dict[str, object]]:
             env = dict(os.environ, SHOAL_HEAD=cluster.address)
             with Client(cluster.address) as client:
                 for _ in range(runs):
-                    one.append(1000 / timed(lambda: [client.submit(held) for _ in range(1000)]))
-                    batched.append(10_000 / timed(lambda: client.submit_many([held] * 10_000, batch=1000)))
-                    cli.append(20 / timed(lambda: [subprocess.run([*SHOAL, "job", "submit", "--hold", "--", "true"],
+                    one.append(1000 / seconds(lambda: [client.submit(held) for _ in range(1000)]))
+                    batched.append(10_000 / seconds(lambda: client.submit_many([held] * 10_000, batch=1000)))
+                    cli.append(20 / seconds(lambda: [subprocess.run([*SHOAL, "job", "submit", "--hold", "--", "true"],
                                                                   env=env, check=True, capture_output=True)
                                                    for _ in range(20)]))
                     if slurm is not None:
-                        sb.append(200 / timed(lambda: [slurm.run("sbatch", "-Q", "-H", "-o", "/dev/null",
+                        sb.append(200 / seconds(lambda: [slurm.run("sbatch", "-Q", "-H", "-o", "/dev/null",
                                                                  "--wrap=true") for _ in range(200)]))
                         slurm.run("scancel", "-u", "root", check=False)
                 ids = client.submit_many([held] * 10_000)

@@ -72,13 +72,11 @@ class TaskGroup:
         return False
 
     def pids(self) -> list[int]:
-        found: set[int] = set()
-        for d in self.dirs:
-            try:
-                found.update(int(p) for p in Path(d, "cgroup.procs").read_text().split())
-            except (OSError, ValueError):
-                continue
-        return sorted(found)
+        # A task joins every hierarchy at once, so the first one lists all its processes.
+        try:
+            return sorted(int(p) for p in Path(self.dirs[0], "cgroup.procs").read_text().split())
+        except (OSError, ValueError):
+            return []
 
     def kill_all(self) -> None:
         """Kill whatever is left in the cgroup, including processes that left the task's
@@ -115,6 +113,7 @@ class Isolation:
     mode: str  # "cgroup-v2" | "cgroup-v1" | "watch"
     reason: str
     parents: dict[str, str] = field(default_factory=dict)  # v1: controller -> dir; v2: "" -> dir
+    period_us: int = PERIOD_US  # v1: the CFS period new cgroups inherit (read once, not per task)
     _stale: list[TaskGroup] = field(default_factory=list)
 
     @property
@@ -146,8 +145,7 @@ class Isolation:
             # Without swap accounting this file is absent; with it, swap counts toward the limit.
             _write(mem, "memory.memsw.limit_in_bytes", limit, optional=True)
         if cores:
-            period = _read_int(cpu, "cpu.cfs_period_us") or PERIOD_US
-            _write(cpu, "cpu.cfs_quota_us", str(cores * period))
+            _write(cpu, "cpu.cfs_quota_us", str(cores * self.period_us))
         return group
 
     def adopt(self, dirs: list[str]) -> TaskGroup | None:
@@ -262,7 +260,8 @@ def _try_v1(mounts: dict[str, str], own: dict[str, str], node: str, why: list[st
             why.append(f"cgroup v1 {parent} is not writable: {e.strerror}")
             return None
         parents[controller] = parent
-    return Isolation("cgroup-v1", f"cgroup v1 at {parents['memory']} and {parents['cpu']}", parents)
+    return Isolation("cgroup-v1", f"cgroup v1 at {parents['memory']} and {parents['cpu']}", parents,
+                     _read_int(parents["cpu"], "cpu.cfs_period_us") or PERIOD_US)
 
 
 def _mounts(proc: str) -> dict[str, str]:

@@ -99,11 +99,7 @@ class QueueService:
         """HPC Pack's QueueJob: create, add the tasks and queue, in one durable step."""
         validate_job_spec(spec, self.cluster.jobs)
         self._check_queued_limit(owner)
-        o = Outcome()
-        now = self.clock.now()
-        job = operations.create_job(self.cluster.allocate_job_id(), owner, spec, now, o)
-        operations.submit_job(job, owner, now, o)
-        await self._add_new(job, o)
+        (job,) = await self._queue_new([spec], owner)
         _log.info("job_submitted", job_id=job.id, owner=owner, tasks=len(job.tasks), units=job.total)
         return job.id
 
@@ -119,16 +115,7 @@ class QueueService:
             except InvalidArgument as e:
                 raise InvalidArgument(f"specs[{i}]: {e}") from None
         self._check_queued_limit(owner, len(specs))
-        o = Outcome()
-        now = self.clock.now()
-        jobs = []
-        for spec in specs:
-            job = operations.create_job(self.cluster.allocate_job_id(), owner, spec, now, o)
-            operations.submit_job(job, owner, now, o)
-            self._cancel_if_never_runnable(job, o)
-            self.cluster.add_job(job)
-            jobs.append(job)
-        await self.effects.apply(o, meta={NEXT_JOB_ID: str(self.cluster.next_job_id)})
+        jobs = await self._queue_new(specs, owner)
         _log.info("jobs_submitted", owner=owner, jobs=len(jobs), first_job_id=jobs[0].id, last_job_id=jobs[-1].id)
         return [j.id for j in jobs]
 
@@ -149,6 +136,20 @@ class QueueService:
         job = operations.create_job(self.cluster.allocate_job_id(), owner, spec, self.clock.now(), o)
         await self._add_new(job, o)
         return job
+
+    async def _queue_new(self, specs: list[JobSpec], owner: str) -> list[Job]:
+        """Create and queue validated jobs, written in one durable step."""
+        o = Outcome()
+        now = self.clock.now()
+        jobs = []
+        for spec in specs:
+            job = operations.create_job(self.cluster.allocate_job_id(), owner, spec, now, o)
+            operations.submit_job(job, owner, now, o)
+            self._cancel_if_never_runnable(job, o)
+            self.cluster.add_job(job)
+            jobs.append(job)
+        await self.effects.apply(o, meta={NEXT_JOB_ID: str(self.cluster.next_job_id)})
+        return jobs
 
     async def _add_new(self, job: Job, o: Outcome) -> None:
         self._cancel_if_never_runnable(job, o)
