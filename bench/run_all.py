@@ -35,6 +35,7 @@ SUITE = [
     ("scheduling_pass.py", [], ["--runs", "1"]),
     ("sweep_100k.py", [], ["--runs", "1"]),
     ("failover.py", [], ["--rounds", "1"]),
+    ("nodes.py", [], ["--agents", "200", "--runs", "2", "--window", "5", "--dispatch", "2000"]),
 ]
 
 

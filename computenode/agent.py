@@ -35,6 +35,7 @@ from common.wire import STREAM_VALUES, resources_msg, task_id, task_ref, timesta
 from computenode import state as st
 from computenode.capacity import gpu_devices
 from computenode.cgroups import Isolation
+from computenode.fake import FakeRunner
 from computenode.runner import TaskRunner
 from computenode.spool import STREAMS, Spool
 from shoal import __version__
@@ -55,6 +56,8 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
+    # Each agent its own connection, even with many agents in one process (swarm.py).
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
@@ -79,16 +82,17 @@ class _Conn:
 
 class Agent:
     def __init__(self, config: NodeConfig, capacity: Resources, clock: Clock,
-                 isolation: Isolation | None = None) -> None:
+                 isolation: Isolation | None = None, fake_launch: bool = False) -> None:
         self.config = config
         self.capacity = capacity
         self.clock = clock
         self.instance_id = uuid.uuid4().hex
         self.state = st.AgentState()
         self.spool = Spool(config.state_dir / "spool")
-        self.runner = TaskRunner(config, clock, self.spool, self._apply, self._on_output,
-                                 gpu_devices(config, capacity.get(GPU)),
-                                 isolation or Isolation("watch", "no isolation given"))
+        # fake_launch: benchmarks of the head with many agents in one process (fake.py).
+        self.runner: TaskRunner | FakeRunner = FakeRunner(self._apply) if fake_launch else TaskRunner(
+            config, clock, self.spool, self._apply, self._on_output, gpu_devices(config, capacity.get(GPU)),
+            isolation or Isolation("watch", "no isolation given"))
         self.acked_seq = 0
         self.heartbeat_interval = 5.0
         self._conn: _Conn | None = None

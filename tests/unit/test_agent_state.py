@@ -106,3 +106,13 @@ def test_memory_exceeded_kills_at_once_and_is_remembered_across_adoption() -> No
     b = s.AgentState()
     b.handle(s.Adopted(KEY, running=False, signal=signal.SIGKILL, out_of_memory=True))
     assert b.tasks[KEY].out_of_memory
+
+
+def test_fake_launches_run_for_what_sleep_asks() -> None:
+    from computenode.fake import fake_runtime
+
+    assert fake_runtime("sleep 2.5") == 2.5
+    assert fake_runtime("/bin/sleep 3") == 3.0
+    assert fake_runtime("true") == 0.0
+    assert fake_runtime("sleep forever") == 0.0
+    assert fake_runtime("sleep 1; echo hi") == 0.0
