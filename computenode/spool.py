@@ -143,7 +143,8 @@ class Spool:
 
     def pump(self) -> None:
         assert self._inotify is not None
-        grown = {self._watches.get(e.wd) for e in self._inotify.read(timeout=0)}
+        # Only output counts: meta.json and status change too, and need no one woken.
+        grown = {self._watches.get(e.wd) for e in self._inotify.read(timeout=0) if e.name in STREAMS}
         for key in grown:
             if key is not None:
                 self._on_growth(key)

@@ -202,12 +202,12 @@ class Client:
 
     def watch_jobs(self, owner: str = "") -> Iterator[jobs_pb2.JobEvent]:
         """Every change to every job (of this owner) from the moment this returns."""
-        call = self._jobs.WatchJobs(jobs_pb2.WatchJobsRequest(owner=owner), metadata=self._metadata)
+        call = self._jobs.WatchJobs(jobs_pb2.WatchJobsRequest(owner=owner, batched=True), metadata=self._metadata)
         try:
             call.initial_metadata()  # sent by the head once the watch is in place
         except grpc.RpcError as e:
             raise self._translate(e) from None
-        return self._iterate(call)
+        return _unbatched(self._iterate(call))
 
     # -- templates -------------------------------------------------------------------------
 
@@ -351,3 +351,12 @@ def _short(details: str) -> str:
     if "dns" in lowered or "resolve" in lowered:
         return "the host name does not resolve"
     return details.splitlines()[0][:200]
+
+
+def _unbatched(events: Iterator[jobs_pb2.JobEvent]) -> Iterator[jobs_pb2.JobEvent]:
+    """One event at a time from a batched WatchJobs stream (see WatchJobsRequest.batched)."""
+    for event in events:
+        more = list(event.more)
+        event.ClearField("more")
+        yield event
+        yield from more

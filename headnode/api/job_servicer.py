@@ -20,6 +20,8 @@ from headnode.services.validation import reason_text, validate_users
 from headnode.store.base import TemplateRecord
 from shoal.v1 import jobs_pb2, jobs_pb2_grpc, templates_pb2, templates_pb2_grpc
 
+WATCH_BATCH = 256  # events in one WatchJobs message, for a watcher that asked for batches
+
 
 def template_msg(record: TemplateRecord) -> templates_pb2.Template:
     msg = json_format.Parse(record.body, templates_pb2.Template())
@@ -171,8 +173,11 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         # Initial metadata goes out once the subscription exists: the client waits for it.
         p = self.auth.user(context)
         owner = request.owner if self.auth.sees_all(p) else p.name
-        async for event in self.queue.watch_all(owner, lambda: context.send_initial_metadata(())):
-            yield convert.job_event_msg(event)
+        most = WATCH_BATCH if request.batched else 1
+        async for events in self.queue.watch_all(owner, lambda: context.send_initial_metadata(()), most):
+            msg = convert.job_event_msg(events[0])
+            msg.more.extend(convert.job_event_msg(e) for e in events[1:])
+            yield msg
 
     async def ReadOutput(
         self, request: jobs_pb2.ReadOutputRequest, context: grpc.aio.ServicerContext

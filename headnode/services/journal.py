@@ -178,10 +178,15 @@ class Journal:
             self._call(self._on_fatal, exc)
             return
         events = [e for w in writes for e in w.events]
+        # One call back into the loop for the whole commit (each call wakes the loop).
+        self._call(self._committed, events, [w.future for w in writes])
+
+    def _committed(self, events: list[JobChanged], futures: list[asyncio.Future[None]]) -> None:
         if events:
-            self._call(self._bus.publish, events)
-        for w in writes:
-            self._resolve(w.future, None)
+            self._bus.publish(events)
+        for future in futures:
+            if not future.done():
+                future.set_result(None)
 
     def _do_read(self, item: _Read) -> None:
         try:

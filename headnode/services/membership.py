@@ -45,6 +45,7 @@ from headnode.services.effects import Effects
 from headnode.services.output import OutputStore
 
 _log = log.get("membership")
+SEND_SOON = 0.02  # seconds an acknowledgement may wait for a launch to go with
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +65,38 @@ class Session:
     seq: int = 0
     closed: bool = False
     outbox: asyncio.Queue[tuple[int, Instruction | Welcome] | None] = field(default_factory=asyncio.Queue)
+    # Messages that may wait a moment for company (see send_soon).
+    later: list[Instruction] = field(default_factory=list)
+    _timer: asyncio.TimerHandle | None = None
 
     def send(self, message: Instruction | Welcome) -> int:
+        if self.later:
+            self._flush_later()
         self.seq += 1
         self.outbox.put_nowait((self.seq, message))
         return self.seq
 
+    def send_soon(self, message: Instruction) -> None:
+        """Send with the next message, or after SEND_SOON seconds: for acknowledgements, which
+        nothing waits on, so that a busy node gets its ack and its next launch in one write."""
+        self.later.append(message)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(SEND_SOON, self._flush_later)
+
+    def _flush_later(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self.later = self.later, []
+        for message in pending:
+            if not self.closed:
+                self.send(message)
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            if self._timer is not None:
+                self._timer.cancel()
             self.outbox.put_nowait(None)
 
 
@@ -215,7 +239,7 @@ class Membership:
         # The agent forgets the exit once acknowledged, so the ack waits until it is durable;
         # the stream is not held up meanwhile.
         self.effects.apply(o).add_done_callback(
-            lambda f: None if f.cancelled() or f.exception() is not None or session.closed else session.send(ack)
+            lambda f: None if f.cancelled() or f.exception() is not None or session.closed else session.send_soon(ack)
         )
         self._on_capacity()
 

@@ -418,15 +418,21 @@ class QueueService:
                 if _ends(event):
                     return
 
-    async def watch_all(self, owner: str, ready: Callable[[], Awaitable[None]]) -> AsyncIterator[JobChanged]:
-        """Every change from now on; `ready` is awaited once the subscription is in place, so
-        a caller can tell its client that nothing from then on will be missed."""
+    async def watch_all(self, owner: str, ready: Callable[[], Awaitable[None]],
+                        most: int = 1) -> AsyncIterator[list[JobChanged]]:
+        """Every change from now on, in lists of up to `most` that piled up while the caller
+        was busy; `ready` is awaited once the subscription is in place, so a caller can tell
+        its client that nothing from then on will be missed."""
         with self.bus.watch() as queue:
             await ready()
             while True:
-                event = await queue.get()
-                if not owner or event.owner == owner:
-                    yield event
+                events = [await queue.get()]
+                while len(events) < most and not queue.empty():
+                    events.append(queue.get_nowait())
+                if owner:
+                    events = [e for e in events if e.owner == owner]
+                if events:
+                    yield events
 
     def output_target(self, task_id: TaskId) -> TaskId:
         task = self.cluster.task(task_id)

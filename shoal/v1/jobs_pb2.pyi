@@ -525,13 +525,15 @@ class WatchJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[int] = ...) -> None: ...
 
 class WatchJobsRequest(_message.Message):
-    __slots__ = ("owner",)
+    __slots__ = ("owner", "batched")
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    BATCHED_FIELD_NUMBER: _ClassVar[int]
     owner: str
-    def __init__(self, owner: _Optional[str] = ...) -> None: ...
+    batched: bool
+    def __init__(self, owner: _Optional[str] = ..., batched: _Optional[bool] = ...) -> None: ...
 
 class JobEvent(_message.Message):
-    __slots__ = ("time", "job_id", "job_state", "task", "task_state", "reason", "task_counts", "seq")
+    __slots__ = ("time", "job_id", "job_state", "task", "task_state", "reason", "task_counts", "seq", "more")
     TIME_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_STATE_FIELD_NUMBER: _ClassVar[int]
@@ -540,6 +542,7 @@ class JobEvent(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     TASK_COUNTS_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     time: _timestamp_pb2.Timestamp
     job_id: int
     job_state: JobState
@@ -548,7 +551,8 @@ class JobEvent(_message.Message):
     reason: str
     task_counts: TaskCounts
     seq: int
-    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_id: _Optional[int] = ..., job_state: _Optional[_Union[JobState, str]] = ..., task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., task_state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., task_counts: _Optional[_Union[TaskCounts, _Mapping]] = ..., seq: _Optional[int] = ...) -> None: ...
+    more: _containers.RepeatedCompositeFieldContainer[JobEvent]
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_id: _Optional[int] = ..., job_state: _Optional[_Union[JobState, str]] = ..., task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., task_state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., task_counts: _Optional[_Union[TaskCounts, _Mapping]] = ..., seq: _Optional[int] = ..., more: _Optional[_Iterable[_Union[JobEvent, _Mapping]]] = ...) -> None: ...
 
 class ReadOutputRequest(_message.Message):
     __slots__ = ("task", "stream", "offset", "follow")

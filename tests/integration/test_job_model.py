@@ -347,6 +347,30 @@ def test_watch_all_jobs_sees_changes_from_now_on(client: Client) -> None:
     assert [e.seq for e in seen] == list(range(1, len(seen) + 1))
 
 
+def test_a_batched_watch_sends_what_piled_up_together_and_in_order(client: Client) -> None:
+    """WatchJobsRequest.batched: events that pile up come in one message's `more`; the SDK's
+    watch_jobs hands them out one by one, each job's in history order."""
+    raw = client._jobs.WatchJobs(jobs_pb2.WatchJobsRequest(batched=True))
+    raw.initial_metadata()
+    flat = client.watch_jobs()
+    ids = client.submit_many([spec(task_spec("true")) for _ in range(20)])  # one commit: one pile
+    first = next(raw)
+    assert len(first.more) > 0, "the twenty jobs' queued events came in one message"
+    raw.cancel()
+    seqs: dict[int, list[int]] = {i: [] for i in ids}
+    ended: set[int] = set()
+    for event in flat:
+        assert not event.more
+        if event.job_id in seqs:
+            seqs[event.job_id].append(event.seq)
+            if not event.HasField("task") and event.job_state == J.JOB_STATE_FINISHED:
+                ended.add(event.job_id)
+                if ended == set(ids):
+                    break
+    for got in seqs.values():
+        assert got == list(range(1, len(got) + 1))
+
+
 def test_many_jobs_are_submitted_in_one_durable_step_or_none_are(client: Client) -> None:
     specs = [jobs_pb2.JobSpec(name=f"batch{i}", tasks=[task_spec("true")]) for i in range(5)]
     ids = client.submit_many(specs, batch=3)
