@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -136,6 +137,34 @@ class Client:
         for start in range(0, max(len(specs), 1), batch):  # an empty list is refused by the head
             request = jobs_pb2.SubmitJobsRequest(specs=specs[start:start + batch])
             ids.extend(self._unary(self._jobs.SubmitJobs, request).job_ids)
+        return ids
+
+    def submit_each(self, specs: Iterable[jobs_pb2.JobSpec], window: int = 32) -> list[int]:
+        """Queue each job with its own SubmitJob call, up to `window` calls in flight (each
+        acknowledged job is durable; one refused stops the rest, raising RequestFailed after
+        those already in flight are answered)."""
+        ids: list[int] = []
+        inflight: deque[Any] = deque()
+        failed: RequestFailed | None = None
+
+        def settle() -> None:
+            nonlocal failed
+            try:
+                ids.append(inflight.popleft().result().job_id)
+            except grpc.RpcError as e:
+                failed = failed or self._translate(e)
+
+        for spec in specs:
+            if failed is not None:
+                break
+            inflight.append(self._jobs.SubmitJob.future(jobs_pb2.SubmitJobRequest(spec=spec), timeout=self.timeout,
+                                                        metadata=self._metadata))
+            if len(inflight) >= window:
+                settle()
+        while inflight:
+            settle()
+        if failed is not None:
+            raise failed
         return ids
 
     def submit_existing(self, job_id: int) -> int:

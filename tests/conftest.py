@@ -53,7 +53,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 @pytest.fixture
 def client(cluster: object) -> Iterator[object]:
-    from shoal.client import Client
+    import grpc
+
+    from shoal.client import Client, RequestFailed
 
     with Client(cluster.address) as c:  # type: ignore[attr-defined]
         yield c
@@ -62,7 +64,11 @@ def client(cluster: object) -> Iterator[object]:
 
         active = (jobs_pb2.JOB_STATE_QUEUED, jobs_pb2.JOB_STATE_RUNNING)
         for job in c.list_jobs(states=active):
-            c.cancel_job(job.id, "test teardown")
+            try:
+                c.cancel_job(job.id, "test teardown")
+            except RequestFailed as e:  # it ended meanwhile
+                if e.code != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
         eventually(lambda: all(n.running_tasks == 0 for n in c.list_nodes()), what="nodes to be idle after teardown")
 
 
