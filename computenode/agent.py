@@ -102,6 +102,11 @@ class Agent:
         self._conn: _Conn | None = None
         self._changed = asyncio.Event()
 
+    @property
+    def connected(self) -> bool:
+        """A session with the head is open (it has welcomed this agent)."""
+        return self._conn is not None
+
     # -- main loop -----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> int:

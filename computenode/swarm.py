@@ -37,11 +37,11 @@ async def _run(args: argparse.Namespace) -> int:
                             state_dir=Path(args.state_dir) / name, plaintext=True, log_level=args.log_level)
         agents.append(Agent(config.validate(), Resources(args.cores, args.memory_mb), clock, fake_launch=True))
     runs = [asyncio.create_task(a.run(stop)) for a in agents]
-    while sum(a._conn is not None for a in agents) < len(agents):
+    while sum(a.connected for a in agents) < len(agents):
         if stop.is_set() or any(r.done() for r in runs):
             break
         await asyncio.sleep(0.1)
-    print(f"ready {sum(a._conn is not None for a in agents)}", flush=True)
+    print(f"ready {sum(a.connected for a in agents)}", flush=True)
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
