@@ -140,9 +140,10 @@ class Client:
         return ids
 
     def submit_each(self, specs: Iterable[jobs_pb2.JobSpec], window: int = 32) -> list[int]:
-        """Queue each job with its own SubmitJob call, up to `window` calls in flight (each
-        acknowledged job is durable; one refused stops the rest, raising RequestFailed after
-        those already in flight are answered)."""
+        """Queue each job with its own SubmitJob call, up to `window` calls in flight; returns
+        the ids in the order of `specs` (calls in flight together may be numbered in any
+        order). Each acknowledged job is durable; one refused stops the rest, raising
+        RequestFailed once those already in flight are answered."""
         ids: list[int] = []
         inflight: deque[Any] = deque()
         failed: RequestFailed | None = None

@@ -386,10 +386,11 @@ def test_many_jobs_are_submitted_in_one_durable_step_or_none_are(client: Client)
         assert client.wait_job(i).state == jobs_pb2.JOB_STATE_FINISHED
 
 
-def test_jobs_submitted_each_with_its_own_call_keep_their_order(client: Client) -> None:
+def test_jobs_submitted_each_with_its_own_call_come_back_in_order(client: Client) -> None:
+    """Calls in flight together may be numbered in any order; the ids returned are the specs'."""
     specs = [jobs_pb2.JobSpec(name=f"each{i}", tasks=[task_spec("true")]) for i in range(40)]
     ids = client.submit_each(specs, window=8)
-    assert len(ids) == 40 and ids == sorted(ids)
+    assert len(set(ids)) == 40
     assert [client.get_job(i, full=False).name for i in ids] == [f"each{i}" for i in range(40)]
     bad = [specs[0], jobs_pb2.JobSpec(tasks=[task_spec("true", memory_mb=0)]), specs[1]]
     refused(lambda: client.submit_each(bad), grpc.StatusCode.INVALID_ARGUMENT, "memory_mb must be at least 1")
