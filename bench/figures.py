@@ -13,6 +13,8 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+import psutil
+
 from common.clock import perf_counter
 
 T = TypeVar("T")
@@ -23,6 +25,12 @@ def timed(fn: Callable[[], T]) -> tuple[float, T]:
     start = perf_counter()
     value = fn()
     return perf_counter() - start, value
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    """CPU time (user and system) a process has used so far."""
+    t = proc.cpu_times()
+    return t.user + t.system
 
 
 def stat(name: str, values: Sequence[float], unit: str, **extra: object) -> dict[str, object]:

@@ -27,7 +27,7 @@ from pathlib import Path
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import psutil  # noqa: E402
-from figures import report, stat  # noqa: E402
+from figures import cpu_seconds, report, stat  # noqa: E402
 
 from common.clock import perf_counter  # noqa: E402
 from shoal.client import Client, task_spec  # noqa: E402
@@ -37,10 +37,6 @@ from shoal.v1 import admin_pb2, jobs_pb2  # noqa: E402
 
 CORES = 4
 
-
-def cpu(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return t.user + t.system
 
 
 def _online(client: Client) -> int:
@@ -53,9 +49,9 @@ def _head_cpu(head: psutil.Process, windows: int, seconds: float) -> list[float]
 
     out = []
     for _ in range(windows):
-        before, t = cpu(head), perf_counter()
+        before, t = cpu_seconds(head), perf_counter()
         time.sleep(seconds)  # measuring a rate over a fixed window, not waiting for anything
-        out.append(100 * (cpu(head) - before) / (perf_counter() - t))
+        out.append(100 * (cpu_seconds(head) - before) / (perf_counter() - t))
     return out
 
 
@@ -97,14 +93,14 @@ def run(agents: int, swarms: int, runs: int, window: float, dispatch: int) -> li
 
             rates, dispatch_cpu = [], []
             for _ in range(runs):
-                before, t = cpu(head), perf_counter()
+                before, t = cpu_seconds(head), perf_counter()
                 job_id = client.submit(jobs_pb2.JobSpec(tasks=[task_spec("true", cores=1, sweep=(1, dispatch, 1))]))
                 job = client.wait_job(job_id)
                 elapsed = perf_counter() - t
                 if job.task_counts.finished != dispatch:
                     raise RuntimeError(f"dispatch job ended {jobs_pb2.JobState.Name(job.state)}: {job.task_counts}")
                 rates.append(dispatch / elapsed)
-                dispatch_cpu.append(100 * (cpu(head) - before) / elapsed)
+                dispatch_cpu.append(100 * (cpu_seconds(head) - before) / elapsed)
         finally:
             for p in procs:
                 p.terminate()

@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import psutil  # noqa: E402
-from figures import report, stat  # noqa: E402
+from figures import cpu_seconds, report, stat  # noqa: E402
 
 from common.clock import perf_counter  # noqa: E402
 from common.ids import TaskId  # noqa: E402
@@ -35,10 +35,6 @@ from shoal.v1 import jobs_pb2  # noqa: E402
 SHOAL = [sys.executable, "-m", "shoal"]
 
 
-def cpu(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return t.user + t.system
-
 
 def output(runs: int, gib: float) -> list[dict[str, object]]:
     size = int(gib * (1 << 30))
@@ -47,7 +43,7 @@ def output(runs: int, gib: float) -> list[dict[str, object]]:
             Client(cluster.address) as client:
         head = psutil.Process(cluster.head.pid)  # type: ignore[union-attr]
         for _ in range(runs):
-            before, start = cpu(head), perf_counter()
+            before, start = cpu_seconds(head), perf_counter()
             job_id = client.submit(jobs_pb2.JobSpec(tasks=[task_spec(f"head -c {size} /dev/zero")]))
             got = 0
             for chunk in client.read_output(TaskId(job_id, 1), follow=True):
@@ -56,7 +52,7 @@ def output(runs: int, gib: float) -> list[dict[str, object]]:
             if got != size:
                 raise RuntimeError(f"the follower got {got} bytes of {size}")
             rates.append(size / elapsed / 1e6)
-            head_cpu.append(100 * (cpu(head) - before) / elapsed)
+            head_cpu.append(100 * (cpu_seconds(head) - before) / elapsed)
             client.wait_job(job_id)
     return [stat("output_follow", rates, "MB/s", target=150.0, met=sorted(rates)[len(rates) // 2] >= 150.0,
                  note=f"{gib:g} GiB to stdout, followed live"),
