@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from common.errors import InvalidArgument
 from common.ids import TaskId
 from common.resources import Resources, generic_of
 from shoal.v1 import common_pb2
@@ -37,5 +38,13 @@ def timestamp(seconds: float | None) -> Timestamp | None:
     return ts
 
 
-def seconds(ts: Timestamp) -> float:
-    return ts.ToNanoseconds() / 1e9
+def seconds(ts: Timestamp, what: str = "timestamp") -> float:
+    """`ts` in seconds since the epoch; InvalidArgument if it is malformed.
+
+    protobuf raises ValueError for nanos outside 0..999,999,999 or a date outside years 1-9999;
+    whoever sent the message made it, so it is their argument that is wrong, not our bug."""
+    try:
+        return ts.ToNanoseconds() / 1e9
+    except ValueError:
+        raise InvalidArgument(f"{what} is not a valid timestamp (seconds {ts.seconds}, nanos {ts.nanos}): "
+                              "nanos must be 0..999999999 and the date within years 1-9999") from None

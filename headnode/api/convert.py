@@ -446,14 +446,14 @@ def _fill_run(msg: Any, inst: Instance) -> None:
 def unit_msg(u: UnitView) -> jobs_pb2.Instance:
     spec = u.task.spec
     ref = common_pb2.TaskRef(job_id=u.job.id, task_id=u.task.id.task, instance_id=u.instance_id)
-    command = spec.command_line
+    command, stdout, stderr = spec.command_line, spec.stdout_path, spec.stderr_path
     msg = jobs_pb2.Instance(ref=ref, state=TASK_STATES[u.state], pending_reason=u.pending_reason,
                             stdout_bytes=u.sizes[0], stderr_bytes=u.sizes[1])
     if spec.sweep is not None:
         value = spec.sweep.value(u.instance_id)
         msg.parametric_value = value
-        command = substitute(command, value)
-    msg.command_line = command
+        command, stdout, stderr = (substitute(f, value) for f in (command, stdout, stderr))
+    msg.command_line, msg.stdout_path, msg.stderr_path = command, stdout, stderr
     if u.inst is not None:
         msg.reason = u.inst.reason
         _fill_run(msg, u.inst)

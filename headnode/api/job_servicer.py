@@ -10,12 +10,13 @@ from google.protobuf import json_format
 from common.errors import InvalidArgument, PermissionDenied
 from common.ids import TaskId
 from common.wire import STREAM_NAMES, task_id, timestamp
-from headnode.api import convert
+from headnode.api import convert, usage_convert
 from headnode.api.errors import maps_errors
 from headnode.api.identity import ADMIN, Authority
 from headnode.services.output import OutputStore
 from headnode.services.queue import QueueService
 from headnode.services.templates import TemplateService
+from headnode.services.usage import UsageService
 from headnode.services.validation import reason_text, validate_users
 from headnode.store.base import TemplateRecord
 from shoal.v1 import jobs_pb2, jobs_pb2_grpc, templates_pb2, templates_pb2_grpc
@@ -32,15 +33,26 @@ def template_msg(record: TemplateRecord) -> templates_pb2.Template:
 
 @maps_errors
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, queue: QueueService, output: OutputStore, templates: TemplateService, auth: Authority) -> None:
+    def __init__(self, queue: QueueService, output: OutputStore, templates: TemplateService, auth: Authority,
+                 usage: UsageService) -> None:
         self.queue = queue
         self.output = output
         self.templates = templates
         self.auth = auth
+        self.usage = usage
 
     def _on(self, context: grpc.aio.ServicerContext, job_id: int, action: str) -> str:
         """The caller's name, if it may act on the job (its owner, a JobAdmin, an Admin)."""
         return self.auth.on_job(context, self.queue.cluster.job(job_id), action).name
+
+    def _visible_owner(self, context: grpc.aio.ServicerContext, asked: str, action: str) -> str:
+        """The owner whose jobs (or usage) the caller may list: the one asked for ("" for
+        everyone's) where the caller sees all jobs, else the caller's own."""
+        p = self.auth.user(context)
+        owner = asked if self.auth.sees_all(p) else p.name
+        if asked and asked != owner:
+            raise PermissionDenied(f"{p.name} may not {action.format(asked)}: this cluster shows users only their own")
+        return owner
 
     def _view(self, context: grpc.aio.ServicerContext, job_id: int) -> None:
         self.auth.may_view(context, self.queue.cluster.job(job_id))
@@ -106,11 +118,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         return convert.task_details_msg(await self.queue.task_details(task_id(request.task)))
 
     async def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext):
-        p = self.auth.user(context)
-        owner = request.owner if self.auth.sees_all(p) else p.name
-        if request.owner and request.owner != owner:
-            raise PermissionDenied(f"{p.name} may not list {request.owner}'s jobs: this cluster shows users only "
-                                   f"their own")
+        owner = self._visible_owner(context, request.owner, "list {}'s jobs")
         jobs, token = self.queue.list_jobs(convert.job_states(list(request.states)), owner, request.name,
                                            request.page_size, request.page_token)
         return jobs_pb2.ListJobsResponse(
@@ -189,6 +197,12 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         stream = STREAM_NAMES.get(request.stream, "stdout")
         async for offset, data in self.output.read(target, stream, request.offset, request.follow):
             yield jobs_pb2.OutputChunk(offset=offset, data=data)
+
+    async def GetUsageReport(self, request: jobs_pb2.UsageReportRequest, context: grpc.aio.ServicerContext):
+        # Who sees whose usage follows who sees whose jobs (ListJobs).
+        owner = self._visible_owner(context, request.owner, "see {}'s usage")
+        report = await self.usage.report(usage_convert.usage_query(request, owner))
+        return usage_convert.usage_report_msg(report)
 
 
 @maps_errors

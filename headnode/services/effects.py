@@ -20,6 +20,7 @@ from headnode.domain.lifecycle import Outcome
 from headnode.domain.model import Instance
 from headnode.domain.node import Kill, Node
 from headnode.services.journal import Journal
+from headnode.services.metrics import NO_METRICS, Metrics
 
 _log = log.get("effects")
 
@@ -32,8 +33,10 @@ class Effects:
         clock: Clock,
         send_kill: Callable[[str, Kill], int],
         kick: Callable[[], None],
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.cluster = cluster
+        self.metrics = metrics
         self.journal = journal
         self.clock = clock
         self._send_kill = send_kill
@@ -71,6 +74,7 @@ class Effects:
 
     def _release_undelivered(self, inst: Instance, o: Outcome) -> bool:
         """An instance whose launch was never sent runs nowhere: free its resources now."""
+        holding = inst.holding
         node = self.cluster.nodes.get(inst.node)
         alloc = node.allocations.get(inst.id) if node else None
         if node is None or alloc is None or alloc.attempt != inst.attempt:
@@ -81,6 +85,8 @@ class Effects:
             inst.holding = False
         else:
             return False
+        if holding:
+            self.metrics.run_ended(inst.state)
         found = self.cluster.find_instance(inst.id)
         if found is not None:
             lifecycle.released(found[1], inst, o)

@@ -4,7 +4,8 @@
 queues them; the writer thread applies everything queued so far in one transaction (group
 commit) and resolves each caller's future when its batch is durable. Because there is one
 queue and one thread, the store always holds a prefix of the changes made in memory, and a
-`read()` queued after a write sees it. Committed status changes are then published to
+`read()` queued after a write sees it. A job's usage record (accounting) is written in the
+same batch as the end state it reaches. Committed status changes are then published to
 watchers. A failed write is fatal: the head stops rather than run on with memory and disk
 disagreeing; on restart it rebuilds from what was committed.
 """
@@ -24,7 +25,14 @@ from headnode.domain.node import Node
 from headnode.domain.states import JobState, TaskState
 from headnode.services.events import EventBus, JobChanged
 from headnode.store.base import Store, TemplateRecord, WriteBatch
-from headnode.store.records import history_record, instance_record, job_record, node_record, task_record
+from headnode.store.records import (
+    history_record,
+    instance_record,
+    job_record,
+    node_record,
+    task_record,
+    usage_record,
+)
 
 R = TypeVar("R")
 _STOP = object()
@@ -84,8 +92,10 @@ class Journal:
         templates: dict[str, TemplateRecord | None] | None = None,
         deleted_jobs: Iterable[int] = (),
         deleted_nodes: Iterable[str] = (),
+        ended: Iterable[Job] = (),
     ) -> asyncio.Future[None]:
         """Queue the current state of these objects for writing; the future resolves when durable.
+        `ended`: jobs that reached an end state in this change, whose usage is recorded with it.
 
         Callers that acknowledge something to a client await it; others may drop it (a
         failure is fatal and handled here)."""
@@ -110,6 +120,9 @@ class Journal:
         if templates:
             batch.templates.update(templates)
         batch.deleted_jobs.update(deleted_jobs)
+        for job in ended:
+            if job.state.terminal:
+                batch.usage[job.id] = usage_record(job)
         events = _events_for(change_list, job_list)
         future: asyncio.Future[None] = self._loop.create_future()
         future.add_done_callback(_retrieve)
@@ -128,6 +141,7 @@ class Journal:
             nodes=nodes,
             changes=o.changes,
             meta=meta,
+            ended=o.ended,
         )
 
     def read(self, fn: Callable[[Store], R]) -> asyncio.Future[R]:

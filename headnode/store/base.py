@@ -102,6 +102,64 @@ class TemplateRecord:
     body: str  # the template as the API defines it (JSON); the store does not look inside
 
 
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """What an ended job used, kept after the job itself is purged (accounting).
+
+    Written with the job's end state, in the same batch; a job that is requeued and ends
+    again replaces its record (the key is the job id), so it is counted once, with what its
+    instances used in their latest runs."""
+
+    job_id: int
+    owner: str
+    project: str
+    name: str
+    state: str  # the end state: Finished, Failed or Cancelled
+    submitted_at: float | None
+    started_at: float | None
+    ended_at: float
+    tasks: int
+    units: int  # run units: plain tasks and the instances of sweeps and multi-instance tasks
+    failed: int  # run units that Failed
+    core_seconds: float  # over every run unit: cores held x (ended - started) of its latest run
+    wall_seconds: float  # the job's ended - started (0 if it never started)
+    max_memory_mb: int  # the most memory one run unit was given (what was requested; peaks are not known)
+    nonzero_exits: int  # run units whose process exited non-zero or was killed by a signal
+    exit_codes: str  # the distinct exit codes seen, ascending, comma-separated (at most 16)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageQuery:
+    """Usage of the jobs that ended in [since, until), by owner, project or job."""
+
+    by: str = "owner"  # owner | project | job
+    since: float | None = None
+    until: float | None = None
+    owner: str = ""  # only this owner's jobs
+    project: str = ""  # only this project's jobs
+    limit: int = 10_000  # at most this many rows
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    key: str  # the owner, the project, or the job id
+    jobs: int
+    units: int
+    failed: int
+    core_seconds: float
+    wall_seconds: float
+    max_memory_mb: int
+    nonzero_exits: int
+    record: UsageRecord | None = None  # by job: the job's own record
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    rows: list[UsageRow]
+    total: UsageRow  # over every matching job, not only the rows returned
+    truncated: bool  # more rows matched than the query's limit
+
+
 @dataclass
 class WriteBatch:
     """Upserts keyed by identity (a later record replaces an earlier one), appends, deletes."""
@@ -115,6 +173,7 @@ class WriteBatch:
     deleted_jobs: set[int] = field(default_factory=set)  # with their tasks, instances, history
     meta: dict[str, str] = field(default_factory=dict)
     deleted_nodes: set[str] = field(default_factory=set)
+    usage: dict[int, UsageRecord] = field(default_factory=dict)  # by job id; deleting a job keeps it
 
     def merge(self, later: WriteBatch) -> None:
         self.jobs.update(later.jobs)
@@ -132,10 +191,11 @@ class WriteBatch:
         for name in later.deleted_nodes:
             self.nodes.pop(name, None)
         self.deleted_nodes = (self.deleted_nodes - set(later.nodes)) | later.deleted_nodes
+        self.usage.update(later.usage)
 
     def __bool__(self) -> bool:
         return bool(self.jobs or self.tasks or self.instances or self.nodes or self.history or self.templates
-                    or self.deleted_jobs or self.meta or self.deleted_nodes)
+                    or self.deleted_jobs or self.meta or self.deleted_nodes or self.usage)
 
 
 @dataclass
@@ -160,6 +220,10 @@ class Store(Protocol):
         """The job's status changes in sequence order: all of them, or only those of one task
         (task_id; 0 is the job itself) and/or one instance (instance_id; 0 is the task level)."""
 
+    def usage_report(self, query: UsageQuery) -> UsageReport:
+        """Usage of ended jobs, purged or not, aggregated as the query asks. Safe to call from
+        any thread while write() goes on: it reads on a connection of its own."""
+
     def close(self) -> None: ...
 
 
@@ -171,6 +235,8 @@ INSTANCE_COLUMNS = ("job_id, task_id, instance_id, state, reason, attempt, node,
 NODE_COLUMNS = ("name, state, reason, cores, memory_mb, hostname, agent_version, instance_id, registered_at, "
                 "last_heartbeat, detail")
 HISTORY_COLUMNS = "job_id, seq, task_id, instance_id, at, state, reason"
+USAGE_COLUMNS = ("job_id, owner, project, name, state, submitted_at, started_at, ended_at, tasks, units, "
+                 "failed, core_seconds, wall_seconds, max_memory_mb, nonzero_exits, exit_codes")
 
 
 def job_row(j: JobRecord) -> tuple:
@@ -200,6 +266,11 @@ def node_row(n: NodeRecord) -> tuple:
 
 def history_row(h: HistoryRecord) -> tuple:
     return (h.job_id, h.seq, h.task_id, h.instance_id, h.at, h.state, h.reason)
+
+
+def usage_row(u: UsageRecord) -> tuple:
+    return (u.job_id, u.owner, u.project, u.name, u.state, u.submitted_at, u.started_at, u.ended_at, u.tasks,
+            u.units, u.failed, u.core_seconds, u.wall_seconds, u.max_memory_mb, u.nonzero_exits, u.exit_codes)
 
 
 def history_record_of(row: tuple) -> HistoryRecord:

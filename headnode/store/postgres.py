@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 
 from headnode.store import sql
-from headnode.store.base import HistoryRecord, Loaded, WriteBatch
+from headnode.store.base import HistoryRecord, Loaded, UsageQuery, UsageReport, WriteBatch
 
 MIGRATIONS: list[str] = [
     # 1: jobs, tasks, instances, history, nodes, templates
@@ -59,6 +59,18 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE instances ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE nodes ADD COLUMN detail TEXT NOT NULL DEFAULT '{}'
+    """,
+    # 3: accounting: what ended jobs used, kept when they are purged
+    """
+    CREATE TABLE usage (
+        job_id BIGINT PRIMARY KEY, owner TEXT NOT NULL, project TEXT NOT NULL, name TEXT NOT NULL,
+        state TEXT NOT NULL, submitted_at DOUBLE PRECISION, started_at DOUBLE PRECISION,
+        ended_at DOUBLE PRECISION NOT NULL, tasks INTEGER NOT NULL, units BIGINT NOT NULL,
+        failed BIGINT NOT NULL, core_seconds DOUBLE PRECISION NOT NULL,
+        wall_seconds DOUBLE PRECISION NOT NULL, max_memory_mb BIGINT NOT NULL, nonzero_exits BIGINT NOT NULL,
+        exit_codes TEXT NOT NULL
+    );
+    CREATE INDEX usage_ended_at ON usage (ended_at)
     """,
 ]
 
@@ -137,6 +149,12 @@ class PostgresStore:
 
     def history(self, job_id: int, task_id: int | None = None, instance_id: int | None = None) -> list[HistoryRecord]:
         return sql.history(self._db, SQL, job_id, task_id, instance_id)
+
+    def usage_report(self, query: UsageQuery) -> UsageReport:
+        # A connection of its own, so a report never waits for (or holds up) the writer's.
+        with psycopg.connect(self.url, autocommit=True) as db:
+            db.execute(f'SET search_path TO "{self.schema}"')
+            return sql.usage_report(db, "%s", query)
 
     def close(self) -> None:
         self._db.close()

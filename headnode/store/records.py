@@ -1,5 +1,5 @@
-"""Conversions between the in-memory domain objects and store records, and the rebuild of
-the in-memory Cluster from a loaded store at start-up."""
+"""Conversions between the in-memory domain objects and store records (an ended job's usage
+among them), and the rebuild of the in-memory Cluster from a loaded store at start-up."""
 
 from __future__ import annotations
 
@@ -30,7 +30,15 @@ from headnode.domain.model import (
 from headnode.domain.node import Allocation, Node
 from headnode.domain.operations import index_dependencies
 from headnode.domain.states import JobState, NodeState, TaskState
-from headnode.store.base import HistoryRecord, InstanceRecord, JobRecord, Loaded, NodeRecord, TaskRecord
+from headnode.store.base import (
+    HistoryRecord,
+    InstanceRecord,
+    JobRecord,
+    Loaded,
+    NodeRecord,
+    TaskRecord,
+    UsageRecord,
+)
 
 NEXT_JOB_ID = "next_job_id"
 
@@ -225,6 +233,51 @@ def node_record(node: Node) -> NodeRecord:
             "state_at": node.state_at,
             "history": [list(h) for h in node.history],
         }),
+    )
+
+
+MAX_EXIT_CODES = 16  # distinct exit codes kept in a usage record
+
+
+def usage_record(job: Job) -> UsageRecord:
+    """What an ended job used, from its instances as they are now: each run unit's latest run
+    (an earlier run of a requeued or retried unit is not remembered by the head). One walk
+    over the units that ran, done once when the job ends."""
+    core_seconds = 0.0
+    memory = nonzero = 0
+    codes: set[int] = set()
+    end = job.ended_at if job.ended_at is not None else 0.0
+    for task in job.tasks.values():
+        for inst in task.instances.values():
+            if inst.started_at is None:
+                continue
+            cores = inst.cores + sum(c for _, c in inst.hosts)
+            # A unit cancelled while running ended when it was cancelled (its kill may land later).
+            ended = inst.ended_at if inst.ended_at is not None else end
+            core_seconds += cores * max(0.0, ended - inst.started_at)
+            memory = max(memory, inst.memory_mb)
+            if inst.exit_code is not None:
+                codes.add(inst.exit_code)
+            if inst.signal or (inst.exit_code is not None and inst.exit_code != 0):
+                nonzero += 1
+    started = job.started_at
+    return UsageRecord(
+        job_id=job.id,
+        owner=job.owner,
+        project=job.spec.project,
+        name=job.spec.name,
+        state=job.state.value,
+        submitted_at=job.submitted_at,
+        started_at=started,
+        ended_at=end,
+        tasks=len(job.tasks),
+        units=job.total,
+        failed=job.counts[TaskState.FAILED],
+        core_seconds=core_seconds,
+        wall_seconds=max(0.0, end - started) if started is not None else 0.0,
+        max_memory_mb=memory,
+        nonzero_exits=nonzero,
+        exit_codes=",".join(str(c) for c in sorted(codes)[:MAX_EXIT_CODES]),
     )
 
 

@@ -1,7 +1,7 @@
 """The SQL both backends share: reading the whole state back, applying a WriteBatch, reading
-history. The backends differ only in dialect (the parameter mark, how a row replaces another),
-which `Statements` takes, and in connecting, migrating and opening a transaction, which each
-store keeps. Statements are built once per store, not on every commit.
+history and usage reports. The backends differ only in dialect (the parameter mark, how a row
+replaces another), which `Statements` takes, and in connecting, migrating and opening a
+transaction, which each store keeps. Statements are built once per store, not on every commit.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from headnode.store.base import (
     JOB_COLUMNS,
     NODE_COLUMNS,
     TASK_COLUMNS,
+    USAGE_COLUMNS,
     HistoryRecord,
     InstanceRecord,
     JobRecord,
@@ -22,6 +23,10 @@ from headnode.store.base import (
     NodeRecord,
     TaskRecord,
     TemplateRecord,
+    UsageQuery,
+    UsageRecord,
+    UsageReport,
+    UsageRow,
     WriteBatch,
     history_record_of,
     history_row,
@@ -30,10 +35,11 @@ from headnode.store.base import (
     node_row,
     task_row,
     task_update_row,
+    usage_row,
 )
 
 TEMPLATE_COLUMNS = "name, owner, created_at, body"
-# Rows of a deleted job, by table.
+# Rows of a deleted job, by table (not its usage: accounting outlives the job).
 _JOB_TABLES = (("jobs", "id"), ("tasks", "job_id"), ("instances", "job_id"), ("history", "job_id"))
 
 # (table, columns, key columns) -> an INSERT that replaces the row with the same key.
@@ -61,6 +67,7 @@ class Statements:
         self.delete_template = f"DELETE FROM templates WHERE name = {mark}"
         self.meta = upsert("meta", "key, value", "key")
         self.delete_node = f"DELETE FROM nodes WHERE name = {mark}"
+        self.usage = upsert("usage", USAGE_COLUMNS, "job_id")
 
 
 def load(db: Any) -> Loaded:
@@ -107,6 +114,8 @@ def write(cur: Any, sql: Statements, batch: WriteBatch) -> None:
             cur.execute(sql.template, (template.name, template.owner, template.created_at, template.body))
     if batch.meta:
         cur.executemany(sql.meta, list(batch.meta.items()))
+    if batch.usage:
+        cur.executemany(sql.usage, [usage_row(u) for u in batch.usage.values()])
 
 
 def history(db: Any, sql: Statements, job_id: int, task_id: int | None, instance_id: int | None
@@ -120,3 +129,44 @@ def history(db: Any, sql: Statements, job_id: int, task_id: int | None, instance
         args.append(instance_id)
     return [history_record_of(row) for row in db.execute(
         f"SELECT {HISTORY_COLUMNS} FROM history WHERE {where} ORDER BY seq", args)]
+
+
+_GROUPS = {"owner": "owner", "project": "project"}  # what a report may group by, besides job
+_SUMS = ("COUNT(*), COALESCE(SUM(units), 0), COALESCE(SUM(failed), 0), COALESCE(SUM(core_seconds), 0), "
+         "COALESCE(SUM(wall_seconds), 0), COALESCE(MAX(max_memory_mb), 0), COALESCE(SUM(nonzero_exits), 0)")
+
+
+def usage_report(db: Any, mark: str, q: UsageQuery) -> UsageReport:
+    """Aggregate in the database (GROUP BY): the usage table may hold years of jobs."""
+    if q.by != "job" and q.by not in _GROUPS:
+        raise ValueError(f"usage reports group by owner, project or job, not {q.by!r}")
+    where, args = [], []
+    for clause, value in (("ended_at >= ", q.since), ("ended_at < ", q.until), ("owner = ", q.owner or None),
+                          ("project = ", q.project or None)):
+        if value is not None:
+            where.append(clause + mark)
+            args.append(value)
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    limit = f" LIMIT {int(q.limit) + 1}"  # one more than asked tells whether there were more
+    if q.by == "job":
+        records = [UsageRecord(*row) for row in db.execute(
+            f"SELECT {USAGE_COLUMNS} FROM usage{condition} ORDER BY ended_at, job_id{limit}", args)]
+        rows = [_row_of_record(r) for r in records]
+    else:
+        column = _GROUPS[q.by]
+        grouped = f"SELECT {column}, {_SUMS} FROM usage{condition} GROUP BY {column} ORDER BY {column}{limit}"
+        rows = [_row(row[0], row[1:]) for row in db.execute(grouped, args)]
+    total = _row("", db.execute(f"SELECT {_SUMS} FROM usage{condition}", args).fetchone())
+    return UsageReport(rows[:q.limit], total, len(rows) > q.limit)
+
+
+def _row(key: str, sums: tuple) -> UsageRow:
+    # int()/float(): PostgreSQL sums integers into NUMERIC, which psycopg gives as Decimal.
+    jobs, units, failed, core_seconds, wall_seconds, memory, nonzero = sums
+    return UsageRow(str(key), int(jobs), int(units), int(failed), float(core_seconds), float(wall_seconds),
+                    int(memory), int(nonzero))
+
+
+def _row_of_record(r: UsageRecord) -> UsageRow:
+    return UsageRow(str(r.job_id), 1, r.units, r.failed, r.core_seconds, r.wall_seconds, r.max_memory_mb,
+                    r.nonzero_exits, r)

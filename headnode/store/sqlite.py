@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from headnode.store import sql
-from headnode.store.base import HistoryRecord, Loaded, WriteBatch
+from headnode.store.base import HistoryRecord, Loaded, UsageQuery, UsageReport, WriteBatch
 
 MIGRATIONS: list[str] = [
     # 1: jobs, tasks, instances, history, nodes, templates
@@ -54,6 +54,17 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE instances ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE nodes ADD COLUMN detail TEXT NOT NULL DEFAULT '{}'
+    """,
+    # 3: accounting: what ended jobs used, kept when they are purged
+    """
+    CREATE TABLE usage (
+        job_id INTEGER PRIMARY KEY, owner TEXT NOT NULL, project TEXT NOT NULL, name TEXT NOT NULL,
+        state TEXT NOT NULL, submitted_at REAL, started_at REAL, ended_at REAL NOT NULL,
+        tasks INTEGER NOT NULL, units INTEGER NOT NULL, failed INTEGER NOT NULL, core_seconds REAL NOT NULL,
+        wall_seconds REAL NOT NULL, max_memory_mb INTEGER NOT NULL, nonzero_exits INTEGER NOT NULL,
+        exit_codes TEXT NOT NULL
+    );
+    CREATE INDEX usage_ended_at ON usage (ended_at)
     """,
 ]
 
@@ -110,6 +121,16 @@ class SqliteStore:
 
     def history(self, job_id: int, task_id: int | None = None, instance_id: int | None = None) -> list[HistoryRecord]:
         return sql.history(self._db, SQL, job_id, task_id, instance_id)
+
+    def usage_report(self, query: UsageQuery) -> UsageReport:
+        # A read-only connection of its own, opened and closed on the calling thread: WAL lets
+        # it read while the writer commits, and the writer's connection stays the writer's.
+        db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            return sql.usage_report(db, "?", query)
+        finally:
+            db.close()
 
     def close(self) -> None:
         self._db.close()

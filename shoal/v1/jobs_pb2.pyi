@@ -60,6 +60,13 @@ class JobView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_VIEW_UNSPECIFIED: _ClassVar[JobView]
     JOB_VIEW_SUMMARY: _ClassVar[JobView]
     JOB_VIEW_FULL: _ClassVar[JobView]
+
+class UsageGrouping(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    USAGE_GROUPING_UNSPECIFIED: _ClassVar[UsageGrouping]
+    USAGE_GROUPING_OWNER: _ClassVar[UsageGrouping]
+    USAGE_GROUPING_PROJECT: _ClassVar[UsageGrouping]
+    USAGE_GROUPING_JOB: _ClassVar[UsageGrouping]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_CONFIGURING: JobState
 JOB_STATE_QUEUED: JobState
@@ -90,6 +97,10 @@ RESERVATION_UNIT_NODES: ReservationUnit
 JOB_VIEW_UNSPECIFIED: JobView
 JOB_VIEW_SUMMARY: JobView
 JOB_VIEW_FULL: JobView
+USAGE_GROUPING_UNSPECIFIED: UsageGrouping
+USAGE_GROUPING_OWNER: UsageGrouping
+USAGE_GROUPING_PROJECT: UsageGrouping
+USAGE_GROUPING_JOB: UsageGrouping
 
 class JobDependency(_message.Message):
     __slots__ = ("kind", "job_id")
@@ -283,7 +294,7 @@ class Task(_message.Message):
     def __init__(self, ref: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., node: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[_Union[TaskUpdate, _Mapping]]] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., instance_count: _Optional[int] = ..., instance_counts: _Optional[_Union[TaskCounts, _Mapping]] = ..., other_nodes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Instance(_message.Message):
-    __slots__ = ("ref", "state", "reason", "pending_reason", "node", "attempt", "exit_code", "signal", "start_time", "end_time", "parametric_value", "command_line", "stdout_bytes", "stderr_bytes", "retries", "other_nodes")
+    __slots__ = ("ref", "state", "reason", "pending_reason", "node", "attempt", "exit_code", "signal", "start_time", "end_time", "parametric_value", "command_line", "stdout_bytes", "stderr_bytes", "retries", "other_nodes", "stdout_path", "stderr_path")
     REF_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -300,6 +311,8 @@ class Instance(_message.Message):
     STDERR_BYTES_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     OTHER_NODES_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_PATH_FIELD_NUMBER: _ClassVar[int]
+    STDERR_PATH_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.TaskRef
     state: TaskState
     reason: str
@@ -316,7 +329,9 @@ class Instance(_message.Message):
     stderr_bytes: int
     retries: int
     other_nodes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ref: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., node: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parametric_value: _Optional[int] = ..., command_line: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., retries: _Optional[int] = ..., other_nodes: _Optional[_Iterable[str]] = ...) -> None: ...
+    stdout_path: str
+    stderr_path: str
+    def __init__(self, ref: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., node: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parametric_value: _Optional[int] = ..., command_line: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., retries: _Optional[int] = ..., other_nodes: _Optional[_Iterable[str]] = ..., stdout_path: _Optional[str] = ..., stderr_path: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("id", "name", "owner", "state", "reason", "pending_reason", "create_time", "submit_time", "start_time", "end_time", "task_counts", "tasks", "history", "spec", "held", "task_total", "allocated", "allocated_nodes")
@@ -573,3 +588,65 @@ class OutputChunk(_message.Message):
     offset: int
     data: bytes
     def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class UsageReportRequest(_message.Message):
+    __slots__ = ("by", "since", "until", "owner", "project", "limit")
+    BY_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    by: UsageGrouping
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    owner: str
+    project: str
+    limit: int
+    def __init__(self, by: _Optional[_Union[UsageGrouping, str]] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., owner: _Optional[str] = ..., project: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class UsageRow(_message.Message):
+    __slots__ = ("key", "jobs", "tasks", "failed", "core_seconds", "wall_seconds", "max_memory_mb", "nonzero_exits", "owner", "project", "name", "state", "submit_time", "start_time", "end_time", "exit_codes")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    CORE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_MEMORY_MB_FIELD_NUMBER: _ClassVar[int]
+    NONZERO_EXITS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SUBMIT_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODES_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    jobs: int
+    tasks: int
+    failed: int
+    core_seconds: float
+    wall_seconds: float
+    max_memory_mb: int
+    nonzero_exits: int
+    owner: str
+    project: str
+    name: str
+    state: JobState
+    submit_time: _timestamp_pb2.Timestamp
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    exit_codes: str
+    def __init__(self, key: _Optional[str] = ..., jobs: _Optional[int] = ..., tasks: _Optional[int] = ..., failed: _Optional[int] = ..., core_seconds: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., max_memory_mb: _Optional[int] = ..., nonzero_exits: _Optional[int] = ..., owner: _Optional[str] = ..., project: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., submit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_codes: _Optional[str] = ...) -> None: ...
+
+class UsageReport(_message.Message):
+    __slots__ = ("rows", "total", "truncated")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[UsageRow]
+    total: UsageRow
+    truncated: bool
+    def __init__(self, rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., total: _Optional[_Union[UsageRow, _Mapping]] = ..., truncated: _Optional[bool] = ...) -> None: ...

@@ -134,6 +134,11 @@ class JobServiceStub:
                 request_serializer=shoal_dot_v1_dot_jobs__pb2.ReadOutputRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_jobs__pb2.OutputChunk.FromString,
                 _registered_method=True)
+        self.GetUsageReport = channel.unary_unary(
+                '/shoal.v1.JobService/GetUsageReport',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.UsageReportRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.UsageReport.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -260,6 +265,13 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsageReport(self, request, context):
+        """Accounting: what ended jobs used, by owner, project or job (kept after jobs are purged).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -362,6 +374,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ReadOutput,
                     request_deserializer=shoal_dot_v1_dot_jobs__pb2.ReadOutputRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_jobs__pb2.OutputChunk.SerializeToString,
+            ),
+            'GetUsageReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsageReport,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.UsageReportRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.UsageReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -904,6 +921,33 @@ class JobService:
             '/shoal.v1.JobService/ReadOutput',
             shoal_dot_v1_dot_jobs__pb2.ReadOutputRequest.SerializeToString,
             shoal_dot_v1_dot_jobs__pb2.OutputChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsageReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.JobService/GetUsageReport',
+            shoal_dot_v1_dot_jobs__pb2.UsageReportRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.UsageReport.FromString,
             options,
             channel_credentials,
             insecure,

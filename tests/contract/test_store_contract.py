@@ -17,6 +17,8 @@ from headnode.store.base import (
     Store,
     TaskRecord,
     TemplateRecord,
+    UsageQuery,
+    UsageRecord,
     WriteBatch,
 )
 from headnode.store.postgres import PostgresStore
@@ -179,3 +181,71 @@ def test_details_round_trip_and_nodes_can_be_deleted(open_store) -> None:
     batch.merge(WriteBatch(deleted_nodes={"n1"}))
     store.write(batch)
     assert store.load().nodes == []
+
+
+def usage(job_id: int, owner: str = "alice", project: str = "", ended_at: float = 200.0,
+          core_seconds: float = 60.0) -> UsageRecord:
+    return UsageRecord(job_id, owner, project, f"job{job_id}", "Finished", 100.0, 110.0, ended_at, 2, 3, 1,
+                       core_seconds, ended_at - 110.0, 512 * job_id, 1, "0,1")
+
+
+def test_usage_is_written_with_its_job_and_outlives_the_job(open_store) -> None:
+    store = open_store()
+    store.write(WriteBatch(jobs={1: job(1, "Finished"), 2: job(2, "Failed")},
+                           usage={1: usage(1), 2: usage(2, "bob", "p1", ended_at=300.0)}))
+    store.write(WriteBatch(deleted_jobs={1, 2}))
+    assert store.load().jobs == []
+    report = store.usage_report(UsageQuery(by="job"))
+    assert [r.record for r in report.rows] == [usage(1), usage(2, "bob", "p1", ended_at=300.0)]
+    assert not report.truncated
+    # A job that ends again replaces its record: it is counted once.
+    store.write(WriteBatch(usage={1: usage(1, core_seconds=90.0)}))
+    by_owner = store.usage_report(UsageQuery(by="owner"))
+    assert [(r.key, r.jobs, r.units, r.failed, r.core_seconds, r.max_memory_mb, r.nonzero_exits)
+            for r in by_owner.rows] == [("alice", 1, 3, 1, 90.0, 512, 1), ("bob", 1, 3, 1, 60.0, 1024, 1)]
+    total = by_owner.total
+    assert (total.jobs, total.core_seconds, total.wall_seconds) == (2, 150.0, 280.0)
+    assert [r.key for r in store.usage_report(UsageQuery(by="project")).rows] == ["", "p1"]
+
+
+def test_usage_reports_filter_by_end_time_owner_and_project_and_truncate(open_store) -> None:
+    store = open_store()
+    store.write(WriteBatch(usage={i: usage(i, "alice" if i % 2 else "bob", f"p{i % 3}", ended_at=100.0 * i)
+                                  for i in range(1, 7)}))
+
+    def ids(**query: object) -> list[str]:
+        return [r.key for r in store.usage_report(UsageQuery(by="job", **query)).rows]  # type: ignore[arg-type]
+
+    assert ids(since=200.0, until=500.0) == ["2", "3", "4"]  # since inclusive, until exclusive
+    assert ids(owner="alice") == ["1", "3", "5"]
+    assert ids(project="p0", until=600.5) == ["3", "6"]
+    first = store.usage_report(UsageQuery(by="job", limit=2))
+    assert [r.key for r in first.rows] == ["1", "2"] and first.truncated and first.total.jobs == 6
+    empty = store.usage_report(UsageQuery(by="owner", since=10_000.0))
+    assert empty.rows == [] and empty.total.jobs == 0 and empty.total.core_seconds == 0.0
+    with pytest.raises(ValueError):
+        store.usage_report(UsageQuery(by="name; DROP TABLE usage"))
+
+
+def test_a_failing_batch_stores_no_usage(open_store) -> None:
+    store = open_store()
+    broken = WriteBatch(usage={1: usage(1)},
+                        nodes={"n1": replace(node("n1"), state=None)})  # type: ignore[arg-type]
+    with pytest.raises(Exception):  # noqa: B017 - each backend raises its own driver's error
+        store.write(broken)
+    assert store.usage_report(UsageQuery(by="job")).rows == []
+
+
+def test_an_older_database_is_migrated_to_keep_usage(open_store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from headnode.store import postgres, sqlite
+
+    for module in (sqlite, postgres):  # a database made before the usage table existed
+        monkeypatch.setattr(module, "MIGRATIONS", module.MIGRATIONS[:2])
+    old = open_store()
+    old.write(WriteBatch(jobs={1: job(1, "Finished")}))
+    old.close()
+    monkeypatch.undo()
+    store = open_store()
+    assert store.load().jobs == [job(1, "Finished")]
+    store.write(WriteBatch(usage={1: usage(1)}))
+    assert [r.record for r in store.usage_report(UsageQuery(by="job")).rows] == [usage(1)]

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from common.clock import FakeClock
-from common.config import HeadConfig, NodeConfig, load, parse_address
+from common.config import HeadConfig, NodeConfig, load, parse_address, resolve
 from common.errors import ConfigError, InvalidArgument
 from common.ids import TaskId, parse_job_id
 from common.resources import CORES, MEMORY, Resources, shortfall
@@ -43,6 +47,43 @@ def test_config_layers_file_then_flags(tmp_path: Path) -> None:
     assert load(NodeConfig, "node", f, {"plaintext": True}).name == "n7"
     secure = load(NodeConfig, "node", f, {"tls_ca": "/etc/shoal/ca.crt"})
     assert secure.tls_ca == "/etc/shoal/ca.crt" and not secure.plaintext
+
+
+def test_config_environment_sits_between_the_file_and_flags_and_each_source_is_named(tmp_path: Path) -> None:
+    f = tmp_path / "shoal.toml"
+    f.write_text('[head]\npolicy = "fcfs"\nrate_limit = 7\nplacement = "spread"\n')
+    env = {"SHOAL_HEAD_RATE_LIMIT": "9", "SHOAL_HEAD_PLACEMENT": "pack", "SHOAL_HEAD_ADMINS": "root, alice",
+           "SHOAL_HEAD_PREEMPTION": "true"}
+    head, sources = resolve(HeadConfig, "head", f, {"placement": "spread", "listen": None}, env)
+    assert (head.policy, head.rate_limit, head.placement, head.admins, head.preemption) == (
+        "fcfs", 9.0, "spread", ("root", "alice"), True)
+    assert sources["policy"] == f"file {f}"
+    assert sources["rate_limit"] == "env SHOAL_HEAD_RATE_LIMIT"
+    assert sources["placement"] == "flag"
+    assert sources["listen"] == "default" and set(sources) == {x.name for x in dataclasses.fields(HeadConfig)}
+    # $SHOAL_CONFIG names the file when no --config is given.
+    assert load(HeadConfig, "head", None, {}, {"SHOAL_CONFIG": str(f)}).policy == "fcfs"
+    with pytest.raises(ConfigError, match=r"preemption = 'maybe' is not a valid bool \(from env SHOAL_HEAD_PREEMPTION\)"):
+        load(HeadConfig, "head", None, {}, {"SHOAL_HEAD_PREEMPTION": "maybe"})
+
+
+def test_config_show_prints_each_keys_value_and_source(tmp_path: Path) -> None:
+    f = tmp_path / "shoal.toml"
+    f.write_text("[node]\ncores = 3\n")
+    env = dict(os.environ, SHOAL_NODE_LABELS="avx2,rack=1", SHOAL_HEAD="h1:7676")
+    shown = subprocess.run([sys.executable, "-m", "shoal", "config", "show", "node", "--config", str(f),
+                            "--plaintext", "--name", "n9", "--json"], capture_output=True, text=True, env=env,
+                           timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    config = json.loads(shown.stdout)
+    assert config["cores"] == {"value": 3, "source": f"file {f}"}
+    assert config["labels"] == {"value": ["avx2", "rack=1"], "source": "env SHOAL_NODE_LABELS"}
+    assert config["name"] == {"value": "n9", "source": "flag"}
+    assert config["head"] == {"value": "h1:7676", "source": "env SHOAL_HEAD"}
+    assert config["kill_grace"] == {"value": 5.0, "source": "default"}
+    bad = subprocess.run([sys.executable, "-m", "shoal", "config", "show", "head"], capture_output=True, text=True,
+                         env=dict(os.environ, SHOAL_HEAD_POLICY="lifo"), timeout=60)
+    assert bad.returncode == 2 and "policy must be 'easy' or 'fcfs'" in bad.stderr
 
 
 def test_config_errors_say_what_to_fix(tmp_path: Path) -> None:
@@ -102,3 +143,28 @@ def test_the_example_config_in_deploy_loads() -> None:
     for table, config in (("head", HeadConfig), ("node", NodeConfig)):
         shown = set(tables[table]) | set(re.findall(r"^# (\w+) = ", example.read_text(), re.M))
         assert {f.name for f in dataclasses.fields(config)} <= shown, f"[{table}] in the example lacks a key"
+
+
+def test_every_daemon_flag_sets_the_config_key_of_its_name() -> None:
+    # The daemons and `shoal config show` map flags to keys by name (config.flag_overrides).
+    import argparse
+
+    from computenode.flags import add_arguments as node_flags
+    from headnode.flags import add_arguments as head_flags
+
+    for add, cls in ((head_flags, HeadConfig), (node_flags, NodeConfig)):
+        parser = argparse.ArgumentParser()
+        add(parser)
+        dests = {a.dest for a in parser._actions} - {"help", "config"}
+        assert dests <= {f.name for f in dataclasses.fields(cls)}, dests - {f.name for f in dataclasses.fields(cls)}
+
+
+def test_a_malformed_timestamp_is_the_senders_error_not_a_crash() -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from common.wire import seconds
+
+    assert seconds(Timestamp(seconds=12, nanos=500_000_000)) == 12.5
+    for bad in (Timestamp(nanos=-1), Timestamp(seconds=10**13)):
+        with pytest.raises(InvalidArgument, match="until is not a valid timestamp"):
+            seconds(bad, "until")
