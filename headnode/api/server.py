@@ -1,6 +1,12 @@
-"""The grpc.aio server: the three Shoal services, standard health checking and reflection."""
+"""The grpc.aio server: the three Shoal services, standard health checking and reflection,
+and (with metrics on) the interceptor that counts and times RPCs."""
 
 from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -12,6 +18,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message_factory import GetMessageClass
 
 from common import tls
+from common.clock import perf_counter
 from headnode.api.errors import tolerant
 from common.config import parse_address
 from common.errors import ConfigError
@@ -79,11 +86,13 @@ def build(
     admin: admin_pb2_grpc.AdminServiceServicer,
     templates: templates_pb2_grpc.TemplateServiceServicer,
     creds: grpc.ServerCredentials | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Create the server and bind it (TLS with `creds`, else plaintext); returns it with the
     bound port (listen may ask for 0)."""
     parse_address(listen, "listen")
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    # No interceptor at all unless one is given: each costs every RPC a hop through Python.
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors) or None)
     for servicer, module, name in ((jobs, jobs_pb2, "JobService"), (nodes, nodes_pb2, "NodeService"),
                                    (admin, admin_pb2, "AdminService"), (templates, templates_pb2, "TemplateService")):
         server.add_generic_rpc_handlers((_handlers(servicer, module.DESCRIPTOR.services_by_name[name]),))
@@ -108,3 +117,90 @@ async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool)
         return
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+_RPC_TYPES = {(False, False): "unary", (False, True): "server_stream", (True, False): "client_stream",
+              (True, True): "bidi_stream"}
+
+
+class RpcMetrics(grpc.aio.ServerInterceptor):
+    """Counts every RPC as it begins; times unary ones and counts them by status code.
+
+    `started`, `handled` and `duration` are prometheus_client families labelled (service,
+    method, type), (service, method, code) and (service, method). Only methods the server
+    has are labelled, so a caller cannot grow the label set by inventing method names."""
+
+    def __init__(self, started: Any, handled: Any, duration: Any) -> None:
+        self._started, self._handled, self._duration = started, handled, duration
+        # Per method: the handler found, what to count its starts with, and what replaces it.
+        self._known: dict[str, tuple[grpc.RpcMethodHandler, Any, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        method: str = details.method  # type: ignore[attr-defined]
+        known = self._known.get(method)
+        if known is None or known[0] is not handler:
+            known = self._known[method] = self._wrap(method, handler)
+        known[1].inc()
+        return known[2]
+
+    def _wrap(self, method: str,
+              handler: grpc.RpcMethodHandler) -> tuple[grpc.RpcMethodHandler, Any, grpc.RpcMethodHandler]:
+        service, _, name = method.lstrip("/").rpartition("/")
+        kind = _RPC_TYPES[(handler.request_streaming, handler.response_streaming)]
+        started = self._started.labels(service, name, kind)
+        if kind != "unary":
+            return handler, started, handler
+        timed = grpc.unary_unary_rpc_method_handler(
+            self._timed(handler.unary_unary, service, name),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+        return handler, started, timed
+
+    def _timed(self, behavior: Any, service: str, name: str) -> Any:
+        duration = self._duration.labels(service, name)
+        handled = self._handled
+        by_code: dict[str, Any] = {}
+
+        async def run(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            began = perf_counter()
+            code: Any = None
+            try:
+                result = behavior(request, context)
+                if inspect.isawaitable(result):
+                    result = await result
+                code = context.code()
+                return result
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED  # the caller went away
+                raise
+            except BaseException:
+                code = context.code() or grpc.StatusCode.UNKNOWN  # context.abort sets it before raising
+                raise
+            finally:
+                duration.observe(perf_counter() - began)
+                label = _code_name(code)
+                child = by_code.get(label)
+                if child is None:
+                    child = by_code[label] = handled.labels(service, name, label)
+                child.inc()
+
+        return run
+
+
+def _code_name(code: Any) -> str:
+    if code is None:
+        return "OK"
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    for known in grpc.StatusCode:  # some grpc versions keep the wire number
+        if known.value[0] == code:
+            return known.name
+    return str(code)

@@ -30,6 +30,7 @@ from headnode.scheduling.policy import FCFS, Policy, level_of
 from headnode.scheduling.snapshot import NodeView, PoolView, Running, Snapshot, TaskRequest
 from headnode.services.effects import Effects
 from headnode.services.membership import Membership
+from headnode.services.metrics import NO_METRICS, Metrics
 from headnode.services.output import OutputStore
 
 _log = log.get("allocator")
@@ -140,8 +141,10 @@ class Allocator:
         output: OutputStore,
         clock: Clock,
         policy: Policy,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.cluster = cluster
+        self.metrics = metrics
         self.effects = effects
         self.membership = membership
         self.output = output
@@ -180,6 +183,7 @@ class Allocator:
         self._reservations(plan, now, o)
         self._preempt(plan, now, o)
         placed = [p for p in (self._commit(p, now, o) for p in plan.placements) if p is not None]
+        self.metrics.pass_done(self.clock.monotonic() - began)
         if not placed and not o.jobs:
             return
         await self.effects.apply(o)
@@ -250,6 +254,7 @@ class Allocator:
             assert other is not None
             other.allocate(Allocation(inst.id, inst.attempt, given, secondary=True))
         self.output.reset(inst.id)
+        self.metrics.run_started(job.submitted_at, inst.attempt, now)
         return _Placed(job, task, inst, node, inst.attempt)
 
     def pending_reason(self, job: Job, task: Task) -> str:

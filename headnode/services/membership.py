@@ -42,6 +42,7 @@ from headnode.domain.node import (
 from headnode.domain.reconcile import reconcile
 from headnode.domain.states import NodeEvent, NodeState, TaskState, next_node_state
 from headnode.services.effects import Effects
+from headnode.services.metrics import NO_METRICS, Metrics
 from headnode.services.output import OutputStore
 
 _log = log.get("membership")
@@ -109,8 +110,10 @@ class Membership:
         clock: Clock,
         config: HeadConfig,
         on_capacity: Callable[[], None],
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.cluster = cluster
+        self.metrics = metrics
         self.effects = effects
         self.output = output
         self.clock = clock
@@ -234,6 +237,7 @@ class Membership:
         # The head's clock stamps the head's history; an agent's clock may be skewed.
         lifecycle.exited(job, task, inst, event.exit_code, event.signal, event.error, event.runtime_exceeded,
                          self.clock.now(), o, event.out_of_memory)
+        self.metrics.run_ended(inst.state)
         _log.info("task_exited", job_id=job.id, task_id=str(inst.id), node=node.name,
                   exit_code=event.exit_code, signal=event.signal, state=inst.state.value)
         # The agent forgets the exit once acknowledged, so the ack waits until it is durable;
@@ -304,6 +308,7 @@ class Membership:
             job, task, _ = self.cluster.find_instance(inst.id) or (None, None, None)
             if job is not None:
                 o.touch(job, task, inst)
+            self.metrics.run_ended(inst.state)
         for alloc in allocs:
             node.release(alloc.task)
             found = self.cluster.find_instance(alloc.task)
@@ -319,6 +324,7 @@ class Membership:
                 if primary is not None and primary.release(inst.id) is not None:
                     self.send(primary.name, Kill(inst.id, inst.attempt, f"node {node.name} of its allocation {what}"))
             lifecycle.lost(job, task, inst, node.name, now, o, what)
+            self.metrics.run_ended(inst.state)
             _log.warning("task_lost", job_id=job.id, task_id=str(inst.id), node=node.name,
                          state=inst.state.value)
         await self.effects.apply(o, nodes=[node] if persist_node else [])
