@@ -1,8 +1,12 @@
 """Daemon configuration: every key, its default and its meaning, in one place.
 
 A config file is TOML with a `[head]` table and/or a `[node]` table (one file can serve both
-daemons). Values come from, in rising precedence: the defaults below, the file, command-line
-flags. Each daemon loads its config once at start-up and passes the object down.
+daemons). Values come from, in rising precedence: the defaults below, the file (--config, else
+$SHOAL_CONFIG), environment variables named SHOAL_<TABLE>_<KEY> (SHOAL_HEAD_POLICY=fcfs,
+SHOAL_NODE_CORES=8; lists comma-separated, booleans true/false), command-line flags. Each
+daemon loads its config once at start-up and passes the object down; `shoal config show head`
+(or `node`, with the daemon's flags) prints what would be in force and where each value came
+from.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import dataclasses
 import os
 import socket
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -101,10 +106,16 @@ class HeadConfig:
     # Requests per second each caller may make, with bursts of twice that; 0: no limit.
     # Past it a call gets RESOURCE_EXHAUSTED (agents' streams are not counted).
     rate_limit: float = 1000.0
+    # Prometheus metrics (jobs, tasks and nodes by state, queue wait, scheduling passes, RPC
+    # latency) served over HTTP at HOST:PORT/metrics; empty: off. Port 0 picks a free port;
+    # the bound address is written to <state_dir>/metrics.addr.
+    metrics_listen: str = ""
     log_level: str = "info"
 
     def validate(self) -> HeadConfig:
         parse_address(self.listen, what="listen")
+        if self.metrics_listen:
+            parse_address(self.metrics_listen, what="metrics_listen")
         if self.heartbeat_interval <= 0:
             raise ConfigError(f"heartbeat_interval must be > 0 seconds, got {self.heartbeat_interval}")
         if self.node_lost_after <= self.heartbeat_interval:
@@ -178,11 +189,17 @@ class NodeConfig:
     # v1 are writable, else watching memory use), "cgroup" (refuse to start without one) or
     # "watch" (never cgroups). computenode/cgroups.py says how each mode works.
     isolation: str = "auto"
+    # Prometheus metrics (tasks started, finished and running, the agent's CPU and memory, the
+    # connection to the head) served over HTTP at HOST:PORT/metrics; empty: off. Port 0 picks
+    # a free port; the bound address is written to <state_dir>/metrics.addr.
+    metrics_listen: str = ""
     log_level: str = "info"
 
     def validate(self) -> NodeConfig:
         for address in self.head.split(","):
             parse_address(address.strip(), what="head")
+        if self.metrics_listen:
+            parse_address(self.metrics_listen, what="metrics_listen")
         if not self.name or any(c.isspace() for c in self.name):
             raise ConfigError(f"node name {self.name!r} must be non-empty and contain no spaces")
         if self.cores < 0 or self.memory_mb < 0:
@@ -220,9 +237,35 @@ def parse_address(text: str, what: str = "address") -> tuple[str, int]:
 C = TypeVar("C", HeadConfig, NodeConfig)
 
 
-def load(cls: type[C], table: str, path: Path | None, overrides: dict[str, Any]) -> C:
-    """Build a config from defaults, then the file's [table], then non-None overrides."""
+CONFIG_ENV = "SHOAL_CONFIG"
+
+
+def env_name(table: str, key: str) -> str:
+    """The environment variable that sets a key: SHOAL_HEAD_LISTEN, SHOAL_NODE_CORES, ..."""
+    return f"SHOAL_{table.upper()}_{key.upper()}"
+
+
+def flag_overrides(cls: type[C], args: Any) -> dict[str, Any]:
+    """The values the daemon's flags set, by key (a flag's dest is its key; unset flags are None)."""
+    return {f.name: getattr(args, f.name, None) for f in dataclasses.fields(cls)}
+
+
+def load(cls: type[C], table: str, path: Path | None, overrides: dict[str, Any],
+         env: Mapping[str, str] | None = None) -> C:
+    """Build a config from defaults, then the file's [table], then the environment, then
+    non-None overrides (flags)."""
+    return resolve(cls, table, path, overrides, env)[0]
+
+
+def resolve(cls: type[C], table: str, path: Path | None, overrides: dict[str, Any],
+            env: Mapping[str, str] | None = None) -> tuple[C, dict[str, str]]:
+    """As load, and where each key's value came from: "default", "file PATH", "env NAME" or
+    "flag". The file is `path`, else $SHOAL_CONFIG if set; env is os.environ by default."""
+    env = os.environ if env is None else env
+    if path is None and env.get(CONFIG_ENV):
+        path = Path(env[CONFIG_ENV])
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     known = {f.name: f for f in dataclasses.fields(cls)}
     if path is not None:
         try:
@@ -239,15 +282,28 @@ def load(cls: type[C], table: str, path: Path | None, overrides: dict[str, Any])
                 raise ConfigError(
                     f"unknown key {key!r} in [{table}] of {path}; known keys: {', '.join(sorted(known))}"
                 )
-            values[key] = value
-    values.update({k: v for k, v in overrides.items() if v is not None})
+            values[key], sources[key] = value, f"file {path}"
+    for key in known:
+        name = env_name(table, key)
+        if name in env:
+            values[key], sources[key] = env[name], f"env {name}"
+    for key, value in overrides.items():
+        if value is not None:
+            values[key], sources[key] = value, "flag"
     typed: dict[str, Any] = {}
     for key, value in values.items():
         default = known[key].default
         if default is dataclasses.MISSING:
             default = known[key].default_factory()  # type: ignore[misc]
-        typed[key] = _coerce(key, value, default)
-    return cls(**typed).validate()
+        try:
+            typed[key] = _coerce(key, value, default)
+        except ConfigError as e:
+            raise ConfigError(f"{e.message} (from {sources[key]})") from None
+    config = cls(**typed).validate()
+    return config, {key: sources.get(key, "default") for key in known}
+
+
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
@@ -255,6 +311,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if isinstance(default, bool):
             if isinstance(value, bool):
                 return value
+            if isinstance(value, str) and value.lower() in _BOOLS:  # from the environment
+                return _BOOLS[value.lower()]
             raise ValueError
         if isinstance(default, tuple):
             if isinstance(value, str):

@@ -36,6 +36,7 @@ from computenode import state as st
 from computenode.capacity import gpu_devices
 from computenode.cgroups import Isolation
 from computenode.fake import FakeRunner
+from computenode.metrics import NO_METRICS, AgentMetrics
 from computenode.runner import TaskRunner
 from computenode.spool import STREAMS, Spool
 from shoal import __version__
@@ -86,8 +87,10 @@ class _Conn:
 
 class Agent:
     def __init__(self, config: NodeConfig, capacity: Resources, clock: Clock,
-                 isolation: Isolation | None = None, fake_launch: bool = False) -> None:
+                 isolation: Isolation | None = None, fake_launch: bool = False,
+                 metrics: AgentMetrics = NO_METRICS) -> None:
         self.config = config
+        self.metrics = metrics
         self.capacity = capacity
         self.clock = clock
         self.instance_id = uuid.uuid4().hex
@@ -262,6 +265,7 @@ class Agent:
     def _execute(self, ins: st.Instruction) -> None:
         r = self.runner
         if isinstance(ins, st.Start):
+            self.metrics.task_started()
             r.start(ins.key, ins.launch, self.config.name)
         elif isinstance(ins, st.Signal):
             r.signal(ins.key, ins.signal)
@@ -271,6 +275,8 @@ class Agent:
             r.timer(ins.key, ins.seconds, lambda k=ins.key: self._apply(st.RuntimeExceeded(k)))
         elif isinstance(ins, st.Persist):
             entry = self.state.tasks[ins.key]
+            if entry.phase is st.Phase.KILLING:
+                self.metrics.task_stopping(ins.key)
             r.persist(ins.key, entry.phase is st.Phase.KILLING, entry.runtime_exceeded, entry.out_of_memory)
         elif isinstance(ins, st.ReportStarted):
             if self._conn is not None:
@@ -278,6 +284,7 @@ class Agent:
                 self._conn.started[ins.key] = nodes_pb2.AgentMessage(started=nodes_pb2.TaskStarted(
                     task=task_ref(task), attempt=attempt, pid=ins.pid, time=timestamp(self.clock.now())))
         elif isinstance(ins, st.ReportExited):
+            self.metrics.task_finished(self.state.tasks[ins.key])
             r.cancel_timer(ins.key)
             if self._conn is not None and (ins.key, "stdout") in self._conn.sent:
                 self._conn.exits.add(ins.key)

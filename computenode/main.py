@@ -1,5 +1,6 @@
 """`shoal node`: load the config once, detect capacity, lock the state dir, run the agent until
-SIGTERM/SIGINT."""
+SIGTERM/SIGINT; with `metrics_listen`, serve its Prometheus metrics (computenode/metrics.py)
+meanwhile, their address in <state_dir>/metrics.addr."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 
 from common import config as config_mod
 from common import log
+from common import metrics as metrics_common
 from common.clock import SystemClock
 from common.config import NodeConfig
 from common.errors import ConfigError
@@ -16,37 +18,15 @@ from common.resources import Resources
 from common.statedir import StateDirLock
 from computenode import capacity, cgroups
 from computenode.agent import Agent
+from computenode.metrics import NO_METRICS, AgentMetrics, PrometheusAgentMetrics
 
 _log = log.get("node")
 
 
 def run(args: argparse.Namespace, default_head: str | None) -> int:
-    config = config_mod.load(
-        NodeConfig,
-        "node",
-        args.config,
-        {
-            "head": args.head or default_head,
-            "name": args.name,
-            "cores": args.cores,
-            "memory_mb": args.memory_mb,
-            "state_dir": args.state_dir,
-            "kill_grace": args.kill_grace,
-            "stop_tasks_on_exit": args.stop_tasks_on_exit,
-            "resources": args.resources,
-            "groups": args.groups,
-            "labels": args.labels,
-            "plaintext": args.plaintext,
-            "tls_ca": args.tls_ca,
-            "tls_cert": args.tls_cert,
-            "tls_key": args.tls_key,
-            "join_token": args.join_token,
-            "run_as": args.run_as,
-            "allow_root_tasks": args.allow_root_tasks,
-            "isolation": args.isolation,
-            "log_level": args.log_level,
-        },
-    )
+    overrides = config_mod.flag_overrides(NodeConfig, args)
+    overrides["head"] = args.head or default_head
+    config = config_mod.load(NodeConfig, "node", args.config, overrides)
     log.configure(config.log_level)
     detected = capacity.detect()
     offered = capacity.offered(config, detected)
@@ -67,7 +47,19 @@ async def _main(config: NodeConfig, offered: Resources, isolation: cgroups.Isola
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        return await Agent(config, offered, SystemClock(), isolation).run(stop)
+        metrics: AgentMetrics = PrometheusAgentMetrics() if config.metrics_listen else NO_METRICS
+        agent = Agent(config, offered, SystemClock(), isolation, metrics=metrics)
+        server = None
+        if isinstance(metrics, PrometheusAgentMetrics):
+            metrics.watch(agent, offered, loop)
+            server = metrics_common.MetricsServer(config.metrics_listen, metrics.registry, config.state_dir)
+        else:
+            metrics_common.remove_stale(config.state_dir)
+        try:
+            return await agent.run(stop)
+        finally:
+            if server is not None:
+                server.close()
     finally:
         isolation.close()
         lock.release()

@@ -31,4 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-dir", metavar="DIR", help="ca.crt, head.crt, head.key (default <state-dir>/tls)")
     p.add_argument("--admin", dest="admins", action="append", metavar="USER",
                    help="a user allowed to manage nodes (repeatable; default: every user)")
+    p.add_argument("--metrics-listen", metavar="HOST:PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics (jobs, tasks, nodes, queue "
+                        "wait, scheduling passes, RPC latency); port 0 = any, the address goes to "
+                        "<state-dir>/metrics.addr (default: off)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

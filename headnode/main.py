@@ -1,9 +1,10 @@
 """`shoal head`: the composition root. Config -> store -> clock -> services -> server.
 
 Writes the bound address to <state_dir>/head.addr once it serves (so tools and tests can
-ask for port 0), holds an exclusive lock on the state dir, and stops cleanly on SIGTERM
-or SIGINT: health goes NOT_SERVING, in-flight RPCs get a grace period, and everything
-queued in the journal is committed.
+ask for port 0); with `metrics_listen`, serves Prometheus metrics (services/metrics.py) and
+writes their address to <state_dir>/metrics.addr. Holds an exclusive lock on the state dir,
+and stops cleanly on SIGTERM or SIGINT: health goes NOT_SERVING, in-flight RPCs get a grace
+period, and everything queued in the journal is committed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from common import config as config_mod
 from common import log
+from common import metrics as metrics_common
 from common.clock import Clock, SystemClock
 from common.config import HeadConfig, parse_address
 from common.statedir import StateDirLock
@@ -37,10 +39,12 @@ from headnode.api.identity import Authority
 from headnode.scheduling.policy import Policy
 from headnode.services.fairshare import FairShare
 from headnode.services.membership import Membership
+from headnode.services.metrics import NO_METRICS, HeadMetrics, Metrics
 from headnode.services.nodes import NodeAdmin
 from headnode.services.output import OutputStore
 from headnode.services.queue import QueueService
 from headnode.services.templates import TemplateService
+from headnode.services.usage import UsageService
 from headnode.store import open_store
 from headnode.store.base import Store
 from headnode.store.postgres import PostgresStore
@@ -52,28 +56,12 @@ _log = log.get("head")
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_mod.load(
-        HeadConfig,
-        "head",
-        args.config,
-        {
-            "listen": args.listen,
-            "state_dir": args.state_dir,
-            "database": args.database,
-            "lease_ttl": args.lease_ttl,
-            "output_dir": args.output_dir,
-            "heartbeat_interval": args.heartbeat_interval,
-            "node_lost_after": args.node_lost_after,
-            "placement": args.placement,
-            "policy": args.policy,
-            "preemption": args.preemption,
-            "completed_job_ttl": args.completed_job_ttl,
-            "admins": args.admins,
-            "plaintext": args.plaintext,
-            "tls_dir": args.tls_dir,
-            "log_level": args.log_level,
-        },
-    )
+    # Flags are named after the keys they set (common/config.py); `shoal config show head`
+    # resolves the same way.
+    config = config_mod.load(HeadConfig, "head", args.config, config_mod.flag_overrides(HeadConfig, args))
+    # The state dir holds the database, and it the key that signs every token: nothing the head
+    # node writes is for other local users to read (the systemd unit says UMask=0077 too).
+    os.umask(0o077)
     log.configure(config.log_level)
     return asyncio.run(serve(config, SystemClock()))
 
@@ -127,6 +115,7 @@ async def _serve_active(
         exit_code = 1
         stop.set()
 
+    metrics: Metrics = HeadMetrics() if config.metrics_listen else NO_METRICS
     bus = EventBus()
     journal = Journal(store, bus, on_fatal)
     journal.start()
@@ -134,12 +123,13 @@ async def _serve_active(
     allocator: Allocator
     membership: Membership
     effects = Effects(cluster, journal, clock, send_kill=lambda node, kill: membership.send(node, kill),
-                      kick=lambda: allocator.kick())
-    membership = Membership(cluster, effects, output, clock, config, on_capacity=lambda: allocator.kick())
+                      kick=lambda: allocator.kick(), metrics=metrics)
+    membership = Membership(cluster, effects, output, clock, config, on_capacity=lambda: allocator.kick(),
+                            metrics=metrics)
     policy = Policy(name=config.policy, placement=config.placement, default_runtime=config.default_runtime_limit,
                     backfill_depth=config.backfill_depth, max_running_cores=config.max_running_cores_per_owner,
                     preemption=config.preemption)
-    allocator = Allocator(cluster, effects, membership, output, clock, policy)
+    allocator = Allocator(cluster, effects, membership, output, clock, policy, metrics=metrics)
     fairshare = FairShare(cluster, clock, config, kick=lambda: allocator.kick())
     queue = QueueService(cluster, journal, effects, allocator, output, bus, clock,
                          max_queued_jobs=config.max_queued_jobs_per_owner)
@@ -158,9 +148,17 @@ async def _serve_active(
     else:
         creds = server_mod.credentials(Path(config.tls_dir) if config.tls_dir else state_dir / "tls")
     server, port, health = server_mod.build(
-        config.listen, JobServicer(queue, output, templates, auth), NodeServicer(membership, auth),
+        config.listen, JobServicer(queue, output, templates, auth, UsageService(store)),
+        NodeServicer(membership, auth),
         AdminServicer(cluster, node_admin, auth), TemplateServicer(templates, auth), creds,
+        interceptors=_rpc_metrics(metrics),
     )
+    metrics_server = None
+    if isinstance(metrics, HeadMetrics):
+        metrics.watch(cluster, asyncio.get_running_loop())
+        metrics_server = metrics_common.MetricsServer(config.metrics_listen, metrics.registry, state_dir)
+    else:
+        metrics_common.remove_stale(state_dir)
     await server.start()
     await server_mod.set_serving(health, True)
     address = _connectable(config.listen, port)
@@ -190,8 +188,16 @@ async def _serve_active(
         await journal.close()
         output.close()
         (state_dir / ADDRESS_FILE).unlink(missing_ok=True)
+        if metrics_server is not None:
+            metrics_server.close()
         _log.info("head_stopped")
     return exit_code
+
+
+def _rpc_metrics(metrics: Metrics) -> list[server_mod.RpcMetrics]:
+    if not isinstance(metrics, HeadMetrics):
+        return []
+    return [server_mod.RpcMetrics(metrics.rpc_started, metrics.rpc_handled, metrics.rpc_duration)]
 
 
 def _connectable(listen: str, port: int) -> str:
