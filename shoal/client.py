@@ -33,6 +33,9 @@ T = TypeVar("T")
 
 
 class RequestFailed(Exception):
+    """A call the head node refused or failed: `code` is its grpc.StatusCode (NOT_FOUND,
+    INVALID_ARGUMENT, PERMISSION_DENIED, FAILED_PRECONDITION, ...), `message` its one line."""
+
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -40,7 +43,7 @@ class RequestFailed(Exception):
 
 
 class HeadUnreachable(RequestFailed):
-    pass
+    """No head node answered at the address (UNAVAILABLE) or in time (DEADLINE_EXCEEDED)."""
 
 
 ENDED_JOB_STATES = (jobs_pb2.JOB_STATE_FINISHED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED)
@@ -237,7 +240,7 @@ class Client:
             call.initial_metadata()  # sent by the head once the watch is in place
         except grpc.RpcError as e:
             raise self._translate(e) from None
-        return _unbatched(self._iterate(call))
+        return unbatched(self._iterate(call))
 
     # -- templates -------------------------------------------------------------------------
 
@@ -271,6 +274,20 @@ class Client:
 
     def cancel_job(self, job_id: int, reason: str = "") -> jobs_pb2.Job:
         return self._unary(self._jobs.CancelJob, jobs_pb2.CancelJobRequest(job_id=job_id, reason=reason))
+
+    def usage_report(self, by: str = "owner", since: float | None = None, until: float | None = None,
+                     owner: str = "", project: str = "", limit: int = 0) -> jobs_pb2.UsageReport:
+        """What jobs that ended in [since, until) (seconds since the epoch; None: unbounded) used,
+        by "owner", "project" or "job"; kept after the jobs themselves are purged."""
+        grouping = {"owner": jobs_pb2.USAGE_GROUPING_OWNER, "project": jobs_pb2.USAGE_GROUPING_PROJECT,
+                    "job": jobs_pb2.USAGE_GROUPING_JOB}.get(by)
+        if grouping is None:
+            raise ValueError(f"by={by!r}: use 'owner', 'project' or 'job'")
+        request = jobs_pb2.UsageReportRequest(by=grouping, owner=owner, project=project, limit=limit)
+        for field, value in (("since", since), ("until", until)):
+            if value is not None:
+                getattr(request, field).FromNanoseconds(int(value * 1e9))
+        return self._unary(self._jobs.GetUsageReport, request)
 
     def watch_job(self, job_id: int) -> Iterator[jobs_pb2.JobEvent]:
         return self._stream(self._jobs.WatchJob, jobs_pb2.WatchJobRequest(job_id=job_id))
@@ -360,17 +377,25 @@ class Client:
             call.cancel()
 
     def _translate(self, e: grpc.RpcError) -> RequestFailed:
-        code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
-        details = (e.details() if hasattr(e, "details") else "") or code.name
-        if code == grpc.StatusCode.UNAVAILABLE:
-            return HeadUnreachable(code, f"cannot reach the head node at {self.address} ({_short(details)})")
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return HeadUnreachable(code, f"the head node at {self.address} did not answer within {self.timeout:g}s")
-        return RequestFailed(code, details)
+        return translate(e, self.address, self.timeout)
 
 
-def _ref(task: TaskId) -> common_pb2.TaskRef:
+def translate(e: grpc.RpcError, address: str, timeout: float) -> RequestFailed:
+    """The SDK's exception for a failed call (shared by the sync and async clients)."""
+    code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
+    details = (e.details() if hasattr(e, "details") else "") or code.name
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return HeadUnreachable(code, f"cannot reach the head node at {address} ({_short(details)})")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return HeadUnreachable(code, f"the head node at {address} did not answer within {timeout:g}s")
+    return RequestFailed(code, details)
+
+
+def ref(task: TaskId) -> common_pb2.TaskRef:
     return common_pb2.TaskRef(job_id=task.job, task_id=task.task, instance_id=task.instance)
+
+
+_ref = ref
 
 
 def _short(details: str) -> str:
@@ -383,7 +408,7 @@ def _short(details: str) -> str:
     return details.splitlines()[0][:200]
 
 
-def _unbatched(events: Iterator[jobs_pb2.JobEvent]) -> Iterator[jobs_pb2.JobEvent]:
+def unbatched(events: Iterator[jobs_pb2.JobEvent]) -> Iterator[jobs_pb2.JobEvent]:
     """One event at a time from a batched WatchJobs stream (see WatchJobsRequest.batched)."""
     for event in events:
         more = list(event.more)

@@ -1,0 +1,208 @@
+"""The SDK's asyncio client: the same calls as shoal.client.Client, awaited, over grpc.aio.
+
+    import asyncio
+    from shoal.aio import AsyncClient
+    from shoal.client import task_spec
+    from shoal.v1 import jobs_pb2
+
+    async def main():
+        async with AsyncClient("head:7676") as client:
+            job_id = await client.submit(jobs_pb2.JobSpec(tasks=[task_spec("hostname")]))
+            async for event in client.watch_job(job_id):
+                print(event.job_state, event.reason)
+
+    asyncio.run(main())
+
+Errors are the sync client's: RequestFailed (with `.code`, a grpc.StatusCode) and
+HeadUnreachable. Streams (`watch_jobs`, `watch_job`, `read_output`, the list calls) are async
+iterators; leaving the loop early cancels the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import field_mask_pb2
+
+from common.addr import channel
+from common.ids import TaskId
+from common.tls import Files
+from shoal.client import ENDED_JOB_STATES, USER_METADATA, RequestFailed, ref, translate
+from shoal.v1 import admin_pb2, admin_pb2_grpc, common_pb2, jobs_pb2, jobs_pb2_grpc
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    def __init__(self, address: str = "", user: str | None = None, timeout: float = 30.0,
+                 tls: Files | None = None, token: str | None = None) -> None:
+        """As shoal.client.Client; `address` defaults to $SHOAL_HEAD, else localhost:7676."""
+        tls = tls if tls is not None else Files.from_env()
+        token = token if token is not None else os.environ.get("SHOAL_TOKEN") or None
+        self.address = address or os.environ.get("SHOAL_HEAD") or "localhost:7676"
+        self.timeout = timeout
+        self._channel = channel(self.address, tls, aio=True)
+        self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
+        self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
+        self._metadata: tuple[tuple[str, str], ...] = ((USER_METADATA, user or getpass.getuser()),)
+        if token:
+            self._metadata += (("authorization", f"Bearer {token}"),)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    async def submit(self, spec: jobs_pb2.JobSpec) -> int:
+        """Create, add the tasks and queue, in one call."""
+        return (await self._unary(self._jobs.SubmitJob, jobs_pb2.SubmitJobRequest(spec=spec))).job_id
+
+    async def submit_many(self, specs: Sequence[jobs_pb2.JobSpec], batch: int = 1000) -> list[int]:
+        """Queue many jobs, `batch` per call (each call is one durable step: all or none)."""
+        ids: list[int] = []
+        for start in range(0, max(len(specs), 1), batch):
+            request = jobs_pb2.SubmitJobsRequest(specs=specs[start:start + batch])
+            ids.extend((await self._unary(self._jobs.SubmitJobs, request)).job_ids)
+        return ids
+
+    async def submit_each(self, specs: Iterable[jobs_pb2.JobSpec], window: int = 32) -> list[int]:
+        """One SubmitJob call per job, up to `window` in flight; ids in the order of `specs`."""
+        gate = asyncio.Semaphore(window)
+
+        async def one(spec: jobs_pb2.JobSpec) -> int:
+            async with gate:
+                return await self.submit(spec)
+
+        return list(await asyncio.gather(*(one(s) for s in specs)))
+
+    async def submit_existing(self, job_id: int) -> int:
+        return (await self._unary(self._jobs.SubmitJob, jobs_pb2.SubmitJobRequest(job_id=job_id))).job_id
+
+    async def create_job(self, spec: jobs_pb2.JobSpec) -> jobs_pb2.Job:
+        return await self._unary(self._jobs.CreateJob, jobs_pb2.CreateJobRequest(spec=spec))
+
+    async def add_tasks(self, job_id: int, *tasks: jobs_pb2.TaskSpec) -> list[int]:
+        reply = await self._unary(self._jobs.AddTasks, jobs_pb2.AddTasksRequest(job_id=job_id, tasks=tasks))
+        return list(reply.task_ids)
+
+    async def modify_task(self, task: TaskId, spec: jobs_pb2.TaskSpec, fields: list[str] | None = None
+                          ) -> jobs_pb2.Task:
+        request = jobs_pb2.ModifyTaskRequest(task=ref(task), spec=spec,
+                                             update_mask=field_mask_pb2.FieldMask(paths=fields or []))
+        return await self._unary(self._jobs.ModifyTask, request)
+
+    async def get_job(self, job_id: int, full: bool = True) -> jobs_pb2.Job:
+        view = jobs_pb2.JOB_VIEW_FULL if full else jobs_pb2.JOB_VIEW_SUMMARY
+        return await self._unary(self._jobs.GetJob, jobs_pb2.GetJobRequest(job_id=job_id, view=view))
+
+    async def get_task(self, task: TaskId) -> jobs_pb2.Task:
+        return await self._unary(self._jobs.GetTask, jobs_pb2.GetTaskRequest(task=ref(task)))
+
+    async def list_jobs(self, states: tuple[int, ...] = (), owner: str = "", page_size: int = 0, name: str = ""
+                        ) -> AsyncIterator[jobs_pb2.Job]:
+        token = ""
+        while True:
+            page = await self._unary(self._jobs.ListJobs, jobs_pb2.ListJobsRequest(
+                states=states, owner=owner, page_size=page_size, page_token=token, name=name))
+            for job in page.jobs:
+                yield job
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def list_instances(self, job_id: int, task: int = 0, states: tuple[int, ...] = ()
+                             ) -> AsyncIterator[jobs_pb2.Instance]:
+        request = jobs_pb2.ListTasksRequest(job_id=job_id, task_id=task, states=states, instances=True)
+        while True:
+            page = await self._unary(self._jobs.ListTasks, request)
+            for inst in page.instances:
+                yield inst
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
+
+    async def cancel_job(self, job_id: int, reason: str = "") -> jobs_pb2.Job:
+        return await self._unary(self._jobs.CancelJob, jobs_pb2.CancelJobRequest(job_id=job_id, reason=reason))
+
+    async def clone_job(self, job_id: int) -> jobs_pb2.Job:
+        return await self._unary(self._jobs.CloneJob, jobs_pb2.JobRequest(job_id=job_id))
+
+    async def requeue_job(self, job_id: int) -> jobs_pb2.Job:
+        return await self._unary(self._jobs.RequeueJob, jobs_pb2.RequeueJobRequest(job_id=job_id))
+
+    def watch_job(self, job_id: int) -> AsyncIterator[jobs_pb2.JobEvent]:
+        """The job's history so far, then each change, until it ends."""
+        return self._stream(self._jobs.WatchJob(jobs_pb2.WatchJobRequest(job_id=job_id), metadata=self._metadata))
+
+    async def watch_jobs(self, owner: str = "") -> AsyncIterator[jobs_pb2.JobEvent]:
+        """Every change to every job (of this owner) from the moment this returns:
+        `events = await client.watch_jobs()`, then `async for event in events`."""
+        call = self._jobs.WatchJobs(jobs_pb2.WatchJobsRequest(owner=owner, batched=True), metadata=self._metadata)
+        try:
+            await call.initial_metadata()  # sent by the head once the watch is in place
+        except grpc.RpcError as e:
+            raise translate(e, self.address, self.timeout) from None
+        return self._unbatched(self._stream(call))
+
+    async def wait_job(self, job_id: int) -> jobs_pb2.Job:
+        """Wait until the job ends; returns its final full view."""
+        async for _ in self.watch_job(job_id):
+            pass
+        job = await self.get_job(job_id)
+        if job.state not in ENDED_JOB_STATES:  # the watch ended early: the head went away
+            raise RequestFailed(grpc.StatusCode.UNAVAILABLE, f"the watch of job {job_id} ended before the job did")
+        return job
+
+    def read_output(self, task: TaskId, stderr: bool = False, offset: int = 0, follow: bool = False
+                    ) -> AsyncIterator[bytes]:
+        request = jobs_pb2.ReadOutputRequest(
+            task=ref(task), offset=offset, follow=follow,
+            stream=common_pb2.OUTPUT_STREAM_STDERR if stderr else common_pb2.OUTPUT_STREAM_STDOUT)
+        return self._data(self._stream(self._jobs.ReadOutput(request, metadata=self._metadata)))
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    async def list_nodes(self) -> list[admin_pb2.Node]:
+        return list((await self._unary(self._admin.ListNodes, admin_pb2.ListNodesRequest())).nodes)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    async def _unary(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+        try:
+            return await method(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise translate(e, self.address, self.timeout) from None
+
+    async def _stream(self, call: Any) -> AsyncIterator[Any]:
+        try:
+            async for item in call:
+                yield item
+        except grpc.RpcError as e:
+            raise translate(e, self.address, self.timeout) from None
+        finally:
+            call.cancel()
+
+    @staticmethod
+    async def _unbatched(events: AsyncIterator[jobs_pb2.JobEvent]) -> AsyncIterator[jobs_pb2.JobEvent]:
+        async for event in events:
+            more = list(event.more)
+            event.ClearField("more")
+            yield event
+            for extra in more:
+                yield extra
+
+    @staticmethod
+    async def _data(chunks: AsyncIterator[jobs_pb2.OutputChunk]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            yield chunk.data
