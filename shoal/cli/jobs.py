@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from common.ids import parse_job_id
+from shoal.cli import hints
 from shoal.cli.base import EXIT_JOB_FAILED, EXIT_OK, now, talks_to_head, task_ids, usage
 from shoal.cli.options import command_of, job_spec_from, task_spec_from
 from shoal.client import Client
@@ -22,7 +23,8 @@ def new(args: argparse.Namespace, head: str) -> int:
     spec, _ = job_spec_from(args)
     with Client(head) as client:
         job = client.create_job(spec)
-    print(job.id)
+    _print_job(args, job, str(job.id))
+    hints.hint(args, hints.created(job.id))
     return EXIT_OK
 
 
@@ -33,10 +35,11 @@ def add(args: argparse.Namespace, head: str) -> int:
     if command is None:
         return usage(f"give the command to run after --, for example: shoal job add {job_id} -- ./step.sh")
     task, _ = task_spec_from(args, command, default_workdir=True)
-    with Client(head) as client:
+    with Client(head) as client, hints.explained(client, "add", job_id):
         numbers = client.add_tasks(job_id, task)
     for n in numbers:
         print(f"{job_id}.{n}")
+    hints.hint(args, hints.added(job_id))
     return EXIT_OK
 
 
@@ -48,10 +51,12 @@ def submit(args: argparse.Namespace, head: str) -> int:
         if job_fields or task_fields or args.file or args.command is not None:
             return usage(f"give either a job id, or options and -- CMD for a new job; change job {args.job} "
                          f"with `shoal job modify` or `shoal task modify`")
+        existing = parse_job_id(args.job)
         with Client(head) as client:
-            job_id = client.submit_existing(parse_job_id(args.job))
+            with hints.explained(client, "submit", existing):
+                job_id = client.submit_existing(existing)
             print(job_id, flush=True)
-            return _wait(client, job_id) if args.wait else EXIT_OK
+            return _wait(args, client, job_id) if args.wait else EXIT_OK
     if args.file:
         if command_of(args) is not None or task_fields:
             return usage("--file brings its own tasks: give no command and no task options with it")
@@ -75,15 +80,33 @@ def submit(args: argparse.Namespace, head: str) -> int:
     with Client(head) as client:
         job_id = client.submit(spec)
         print(job_id, flush=True)
-        return _wait(client, job_id) if args.wait else EXIT_OK
+        if spec.hold and not args.wait:
+            hints.hint(args, hints.held(job_id))
+        return _wait(args, client, job_id) if args.wait else EXIT_OK
 
 
-def _wait(client: Client, job_id: int) -> int:
-    from shoal.cli import render
+def _wait(args: argparse.Namespace, client: Client, job_id: int) -> int:
+    """Follow the job to its end (progress on stderr: stdout is the job id, or --json's
+    final job); exit 0 only if it Finished."""
+    from shoal.cli import progress, render
 
-    job = client.wait_job(job_id)
-    print(f"job {job_id} {render.job_state(job.state)}" + (f": {job.reason}" if job.reason else ""), file=sys.stderr)
-    return EXIT_OK if job.state == jobs_pb2.JOB_STATE_FINISHED else EXIT_JOB_FAILED
+    as_json = getattr(args, "json", False)
+    job = progress.follow(client, job_id, None if as_json else sys.stderr)
+    if as_json:
+        print(render.to_json(job))
+    else:
+        print(f"job {job_id} {render.job_state(job.state)}" + (f": {job.reason}" if job.reason else ""),
+              file=sys.stderr)
+    if job.state == jobs_pb2.JOB_STATE_FINISHED:
+        return EXIT_OK
+    hints.hint(args, hints.ended_badly(job))
+    return EXIT_JOB_FAILED
+
+
+@talks_to_head
+def wait(args: argparse.Namespace, head: str) -> int:
+    with Client(head) as client:
+        return _wait(args, client, parse_job_id(args.job))
 
 
 @talks_to_head
@@ -93,7 +116,7 @@ def view(args: argparse.Namespace, head: str) -> int:
     job_id = parse_job_id(args.job)
     with Client(head) as client:
         job = client.get_job(job_id)
-    print(render.to_json(job) if args.json else render.job_view(job, now()))
+    render.show(render.to_json(job) if args.json else render.job_doc(job, now()))
     return EXIT_OK
 
 
@@ -107,60 +130,74 @@ def list_jobs(args: argparse.Namespace, head: str) -> int:
     if args.json:
         print(render.to_json(jobs_pb2.ListJobsResponse(jobs=jobs)))
     else:
-        print(render.job_table(jobs, now()))
+        render.show(render.job_rows(jobs, now()))
     return EXIT_OK
 
 
-def _job_line(job: jobs_pb2.Job) -> None:
+def _print_job(args: argparse.Namespace, job: jobs_pb2.Job, text: str) -> None:
+    """`text` for people, or the whole job with --json."""
+    from shoal.cli import render
+
+    print(render.to_json(job) if getattr(args, "json", False) else text)
+
+
+def _job_line(args: argparse.Namespace, job: jobs_pb2.Job) -> None:
     from shoal.cli import render
 
     line = f"job {job.id} {render.job_state(job.state)}"
     if job.held:
         line += " (held)"
-    print(line + (f": {job.pending_reason}" if job.pending_reason else ""))
+    _print_job(args, job, line + (f": {job.pending_reason}" if job.pending_reason else ""))
 
 
 @talks_to_head
 def cancel(args: argparse.Namespace, head: str) -> int:
     with Client(head) as client:
-        _job_line(client.cancel_job(parse_job_id(args.job), args.reason))
+        _job_line(args, client.cancel_job(parse_job_id(args.job), args.reason))
     return EXIT_OK
 
 
 @talks_to_head
 def requeue(args: argparse.Namespace, head: str) -> int:
     job_id = parse_job_id(args.job)
-    with Client(head) as client:
-        _job_line(client.requeue_job(job_id, task_ids(args.task, job_id)))
+    with Client(head) as client, hints.explained(client, "requeue", job_id):
+        _job_line(args, client.requeue_job(job_id, task_ids(args.task, job_id)))
     return EXIT_OK
 
 
 @talks_to_head
 def configure(args: argparse.Namespace, head: str) -> int:
-    with Client(head) as client:
-        _job_line(client.configure_job(parse_job_id(args.job)))
+    job_id = parse_job_id(args.job)
+    with Client(head) as client, hints.explained(client, "configure", job_id):
+        _job_line(args, client.configure_job(job_id))
+    hints.hint(args, hints.configuring(job_id))
     return EXIT_OK
 
 
 @talks_to_head
 def clone(args: argparse.Namespace, head: str) -> int:
+    job_id = parse_job_id(args.job)
     with Client(head) as client:
-        job = client.clone_job(parse_job_id(args.job))
-    print(job.id)
+        job = client.clone_job(job_id)
+    _print_job(args, job, str(job.id))
+    hints.hint(args, hints.configuring(job.id, copy_of=job_id))
     return EXIT_OK
 
 
 @talks_to_head
 def hold(args: argparse.Namespace, head: str) -> int:
-    with Client(head) as client:
-        _job_line(client.hold_job(parse_job_id(args.job), args.reason))
+    job_id = parse_job_id(args.job)
+    with Client(head) as client, hints.explained(client, "hold", job_id):
+        _job_line(args, client.hold_job(job_id, args.reason))
+    hints.hint(args, hints.held(job_id))
     return EXIT_OK
 
 
 @talks_to_head
 def release(args: argparse.Namespace, head: str) -> int:
-    with Client(head) as client:
-        _job_line(client.release_job(parse_job_id(args.job)))
+    job_id = parse_job_id(args.job)
+    with Client(head) as client, hints.explained(client, "release", job_id):
+        _job_line(args, client.release_job(job_id))
     return EXIT_OK
 
 
@@ -172,8 +209,8 @@ def modify(args: argparse.Namespace, head: str) -> int:
         return usage("--template and --hold apply when a job is created; use `shoal job hold` to hold it")
     if not fields:
         return usage("nothing to change: give the options to modify, for example --priority Highest")
-    with Client(head) as client:
-        _job_line(client.modify_job(job_id, spec, fields))
+    with Client(head) as client, hints.explained(client, "modify", job_id):
+        _job_line(args, client.modify_job(job_id, spec, fields))
     return EXIT_OK
 
 
@@ -199,6 +236,12 @@ def watch(args: argparse.Namespace, head: str) -> int:
     from shoal.cli import render
 
     with Client(head) as client:
+        if args.job and not args.json:
+            # Each change as a line, with the job's progress after it (a live bar on a terminal).
+            from shoal.cli import progress
+
+            progress.follow(client, parse_job_id(args.job), sys.stdout, log=True)
+            return EXIT_OK
         events = client.watch_job(parse_job_id(args.job)) if args.job else client.watch_jobs(args.owner)
         for event in events:
             if args.json:

@@ -6,7 +6,7 @@ names its handler as "module:function" and only that module is imported. Exit co
   1  the head node refused the request (the message says why)
   2  bad usage or bad local input (bad flag, bad id, bad job file, bad config)
   3  the head node could not be reached
-  4  `--wait`: the job ended, but not Finished (Failed or Cancelled)
+  4  `--wait` and `shoal job wait`: the job ended, but not Finished (Failed or Cancelled)
 """
 
 from __future__ import annotations
@@ -23,7 +23,26 @@ from shoal.cli.base import EXIT_OK, EXIT_USAGE  # noqa: E402
 from shoal.cli.options import add_job_options, add_task_options  # noqa: E402
 
 EPILOG = """exit codes: 0 ok, 1 refused by the head node, 2 bad usage, 3 head node unreachable,
-4 (--wait) the job ended Failed or Cancelled"""
+4 (--wait, job wait) the job ended Failed or Cancelled
+
+shell completion: source <(shoal completion bash)   (or zsh; fish: shoal completion fish | source)"""
+EXIT_CODES = ("exit codes: 0 ok, 1 refused by the head node, 2 bad usage, 3 head node unreachable,\n"
+              "  4 (--wait, job wait) the job ended Failed or Cancelled")
+
+
+class _Help(argparse.HelpFormatter):
+    """Wraps descriptions to the terminal, but prints an "example:" epilog line by line as
+    written (a wrapped command line is one nobody can copy)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def _examples(*commands: str, exits: bool = False) -> str:
+    """An epilog: "example:" and one command a line (then the exit codes, with `exits`)."""
+    return "example:\n" + "".join(f"  {c}\n" for c in commands) + (f"\n{EXIT_CODES}" if exits else "")
 
 
 def _head(p: argparse.ArgumentParser) -> None:
@@ -38,8 +57,8 @@ def _json(p: argparse.ArgumentParser) -> None:
 
 def _command(sub: argparse._SubParsersAction, name: str, func: str, help: str, example: str = "",
              **kwargs: object) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=help, description=kwargs.pop("description", help),
-                       epilog=f"example: {example}" if example else None, **kwargs)
+    p = sub.add_parser(name, help=help, description=kwargs.pop("description", help), formatter_class=_Help,
+                       epilog=_examples(*example.split("\n"), exits=True) if example else None, **kwargs)
     _head(p)
     p.set_defaults(func=func)
     return p
@@ -75,6 +94,7 @@ def _node_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", choices=("add", "remove"))
     p.add_argument("group")
     p.add_argument("nodes", nargs="+", metavar="NODE")
+    _json(p)
     p = _command(sub, "label", "nodes:label_node", "add labels to a node (or --remove them)",
                  "shoal node label n1 avx512 rack=3")
     p.add_argument("node")
@@ -97,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", metavar="TOKEN", help="your user token (default $SHOAL_TOKEN)")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
 
-    head = sub.add_parser("head", help="run the head node", description="Run the head node in the foreground.")
+    head = sub.add_parser("head", help="run the head node",
+                          description="Run the head node in the foreground.", formatter_class=_Help,
+                          epilog=_examples(
+                              "shoal head --state-dir /var/lib/shoal/head --listen 0.0.0.0:7676",
+                              "shoal head --plaintext --state-dir /tmp/shoal-dev   # development only"))
     from headnode.flags import add_arguments as head_arguments
 
     head_arguments(head)
@@ -110,13 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
         "  shoal node list [--json]\n"
         "  shoal node view|drain|online|offline|remove|group|label ... (see shoal node SUBCOMMAND --help)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("shoal node --head head1:7676 --join-token TOKEN --group gpu",
+                         "shoal node --head localhost:7676 --plaintext --name n1 --cores 4   # development"),
     )
     from computenode.flags import add_arguments as node_arguments
 
     node_arguments(node)
     node.set_defaults(func="agent")
     node_sub = node.add_subparsers(dest="node_command", metavar="SUBCOMMAND")
-    _json(_command(node_sub, "list", "nodes:list_nodes", "list the nodes with their state and load"))
+    _json(_command(node_sub, "list", "nodes:list_nodes", "list the nodes with their state and load",
+                   "shoal node list\nshoal node list --json"))
     _node_commands(node_sub)
     token = node_sub.add_parser("token", help="join tokens for new agents (admins)").add_subparsers(
         dest="token_command", metavar="SUBCOMMAND", required=True)
@@ -168,15 +195,38 @@ def build_parser() -> argparse.ArgumentParser:
                    .add_subparsers(dest="task_command", metavar="SUBCOMMAND", required=True))
     _template_commands(sub.add_parser("template", help="named job and task templates")
                        .add_subparsers(dest="template_command", metavar="SUBCOMMAND", required=True))
+    report = sub.add_parser("report", help="accounting: what ended jobs used").add_subparsers(
+        dest="report_command", metavar="SUBCOMMAND", required=True)
+    p = _command(report, "usage", "report:usage", "what jobs that ended used, by owner, project or job "
+                 "(kept after the jobs are purged)", "shoal report usage --by project --since 30d")
+    p.add_argument("--by", choices=("owner", "project", "job"), default="owner", help="default owner")
+    p.add_argument("--since", metavar="DATE", help="jobs that ended at or after DATE: YYYY-MM-DD, an ISO "
+                   "date-time or a time ago (7d, 12h)")
+    p.add_argument("--until", metavar="DATE", help="jobs that ended before (same forms; default now)")
+    p.add_argument("--owner", default="", help="only this owner's jobs")
+    p.add_argument("--project", default="", help="only this project's jobs")
+    p.add_argument("--limit", type=int, default=0, help="at most this many rows (default 10,000)")
+    _json(p)
 
-    up = sub.add_parser("up", help="run a local cluster (head node + agents) in the foreground")
+    up = sub.add_parser("up", help="run a local cluster (head node + agents) in the foreground",
+                        formatter_class=_Help,
+                        epilog=_examples("shoal up --nodes 3 --state-dir ./dev-cluster"))
     up.add_argument("--nodes", type=int, default=2, help="number of agents (default 2)")
     up.add_argument("--listen", default="127.0.0.1:7676", help="head node address (default 127.0.0.1:7676)")
     up.add_argument("--state-dir", help="keep state here (default: a temporary directory, removed at exit)")
     up.add_argument("--cores", type=int, help="cores each agent offers (default: detected)")
     up.add_argument("--memory-mb", type=int, help="memory each agent offers (default: detected)")
     up.set_defaults(func="local:up")
-    sub.add_parser("demo", help="start a local cluster, run a sample job, show it, stop").set_defaults(func="local:demo")
+    sub.add_parser("demo", help="start a local cluster, run a sample job, show it, stop",
+                   formatter_class=_Help, epilog=_examples("shoal demo")).set_defaults(func="local:demo")
+    p = sub.add_parser("completion", help="print a shell completion script", formatter_class=_Help,
+                       description="Print a completion script for bash, zsh or fish, made from this "
+                       "command's parser.",
+                       epilog=_examples("source <(shoal completion bash)     # in ~/.bashrc",
+                                        "source <(shoal completion zsh)      # in ~/.zshrc, after compinit",
+                                        "shoal completion fish > ~/.config/fish/completions/shoal.fish"))
+    p.add_argument("shell", choices=("bash", "zsh", "fish"))
+    p.set_defaults(func="completion:script")
     sim = sub.add_parser(
         "simulate", help="replay a workload trace (SWF) through the scheduler in simulated time",
         description="Replay a Standard Workload Format trace (.swf or .swf.gz) through the same scheduling "
@@ -190,13 +240,33 @@ def build_parser() -> argparse.ArgumentParser:
                      help="runtime assumed for jobs without one (default 3600)")
     _json(sim)
     sim.set_defaults(func="simulate:simulate")
+    _config_commands(sub.add_parser("config", help="the daemons' configuration: what is in force and why")
+                     .add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True))
     return parser
+
+
+def _config_commands(sub: argparse._SubParsersAction) -> None:
+    show = sub.add_parser("show", help="print each key of a daemon's config, its value and where it came from",
+                          description="Print the config `shoal head` or `shoal node` would run with, given the "
+                          "same flags, config file ($SHOAL_CONFIG) and environment (SHOAL_HEAD_<KEY>, "
+                          "SHOAL_NODE_<KEY>): each key's value and its source (default, file, env or flag).")
+    roles = show.add_subparsers(dest="role", metavar="DAEMON", required=True)
+    from computenode.flags import add_arguments as node_arguments
+    from headnode.flags import add_arguments as head_arguments
+
+    for role, add, example in (("head", head_arguments, "shoal config show head --config /etc/shoal/shoal.toml"),
+                               ("node", node_arguments, "SHOAL_NODE_CORES=8 shoal config show node --plaintext")):
+        p = roles.add_parser(role, help=f"the config of `shoal {role}`", epilog=f"example: {example}")
+        add(p)
+        _json(p)
+        p.set_defaults(func="config:show")
 
 
 def _job_commands(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "new", "jobs:new", "create a job in Configuring (add tasks, then submit it)",
                  "shoal job new --name sim --priority AboveNormal")
     add_job_options(p)
+    _json(p)
     p = _command(sub, "add", "jobs:add", "add a task to a Configuring job: shoal job add JOB [options] -- CMD [ARGS...]",
                  "shoal job add 12 --name prep -- ./prep.sh")
     p.add_argument("job", help="job id")
@@ -210,8 +280,17 @@ def _job_commands(sub: argparse._SubParsersAction) -> None:
     add_job_options(p, runtime_flags=("--job-runtime",))
     add_task_options(p, name_flags=("--task-name",))
     p.add_argument("--file", help="a job file: JSON or TOML (JobSpec fields) or HPC Pack job XML")
-    p.add_argument("--wait", action="store_true", help="follow the job to its end; exit 0 only if it Finished")
+    p.add_argument("--wait", action="store_true", help="follow the job to its end (a progress bar on a "
+                   "terminal); exit 0 only if it Finished, 4 if not")
     p.add_argument("job", nargs="?", help="an existing Configuring job to submit (otherwise give -- CMD [ARGS...])")
+    p = _command(sub, "wait", "jobs:wait", "wait for a job to end: exit 0 if it Finished, 4 if it Failed "
+                 "or was Cancelled", "shoal job wait 12\nshoal job wait 12 --json > job12.json",
+                 description="Follow a job until it ends, with a live progress bar on a terminal (tasks "
+                 "done, failed, running and queued; rate; time left) or a line per change otherwise, on "
+                 "stderr. Exit 0 if it Finished, 4 if it Failed or was Cancelled.")
+    p.add_argument("job", help="job id")
+    p.add_argument("--json", action="store_true", help="no progress; print the ended job as one JSON "
+                   "document")
     p = _command(sub, "view", "jobs:view", "show a job, its tasks and its history", "shoal job view 12")
     p.add_argument("job", help="job id")
     _json(p)
@@ -223,28 +302,36 @@ def _job_commands(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "cancel", "jobs:cancel", "cancel a job and stop its running tasks", "shoal job cancel 12")
     p.add_argument("job", help="job id")
     p.add_argument("--reason", default="", help="recorded in the job's history")
+    _json(p)
     p = _command(sub, "requeue", "jobs:requeue", "put a Failed or Cancelled job back in the queue",
                  "shoal job requeue 12 --task 12.3",
                  description="Re-run what did not finish (finished tasks keep their results), or only the "
                  "tasks or instances given with --task (whatever their state).")
     p.add_argument("job", help="job id")
     p.add_argument("--task", action="append", default=[], metavar="JOB.TASK[.INSTANCE]", help="only these")
+    _json(p)
     for name, func, text in (("configure", "jobs:configure", "move a Failed or Cancelled job back to Configuring"),
                              ("clone", "jobs:clone", "copy a job with all its tasks into a new Configuring job"),
                              ("release", "jobs:release", "let a held job start")):
-        _command(sub, name, func, text, f"shoal job {name} 12").add_argument("job", help="job id")
+        p = _command(sub, name, func, text, f"shoal job {name} 12")
+        p.add_argument("job", help="job id")
+        _json(p)
     p = _command(sub, "hold", "jobs:hold", "keep a queued job from starting", "shoal job hold 12 --reason 'disk full'")
     p.add_argument("job", help="job id")
     p.add_argument("--reason", default="")
+    _json(p)
     p = _command(sub, "modify", "jobs:modify", "change a job that has not started", "shoal job modify 12 --priority Highest")
     p.add_argument("job", help="job id")
     add_job_options(p)
+    _json(p)
     p = _command(sub, "export", "jobs:export", "write a job out as a job file", "shoal job export 12 --format xml")
     p.add_argument("job", help="job id")
     p.add_argument("--format", choices=("json", "xml"), default="json")
     p.add_argument("-o", "--output", help="file to write (default: standard output)")
-    p = _command(sub, "watch", "jobs:watch", "print job and task changes as they happen", "shoal job watch 12",
-                 description="With JOB: its history, then its changes until it ends. Without: every change to "
+    p = _command(sub, "watch", "jobs:watch", "print job and task changes as they happen",
+                 "shoal job watch 12\nshoal job watch --owner alice --json",
+                 description="With JOB: its history, then its changes until it ends, each with the job's "
+                 "progress after it (under a live progress bar on a terminal). Without: every change to "
                  "every job from now on. --json prints one JSON object per line.")
     p.add_argument("job", nargs="?", help="job id")
     p.add_argument("--owner", default="", help="without JOB: only jobs of this owner")
@@ -268,11 +355,13 @@ def _task_commands(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "cancel", "tasks:cancel", "cancel a task (or one instance) of a job", "shoal task cancel 12.3")
     p.add_argument("task", metavar="JOB.TASK[.INSTANCE]")
     p.add_argument("--reason", default="")
+    _json(p)
     p = _command(sub, "modify", "tasks:modify",
                  "change a task while its job is Configuring: shoal task modify JOB.TASK [options] [-- CMD [ARGS...]]",
                  "shoal task modify 12.1 --cores 4 -- ./run.sh --fast")
     p.add_argument("task", metavar="JOB.TASK")
     add_task_options(p)
+    _json(p)
 
 
 def _template_commands(sub: argparse._SubParsersAction) -> None:
@@ -288,8 +377,10 @@ def _template_commands(sub: argparse._SubParsersAction) -> None:
                    help="a user who may submit with it (repeatable; default: everyone)")
     add_job_options(p, name_flags=("--job-name",), runtime_flags=("--job-runtime",))
     add_task_options(p, name_flags=("--task-name",))
-    _json(_command(sub, "list", "templates:list_templates", "list templates"))
-    p = _command(sub, "view", "templates:view", "show a template", "shoal template view sim")
+    _json(p)
+    _json(_command(sub, "list", "templates:list_templates", "list templates", "shoal template list"))
+    p = _command(sub, "view", "templates:view", "show a template",
+                 "shoal template view sim\nshoal template view sim --json")
     p.add_argument("name")
     _json(p)
     p = _command(sub, "delete", "templates:delete", "delete a template", "shoal template delete sim")

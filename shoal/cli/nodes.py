@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from shoal.cli import render
+from shoal.cli import hints, render
 from shoal.cli.base import EXIT_OK, now, talks_to_head
 from shoal.client import Client
 
@@ -18,12 +18,14 @@ def list_nodes(args: argparse.Namespace, head: str) -> int:
     if args.json:
         print(render.to_json(admin_pb2.ListNodesResponse(nodes=nodes)))
     else:
-        print(render.node_table(nodes, now()))
+        render.show(render.node_rows(nodes, now()))
     return EXIT_OK
 
 
-def _show(args: argparse.Namespace, node: object) -> int:
-    print(render.to_json(node) if getattr(args, "json", False) else render.node_view(node, now()))  # type: ignore[arg-type]
+def _show(args: argparse.Namespace, node: object, hint: str = "") -> int:
+    as_json = getattr(args, "json", False)
+    render.show(render.to_json(node) if as_json else render.node_doc(node, now()))  # type: ignore[arg-type]
+    hints.hint(args, hint)
     return EXIT_OK
 
 
@@ -36,7 +38,7 @@ def view_node(args: argparse.Namespace, head: str) -> int:
 @talks_to_head
 def drain_node(args: argparse.Namespace, head: str) -> int:
     with Client(head) as client:
-        return _show(args, client.drain_node(args.node, args.reason))
+        return _show(args, client.drain_node(args.node, args.reason), hints.drained(args.node))
 
 
 @talks_to_head
@@ -48,7 +50,8 @@ def online_node(args: argparse.Namespace, head: str) -> int:
 @talks_to_head
 def offline_node(args: argparse.Namespace, head: str) -> int:
     with Client(head) as client:
-        return _show(args, client.set_node_offline(args.node, args.reason, args.force))
+        node = client.set_node_offline(args.node, args.reason, args.force)
+    return _show(args, node, hints.offline(args.node))
 
 
 @talks_to_head
@@ -63,7 +66,12 @@ def remove_node(args: argparse.Namespace, head: str) -> int:
 def group_nodes(args: argparse.Namespace, head: str) -> int:
     with Client(head) as client:
         nodes = client.node_group(args.group, args.nodes, add=args.action == "add")
-    print(render.node_table(nodes, now()))
+    if args.json:
+        from shoal.v1 import admin_pb2
+
+        print(render.to_json(admin_pb2.ListNodesResponse(nodes=nodes)))
+    else:
+        render.show(render.node_rows(nodes, now()))
     return EXIT_OK
 
 

@@ -1,10 +1,18 @@
-"""Human-readable views of jobs and nodes, and the one JSON form of every read command."""
+"""Human-readable views of jobs, tasks, nodes and templates, and the one JSON form of every
+read command.
+
+Views are built once as blocks (a heading Line, key/value Fields, Tables) and shown two ways:
+plain aligned text when standard output is not a terminal (scripts and tests read it; no
+escape codes), and rich tables with coloured states on a terminal. rich is imported only
+when it draws: it costs ~60 ms, more than `shoal job submit` may spend starting."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from datetime import datetime
+from typing import IO, Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -15,6 +23,132 @@ from common.formats import format_priority
 from shoal.v1 import admin_pb2, common_pb2, jobs_pb2, templates_pb2
 
 COUNT_NAMES = ("queued", "running", "finished", "failed", "cancelled", "configuring")
+
+# Colours of job, task and node states on a terminal (the first word of a cell decides).
+STATE_STYLES = {
+    "Running": "cyan", "Finished": "green", "Failed": "bold red", "Cancelled": "yellow",
+    "Online": "green", "Draining": "yellow", "Offline": "red", "Unreachable": "bold red",
+}
+
+
+def state_style(text: str) -> str:
+    return STATE_STYLES.get(text.split(" ", 1)[0], "") if text else ""
+
+
+# Plain classes, not dataclasses: making a dataclass costs ~1 ms at import, and `submit --wait`
+# imports this module.
+class Line:
+    """One line; `state` names a word of it to colour, `bold` makes it a heading."""
+
+    def __init__(self, text: str = "", state: str = "", bold: bool = False) -> None:
+        self.text, self.state, self.bold = text, state, bold
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Fields:
+    """`key value` lines, keys padded to `width` (`key:` with colon=True)."""
+
+    def __init__(self, pairs: list[tuple[str, str]], width: int = 10, colon: bool = False, indent: int = 2) -> None:
+        self.pairs, self.width, self.colon, self.indent = pairs, width, colon, indent
+
+    def __str__(self) -> str:
+        return "\n".join(" " * self.indent + (k + ":" * self.colon).ljust(self.width) + " " + v
+                         for k, v in self.pairs)
+
+
+class Table:
+    """Rows under a header; `right`: right-aligned columns; `state`: the column coloured by
+    state on a terminal; `empty`: what to say when there are no rows."""
+
+    def __init__(self, header: Sequence[str], rows: list[list[str]], right: Sequence[int] = (),
+                 state: int | None = None, empty: str = "", indent: int = 0) -> None:
+        self.header, self.rows, self.right, self.state, self.empty, self.indent = (
+            header, rows, right, state, empty, indent)
+
+    def __str__(self) -> str:
+        text = table(self.header, self.rows, self.right) if self.rows else self.empty
+        return _indent(text, self.indent) if self.indent else text
+
+
+class Doc(list):  # type: ignore[type-arg]
+    """A view: blocks shown one under the other."""
+
+    def __str__(self) -> str:
+        return "\n".join(str(block) for block in self)
+
+
+def show(item: object, out: IO[str] | None = None) -> None:
+    """Print a view: rich on a terminal, plain text otherwise."""
+    out = out or sys.stdout
+    if isinstance(item, str) or not is_terminal(out):
+        print(item, file=out)
+        return
+    console = terminal(out)
+    for block in item if isinstance(item, Doc) else [item]:
+        console.print(_rich(block))
+
+
+def is_terminal(out: IO[str]) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def terminal(out: IO[str]) -> Any:
+    """A rich Console on `out` (a terminal)."""
+    from rich.console import Console
+
+    return Console(file=out, highlight=False)
+
+
+def _state_text(cell: str) -> Any:
+    """A table cell whose first word is a state, that word coloured."""
+    from rich.text import Text
+
+    text = Text(cell)
+    style = state_style(cell)
+    if style:
+        text.stylize(style, 0, len(cell.split(" ", 1)[0]))
+    return text
+
+
+def _rich(block: object) -> Any:
+    from rich.padding import Padding
+    from rich.text import Text
+
+    if isinstance(block, Line):
+        text = Text(block.text, style="bold" if block.bold else "")
+        if block.state:
+            text.highlight_words([block.state], style=state_style(block.state) or "bold")
+        return text
+    if isinstance(block, Fields):
+        from rich.table import Table as Grid
+
+        grid = Grid.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
+        for key, value in block.pairs:
+            grid.add_row(key, Text(value))
+        return Padding(grid, (0, 0, 0, block.indent), expand=False)
+    if isinstance(block, Table):
+        if not block.rows:
+            return Text(" " * block.indent + block.empty)
+        from rich import box
+        from rich.table import Table as RichTable
+
+        t = RichTable(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                      header_style="bold")
+        for i, name in enumerate(block.header):
+            last = i == len(block.header) - 1
+            t.add_column(name, justify="right" if i in block.right else "left", no_wrap=not last,
+                         overflow="fold" if last else "ellipsis")
+        for row in block.rows:
+            t.add_row(*(_state_text(cell) if i == block.state else Text(cell) for i, cell in enumerate(row)))
+        return Padding(t, (0, 0, 0, block.indent), expand=False) if block.indent else t
+    return Text(str(block))
 
 
 def to_json(message: Message) -> str:
@@ -119,46 +253,57 @@ def _placement(p: common_pb2.PlacementConstraints) -> str:
     return "; ".join(parts)
 
 
-def job_view(job: jobs_pb2.Job, now: float) -> str:
-    out = [f"Job {job.id}  {job.name or '(no name)'}  {job_state(job.state)}" + ("  (held)" if job.held else "")]
-    out.append(f"  owner      {job.owner}" + (f"  project {job.spec.project}" if job.spec.project else ""))
-    out.append(f"  priority   {_priority(job.spec)}")
+def job_doc(job: jobs_pb2.Job, now: float) -> Doc:
+    state = job_state(job.state)
+    doc = Doc([Line(f"Job {job.id}  {job.name or '(no name)'}  {state}" + ("  (held)" if job.held else ""),
+                    state=state, bold=True)])
+    fields = [("owner", job.owner + (f"  project {job.spec.project}" if job.spec.project else "")),
+              ("priority", _priority(job.spec))]
     if job.spec.dependencies:
-        out.append(f"  depends on {_dependencies(job.spec)}")
-    out.append(f"  submitted  {when(job.submit_time)}")
+        fields.append(("depends on", _dependencies(job.spec)))
+    fields.append(("submitted", when(job.submit_time)))
     if _secs(job.start_time):
-        out.append(f"  started    {when(job.start_time)}")
+        fields.append(("started", when(job.start_time)))
     if _secs(job.end_time):
-        out.append(f"  ended      {when(job.end_time)}  ({duration(job.start_time or job.submit_time, job.end_time, now)})")
-    out.append(f"  tasks      {counts(job.task_counts)}")
+        took = duration(job.start_time or job.submit_time, job.end_time, now)
+        fields.append(("ended", f"{when(job.end_time)}  ({took})"))
+    fields.append(("tasks", counts(job.task_counts)))
     if job.spec.HasField("reservation"):
         r = job.spec.reservation
         unit = "nodes" if r.unit == jobs_pb2.RESERVATION_UNIT_NODES else "cores"
         n = job.allocated.cores
         held = f"; holds {n} core{'' if n == 1 else 's'} on {', '.join(job.allocated_nodes)}" if job.allocated_nodes else ""
-        out.append(f"  reserves   {r.min}-{r.max or r.min} {unit}{held}")
+        fields.append(("reserves", f"{r.min}-{r.max or r.min} {unit}{held}"))
     placement = _placement(job.spec.placement)
     if placement or job.spec.exclusive:
-        out.append(f"  placement  {placement or 'any node'}" + ("  (exclusive)" if job.spec.exclusive else ""))
+        exclusive = "  (exclusive)" if job.spec.exclusive else ""
+        fields.append(("placement", (placement or "any node") + exclusive))
     if job.reason:
-        out.append(f"  reason     {job.reason}")
+        fields.append(("reason", job.reason))
     if job.pending_reason:
-        out.append(f"  pending    {job.pending_reason}")
+        fields.append(("pending", job.pending_reason))
+    doc.append(Fields(fields))
     if job.tasks:
-        out.append("")
-        out.append(task_table(job.tasks, now))
+        doc += [Line(), task_rows(job.tasks, now)]
     if job.history or any(t.history for t in job.tasks):
         events = [(u.seq, u.time, f"job {job.id}", job_state(u.state), u.reason) for u in job.history]
         for t in job.tasks:
             events += [(u.seq, u.time, f"task {t.ref.job_id}.{t.ref.task_id}", task_state(u.state), u.reason)
                        for u in t.history]
         events.sort(key=lambda e: e[0])
-        out.append("")
-        out.append("History")
-        rows = [[datetime.fromtimestamp(_secs(e[1]) or 0).strftime("%H:%M:%S.%f")[:-3], *e[2:]] for e in events]
+        rows = [[_clock_time(e[1]), *e[2:]] for e in events]
         # (instances' own history: `shoal task view JOB.TASK.INSTANCE`)
-        out.append(_indent(table(["TIME", "WHAT", "STATE", "REASON"], rows)))
-    return "\n".join(out)
+        doc += [Line(), Line("History", bold=True),
+                Table(["TIME", "WHAT", "STATE", "REASON"], rows, state=2, indent=2)]
+    return doc
+
+
+def job_view(job: jobs_pb2.Job, now: float) -> str:
+    return str(job_doc(job, now))
+
+
+def _clock_time(ts: Timestamp) -> str:
+    return datetime.fromtimestamp(_secs(ts) or 0).strftime("%H:%M:%S.%f")[:-3]
 
 
 def _exit_text(t: jobs_pb2.Task | jobs_pb2.Instance) -> str:
@@ -167,9 +312,7 @@ def _exit_text(t: jobs_pb2.Task | jobs_pb2.Instance) -> str:
     return str(t.exit_code) if t.HasField("exit_code") else "-"
 
 
-def task_table(tasks: Sequence[jobs_pb2.Task], now: float) -> str:
-    if not tasks:
-        return "no tasks"
+def task_rows(tasks: Sequence[jobs_pb2.Task], now: float) -> Table:
     rows = []
     for t in tasks:
         mem = t.spec.resources.memory_mb
@@ -187,48 +330,61 @@ def task_table(tasks: Sequence[jobs_pb2.Task], now: float) -> str:
             duration(t.start_time, t.end_time, now),
             f"{_clip(t.spec.command_line, 40)}" + (f"  [{note}]" if note else ""),
         ])
-    return table(["TASK", "NAME", "STATE", "NODE", "EXIT", "CORES", "MEMORY", "TIME", "COMMAND"], rows,
-                 right=(4, 5, 6, 7))
+    return Table(["TASK", "NAME", "STATE", "NODE", "EXIT", "CORES", "MEMORY", "TIME", "COMMAND"], rows,
+                 right=(4, 5, 6, 7), state=2, empty="no tasks")
 
 
-def instance_table(units: Sequence[jobs_pb2.Instance], now: float) -> str:
-    if not units:
-        return "no tasks"
+def task_table(tasks: Sequence[jobs_pb2.Task], now: float) -> str:
+    return str(task_rows(tasks, now))
+
+
+def instance_rows(units: Sequence[jobs_pb2.Instance], now: float) -> Table:
     rows = []
     for u in units:
         ref = f"{u.ref.job_id}.{u.ref.task_id}" + (f".{u.ref.instance_id}" if u.ref.instance_id else "")
         note = u.pending_reason or u.reason
         rows.append([ref, task_state(u.state), u.node or "-", _exit_text(u), duration(u.start_time, u.end_time, now),
                      _clip(u.command_line, 40) + (f"  [{note}]" if note else "")])
-    return table(["TASK", "STATE", "NODE", "EXIT", "TIME", "COMMAND"], rows, right=(3, 4))
+    return Table(["TASK", "STATE", "NODE", "EXIT", "TIME", "COMMAND"], rows, right=(3, 4), state=1,
+                 empty="no tasks")
+
+
+def instance_table(units: Sequence[jobs_pb2.Instance], now: float) -> str:
+    return str(instance_rows(units, now))
+
+
+def task_doc(t: jobs_pb2.Task, now: float) -> Doc:
+    ref = f"{t.ref.job_id}.{t.ref.task_id}" + (f".{t.ref.instance_id}" if t.ref.instance_id else "")
+    state = task_state(t.state)
+    doc = Doc([Line(f"Task {ref}  {t.spec.name or '(no name)'}  {state}", state=state, bold=True)])
+    fields = [("command", t.spec.command_line)]
+    if t.instance_count > 1:
+        fields.append(("instances", f"{t.instance_count}: {counts(t.instance_counts)}"))
+    if t.node:
+        fields.append(("node", f"{t.node} (attempt {t.attempt})"))
+    if t.HasField("exit_code") or t.signal:
+        fields.append(("exit", _exit_text(t)))
+    if _secs(t.start_time):
+        fields.append(("started", f"{when(t.start_time)}  ({duration(t.start_time, t.end_time, now)})"))
+    if t.reason:
+        fields.append(("reason", t.reason))
+    if t.pending_reason:
+        fields.append(("pending", t.pending_reason))
+    doc.append(Fields(fields))
+    if t.history:
+        rows = [[_clock_time(u.time), task_state(u.state) + (f" (instance {u.instance_id})" if u.instance_id
+                                                              else ""), u.reason] for u in t.history]
+        doc += [Line(), Line("History", bold=True),
+                Table(["TIME", "STATE", "REASON"], rows, state=1, indent=2)]
+    return doc
 
 
 def task_view(t: jobs_pb2.Task, now: float) -> str:
-    ref = f"{t.ref.job_id}.{t.ref.task_id}" + (f".{t.ref.instance_id}" if t.ref.instance_id else "")
-    out = [f"Task {ref}  {t.spec.name or '(no name)'}  {task_state(t.state)}"]
-    out.append(f"  command    {t.spec.command_line}")
-    if t.instance_count > 1:
-        out.append(f"  instances  {t.instance_count}: {counts(t.instance_counts)}")
-    if t.node:
-        out.append(f"  node       {t.node} (attempt {t.attempt})")
-    if t.HasField("exit_code") or t.signal:
-        out.append(f"  exit       {_exit_text(t)}")
-    if _secs(t.start_time):
-        out.append(f"  started    {when(t.start_time)}  ({duration(t.start_time, t.end_time, now)})")
-    if t.reason:
-        out.append(f"  reason     {t.reason}")
-    if t.pending_reason:
-        out.append(f"  pending    {t.pending_reason}")
-    if t.history:
-        rows = [[datetime.fromtimestamp(_secs(u.time) or 0).strftime("%H:%M:%S.%f")[:-3],
-                 task_state(u.state) + (f" (instance {u.instance_id})" if u.instance_id else ""), u.reason]
-                for u in t.history]
-        out += ["", "History", _indent(table(["TIME", "STATE", "REASON"], rows))]
-    return "\n".join(out)
+    return str(task_doc(t, now))
 
 
 def event_line(e: jobs_pb2.JobEvent) -> str:
-    at = datetime.fromtimestamp(_secs(e.time) or 0).strftime("%H:%M:%S.%f")[:-3]
+    at = _clock_time(e.time)
     if e.HasField("task"):
         ref = f"{e.task.job_id}.{e.task.task_id}" + (f".{e.task.instance_id}" if e.task.instance_id else "")
         what, state = f"task {ref}", task_state(e.task_state)
@@ -237,17 +393,52 @@ def event_line(e: jobs_pb2.JobEvent) -> str:
     return f"{at}  {what:<14} {state:<11} {e.reason}".rstrip()
 
 
-def template_table(templates: Sequence[templates_pb2.Template]) -> str:
-    if not templates:
-        return "no templates"
+def progress_text(c: jobs_pb2.TaskCounts) -> str:
+    """Run units of a job by state, as `shoal job wait` prints them: "3/10 done, 1 failed, ..."."""
+    total = sum(getattr(c, name) for name in COUNT_NAMES)
+    text = f"{c.finished}/{total} done, {c.failed} failed, {c.running} running, {c.queued} queued"
+    more = [f", {getattr(c, name)} {name}" for name in ("cancelled", "configuring") if getattr(c, name)]
+    return text + "".join(more)
+
+
+def template_rows(templates: Sequence[templates_pb2.Template]) -> Table:
     rows = [[t.name, t.owner, str(len(t.job.tasks)), _clip(",".join(t.users) or "everyone", 30),
              _clip(t.description, 50)] for t in templates]
-    return table(["NAME", "OWNER", "TASKS", "USERS", "DESCRIPTION"], rows)
+    return Table(["NAME", "OWNER", "TASKS", "USERS", "DESCRIPTION"], rows, right=(2,), empty="no templates")
 
 
-def job_table(jobs: Sequence[jobs_pb2.Job], now: float) -> str:
-    if not jobs:
-        return "no jobs"
+def template_table(templates: Sequence[templates_pb2.Template]) -> str:
+    return str(template_rows(templates))
+
+
+def template_doc(t: templates_pb2.Template) -> Doc:
+    fields = [("owner", t.owner or "-"), ("created", when(t.create_time)),
+              ("users", ", ".join(t.users) or "everyone")]
+    if t.description:
+        fields.insert(0, ("about", t.description))
+    job = jobs_pb2.JobSpec()
+    job.CopyFrom(t.job)
+    job.ClearField("tasks")
+    fields.append(("job", _settings(job) or "-"))
+    fields.append(("each task", _settings(t.task) or "-"))
+    if t.job.tasks:
+        fields.append(("tasks", "; ".join(_clip(task.command_line, 40) for task in t.job.tasks)))
+    return Doc([Line(f"Template {t.name}", bold=True), Fields(fields)])
+
+
+def _settings(message: Message) -> str:
+    """The fields a message sets, as `name=value` (nested ones dotted), for one-line views."""
+    def flat(prefix: str, value: object) -> list[str]:
+        if isinstance(value, dict):
+            return [item for k, v in value.items() for item in flat(f"{prefix}{k}.", v)]
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        return [f"{prefix.rstrip('.')}={value}"]
+
+    return " ".join(flat("", json_format.MessageToDict(message, preserving_proto_field_name=True)))
+
+
+def job_rows(jobs: Sequence[jobs_pb2.Job], now: float) -> Table:
     rows = []
     for j in jobs:
         note = j.pending_reason or j.reason
@@ -256,12 +447,15 @@ def job_table(jobs: Sequence[jobs_pb2.Job], now: float) -> str:
             counts(j.task_counts),
             when(j.submit_time), duration(j.start_time, j.end_time, now), _clip(note, 60),
         ])
-    return table(["ID", "NAME", "OWNER", "STATE", "TASKS", "SUBMITTED", "TIME", "REASON"], rows, right=(0,))
+    return Table(["ID", "NAME", "OWNER", "STATE", "TASKS", "SUBMITTED", "TIME", "REASON"], rows, right=(0,),
+                 state=3, empty="no jobs")
 
 
-def node_table(nodes: Sequence[admin_pb2.Node], now: float) -> str:
-    if not nodes:
-        return "no nodes have registered"
+def job_table(jobs: Sequence[jobs_pb2.Job], now: float) -> str:
+    return str(job_rows(jobs, now))
+
+
+def node_rows(nodes: Sequence[admin_pb2.Node], now: float) -> Table:
     rows = []
     for n in nodes:
         state = node_state(n.state) + ("" if n.connected else " (disconnected)")
@@ -278,28 +472,39 @@ def node_table(nodes: Sequence[admin_pb2.Node], now: float) -> str:
             f"{max(0.0, now - beat):.0f}s ago" if beat else "-",
             n.reason,
         ])
-    return table(["NAME", "STATE", "CORES", "MEMORY_MB", "GPUS", "TASKS", "GROUPS", "LABELS", "HEARTBEAT", "REASON"],
-                 rows, right=(2, 3, 4, 5))
+    header = ["NAME", "STATE", "CORES", "MEMORY_MB", "GPUS", "TASKS", "GROUPS", "LABELS", "HEARTBEAT",
+              "REASON"]
+    return Table(header, rows, right=(2, 3, 4, 5), state=1, empty="no nodes have registered")
+
+
+def node_table(nodes: Sequence[admin_pb2.Node], now: float) -> str:
+    return str(node_rows(nodes, now))
+
+
+def node_doc(n: admin_pb2.Node, now: float) -> Doc:
+    beat = _secs(n.last_heartbeat)
+    other = ", ".join(f"{k}={n.allocated.generic.get(k, 0)}/{v}" for k, v in sorted(n.capacity.generic.items()))
+    state = node_state(n.state)
+    fields = [
+        ("reason", f"{n.reason or '-'} (since {when(n.state_time)})"),
+        ("host", f"{n.hostname or '-'}  agent {n.agent_version or '-'}"),
+        ("cores", f"{n.allocated.cores}/{n.capacity.cores} in use"),
+        ("memory", f"{n.allocated.memory_mb}/{n.capacity.memory_mb} MB in use"),
+        ("resources", other or "-"),
+        ("groups", ", ".join(n.groups) or "-"),
+        ("labels", ", ".join(n.labels) or "-"),
+        ("tasks", ", ".join(n.tasks) or "-"),
+        ("heartbeat", f"{max(0.0, now - beat):.0f}s ago" if beat else "-"),
+    ]
+    rows = [[when(h.time), node_state(h.state), h.reason] for h in n.history]
+    history = Table(["TIME", "STATE", "REASON"], rows, state=1, empty="-", indent=4)
+    heading = f"node {n.name}: {state}" + ("" if n.connected else " (agent disconnected)")
+    return Doc([Line(heading, state=state, bold=True), Fields(fields, width=11, colon=True),
+                Line("  history:", bold=True), history])
 
 
 def node_view(n: admin_pb2.Node, now: float) -> str:
-    beat = _secs(n.last_heartbeat)
-    other = ", ".join(f"{k}={n.allocated.generic.get(k, 0)}/{v}" for k, v in sorted(n.capacity.generic.items()))
-    lines = [
-        f"node {n.name}: {node_state(n.state)}" + ("" if n.connected else " (agent disconnected)"),
-        f"  reason:     {n.reason or '-'} (since {when(n.state_time)})",
-        f"  host:       {n.hostname or '-'}  agent {n.agent_version or '-'}",
-        f"  cores:      {n.allocated.cores}/{n.capacity.cores} in use",
-        f"  memory:     {n.allocated.memory_mb}/{n.capacity.memory_mb} MB in use",
-        f"  resources:  {other or '-'}",
-        f"  groups:     {', '.join(n.groups) or '-'}",
-        f"  labels:     {', '.join(n.labels) or '-'}",
-        f"  tasks:      {', '.join(n.tasks) or '-'}",
-        f"  heartbeat:  {f'{max(0.0, now - beat):.0f}s ago' if beat else '-'}",
-        "  history:",
-    ]
-    lines += [f"    {when(h.time)}  {node_state(h.state):<11} {h.reason}" for h in n.history] or ["    -"]
-    return "\n".join(lines)
+    return str(node_doc(n, now))
 
 
 def _clip(text: str, width: int) -> str:
@@ -307,5 +512,5 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _indent(text: str) -> str:
-    return "\n".join("  " + line for line in text.splitlines())
+def _indent(text: str, by: int = 2) -> str:
+    return "\n".join(" " * by + line for line in text.splitlines())

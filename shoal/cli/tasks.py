@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from common.ids import TaskId, parse_job_id
-from shoal.cli import render
+from shoal.cli import hints, render
 from shoal.cli.base import EXIT_OK, now, talks_to_head, usage
 from shoal.cli.options import command_of, task_spec_from
 from shoal.client import Client
@@ -31,12 +31,12 @@ def list_tasks(args: argparse.Namespace, head: str) -> int:
     with Client(head) as client:
         if args.instances:
             units = list(client.list_instances(job_id, args.task, states))
-            print(render.to_json(jobs_pb2.ListTasksResponse(instances=units)) if args.json
-                  else render.instance_table(units, now()))
+            render.show(render.to_json(jobs_pb2.ListTasksResponse(instances=units)) if args.json
+                        else render.instance_rows(units, now()))
         else:
             tasks = list(client.list_tasks(job_id, args.task, states))
-            print(render.to_json(jobs_pb2.ListTasksResponse(tasks=tasks)) if args.json
-                  else render.task_table(tasks, now()))
+            render.show(render.to_json(jobs_pb2.ListTasksResponse(tasks=tasks)) if args.json
+                        else render.task_rows(tasks, now()))
     return EXIT_OK
 
 
@@ -44,7 +44,7 @@ def list_tasks(args: argparse.Namespace, head: str) -> int:
 def view(args: argparse.Namespace, head: str) -> int:
     with Client(head) as client:
         task = client.get_task(TaskId.parse(args.task))
-    print(render.to_json(task) if args.json else render.task_view(task, now()))
+    render.show(render.to_json(task) if args.json else render.task_doc(task, now()))
     return EXIT_OK
 
 
@@ -53,8 +53,11 @@ def cancel(args: argparse.Namespace, head: str) -> int:
     task_id = TaskId.parse(args.task)
     with Client(head) as client:
         task = client.cancel_task(task_id, args.reason)
-    print(f"task {task_id} {render.task_state(task.state)}" if not task_id.instance
-          else f"task {task_id} Cancelled")
+    if args.json:
+        print(render.to_json(task))
+    else:
+        print(f"task {task_id} {render.task_state(task.state)}" if not task_id.instance
+              else f"task {task_id} Cancelled")
     return EXIT_OK
 
 
@@ -64,7 +67,8 @@ def modify(args: argparse.Namespace, head: str) -> int:
     spec, fields = task_spec_from(args, command_of(args))
     if not fields:
         return usage("nothing to change: give the options to modify, or a new command after --")
-    with Client(head) as client:
+    with Client(head) as client, hints.explained(client, "task modify", task_id.job):
         task = client.modify_task(task_id, spec, fields)
-    print(f"task {task_id} {render.task_state(task.state)}: {task.spec.command_line}")
+    print(render.to_json(task) if args.json else f"task {task_id} {render.task_state(task.state)}: "
+          f"{task.spec.command_line}")
     return EXIT_OK

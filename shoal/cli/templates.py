@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from shoal import jobfile
-from shoal.cli import render
+from shoal.cli import hints, render
 from shoal.cli.base import EXIT_OK, talks_to_head
 from shoal.cli.options import job_spec_from, task_spec_from
 from shoal.client import Client
@@ -23,7 +23,8 @@ def create(args: argparse.Namespace, head: str) -> int:
                                       users=args.users or [])
     with Client(head) as client:
         created = client.create_template(template, replace=args.replace)
-    print(f"template {created.name} saved")
+    print(render.to_json(created) if args.json else f"template {created.name} saved")
+    hints.hint(args, hints.template_saved(created.name))
     return EXIT_OK
 
 
@@ -34,7 +35,7 @@ def list_templates(args: argparse.Namespace, head: str) -> int:
     if args.json:
         print(render.to_json(templates_pb2.ListTemplatesResponse(templates=templates)))
     else:
-        print(render.template_table(templates))
+        render.show(render.template_rows(templates))
     return EXIT_OK
 
 
@@ -42,7 +43,7 @@ def list_templates(args: argparse.Namespace, head: str) -> int:
 def view(args: argparse.Namespace, head: str) -> int:
     with Client(head) as client:
         template = client.get_template(args.name)
-    print(render.to_json(template))
+    render.show(render.to_json(template) if args.json else render.template_doc(template))
     return EXIT_OK
 
 
