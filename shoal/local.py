@@ -94,8 +94,10 @@ class LocalCluster:
         self.wait_nodes(self.node_names, timeout)
         return self.address
 
-    def start_head(self, i: int = 0, timeout: float = 30.0, wait: bool = True) -> str:
-        """Start head node i; with wait, until some head node serves."""
+    def start_head(self, i: int = 0, timeout: float = 30.0, wait: bool = True,
+                   prefix: Sequence[str] = ()) -> str:
+        """Start head node i; with wait, until some head node serves. `prefix` runs it through
+        another command (e.g. `ip netns exec NS`)."""
         name = self.head_name(i)
         head_dir = self.state_dir / name
         (head_dir / ADDRESS_FILE).unlink(missing_ok=True)
@@ -103,7 +105,7 @@ class LocalCluster:
         args = ["head", "--listen", listen, "--state-dir", str(head_dir), *self._security(), *self.head_args]
         if self.database:
             args += ["--database", self.database, "--output-dir", str(self.state_dir / "output")]
-        self.head_procs[i] = self._spawn(name, args)
+        self.head_procs[i] = self._spawn(name, args, prefix)
         if not wait:
             return self.address
         if not wait_until(lambda: self._serving(), timeout):
