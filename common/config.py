@@ -110,12 +110,22 @@ class HeadConfig:
     # latency) served over HTTP at HOST:PORT/metrics; empty: off. Port 0 picks a free port;
     # the bound address is written to <state_dir>/metrics.addr.
     metrics_listen: str = ""
+    # The web dashboard (read-only; the same identities and roles as the gRPC API, over HTTPS
+    # with the head's certificate unless plaintext) at http(s)://HOST:PORT/; empty: off. Port 0
+    # picks a free port; the bound URL is written to <state_dir>/web.addr.
+    web_listen: str = ""
+    # Seconds between the dashboard's samples of the cluster (its charts and live updates).
+    web_sample_interval: float = 2.0
     log_level: str = "info"
 
     def validate(self) -> HeadConfig:
         parse_address(self.listen, what="listen")
         if self.metrics_listen:
             parse_address(self.metrics_listen, what="metrics_listen")
+        if self.web_listen:
+            parse_address(self.web_listen, what="web_listen")
+        if not 0.1 <= self.web_sample_interval <= 3600:
+            raise ConfigError(f"web_sample_interval must be 0.1..3600 seconds, got {self.web_sample_interval}")
         if self.heartbeat_interval <= 0:
             raise ConfigError(f"heartbeat_interval must be > 0 seconds, got {self.heartbeat_interval}")
         if self.node_lost_after <= self.heartbeat_interval:

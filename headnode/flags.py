@@ -31,6 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-dir", metavar="DIR", help="ca.crt, head.crt, head.key (default <state-dir>/tls)")
     p.add_argument("--admin", dest="admins", action="append", metavar="USER",
                    help="a user allowed to manage nodes (repeatable; default: every user)")
+    p.add_argument("--web-listen", metavar="HOST:PORT",
+                   help="serve the web dashboard at http(s)://HOST:PORT/ (read-only; https with the head's "
+                        "certificate unless --plaintext); port 0 = any, the URL goes to <state-dir>/web.addr "
+                        "(default: off)")
+    p.add_argument("--web-sample-interval", type=float, metavar="SECONDS",
+                   help="seconds between the dashboard's samples of the cluster (default 2)")
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (jobs, tasks, nodes, queue "
                         "wait, scheduling passes, RPC latency); port 0 = any, the address goes to "

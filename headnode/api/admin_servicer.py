@@ -34,7 +34,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     async def GetNode(self, request: admin_pb2.GetNodeRequest, context: grpc.aio.ServicerContext):
         self.auth.user(context)
-        return convert.node_msg(self.cluster.node(request.name))
+        return convert.node_msg(self.cluster.node(request.name), heartbeats=True)
 
     def _admin(self, context: grpc.aio.ServicerContext, action: str) -> str:
         return self.auth.require(context, ADMIN, action).name

@@ -119,10 +119,12 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
 
     async def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext):
         owner = self._visible_owner(context, request.owner, "list {}'s jobs")
-        jobs, token = self.queue.list_jobs(convert.job_states(list(request.states)), owner, request.name,
-                                           request.page_size, request.page_token)
+        jobs, token, total = self.queue.list_jobs(convert.job_states(list(request.states)), owner, request.name,
+                                                  request.page_size, request.page_token, request.newest_first,
+                                                  request.count_total)
         return jobs_pb2.ListJobsResponse(
-            jobs=[convert.job_msg(j, self.queue.job_pending_reason(j)) for j in jobs], next_page_token=token
+            jobs=[convert.job_msg(j, self.queue.job_pending_reason(j)) for j in jobs], next_page_token=token,
+            total=total,
         )
 
     async def ListTasks(self, request: jobs_pb2.ListTasksRequest, context: grpc.aio.ServicerContext):

@@ -26,7 +26,8 @@ from shoal.v1 import admin_pb2, nodes_pb2
 NODE_STATES = {s: admin_pb2.NodeState.Value(f"NODE_STATE_{s.name}") for s in NodeState}
 
 
-def node_msg(node: Node) -> admin_pb2.Node:
+def node_msg(node: Node, heartbeats: bool = False) -> admin_pb2.Node:
+    """`heartbeats`: with the latest ones (GetNode; a list of nodes leaves them out)."""
     return admin_pb2.Node(
         name=node.name,
         state=NODE_STATES[node.state],
@@ -45,6 +46,8 @@ def node_msg(node: Node) -> admin_pb2.Node:
         history=[admin_pb2.NodeStateChange(time=timestamp(at), state=NODE_STATES[NodeState(state)], reason=reason)
                  for at, state, reason in node.history],
         tasks=sorted((str(t) for t, a in node.allocations.items() if not a.secondary)),
+        heartbeats=[admin_pb2.HeartbeatSample(time=timestamp(at), tasks=n) for at, n in node.heartbeats]
+        if heartbeats else (),
     )
 
 

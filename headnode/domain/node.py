@@ -11,6 +11,7 @@ pooled allocation is charged to the node only beyond the cores its job reserved.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from common.ids import TaskId
@@ -20,6 +21,7 @@ from headnode.domain.states import NodeState
 
 
 HISTORY = 20  # state changes kept per node
+HEARTBEATS_KEPT = 60
 
 
 @dataclass(slots=True, eq=False)
@@ -67,6 +69,9 @@ class Node:
     state_at: float = 0.0
     # The latest state changes, oldest first: (time, state, reason).
     history: list[tuple[float, str, str]] = field(default_factory=list)
+    # The latest heartbeats: (time, tasks the agent reported running). Not stored: for the
+    # dashboard's node page, which shows whether an agent beats steadily.
+    heartbeats: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=HEARTBEATS_KEPT))
 
     @property
     def free(self) -> Resources:

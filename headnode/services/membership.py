@@ -208,6 +208,7 @@ class Membership:
                 self.output.write(event.task, event.stream, event.offset, event.data)
         elif isinstance(event, Heartbeat):
             node.last_heartbeat = self.clock.now()
+            node.heartbeats.append((node.last_heartbeat, sum(1 for r in event.tasks if r.running)))
             await self._reconcile(node, session, event.tasks, acked_seq=event.acked_seq, same_agent=True)
         elif isinstance(event, Started):
             alloc = node.allocations.get(event.task)

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from headnode.domain.cluster import Cluster
-from headnode.domain.states import JobState, NodeState, TaskState
+from headnode.domain.states import TaskState
 
 # Seconds. Waits run from instant to days; passes and RPCs from sub-millisecond up.
 QUEUE_WAIT_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400)
@@ -119,28 +119,17 @@ class HeadMetrics(Metrics):
 def _state_families(cluster: Cluster) -> Iterator[Any]:
     from prometheus_client.core import GaugeMetricFamily
 
-    jobs = dict.fromkeys(JobState, 0)
-    units = dict.fromkeys(TaskState, 0)
-    for job in cluster.jobs.values():
-        jobs[job.state] += 1
-        for state, n in job.counts.items():
-            units[state] += n
-    nodes = dict.fromkeys(NodeState, 0)
-    connected = capacity = used = 0
-    for node in cluster.nodes.values():
-        nodes[node.state] += 1
-        connected += node.connected
-        if node.connected and node.state is NodeState.ONLINE:
-            capacity += node.capacity.cores
-        used += node.used.cores
-    for name, doc, counts in (("shoal_jobs", "Jobs by state", jobs),
-                              ("shoal_task_instances", "Task instances (run units) by state", units),
-                              ("shoal_nodes", "Nodes by state", nodes)):
+    from headnode.services.history import totals  # it imports this module's Metrics
+
+    t = totals(cluster)
+    for name, doc, counts in (("shoal_jobs", "Jobs by state", t.jobs),
+                              ("shoal_task_instances", "Task instances (run units) by state", t.units),
+                              ("shoal_nodes", "Nodes by state", t.nodes)):
         family = GaugeMetricFamily(name, doc, labels=["state"])
         for state, n in counts.items():
             family.add_metric([state.value], n)
         yield family
-    yield GaugeMetricFamily("shoal_queued_tasks", "Tasks in the queue", value=len(cluster.queue))
-    yield GaugeMetricFamily("shoal_nodes_connected", "Nodes whose agent is connected", value=connected)
-    yield GaugeMetricFamily("shoal_cores_capacity", "Cores of Online, connected nodes", value=capacity)
-    yield GaugeMetricFamily("shoal_cores_used", "Cores allocated or reserved", value=used)
+    yield GaugeMetricFamily("shoal_queued_tasks", "Tasks in the queue", value=t.queued_tasks)
+    yield GaugeMetricFamily("shoal_nodes_connected", "Nodes whose agent is connected", value=t.connected)
+    yield GaugeMetricFamily("shoal_cores_capacity", "Cores of Online, connected nodes", value=t.cores_total)
+    yield GaugeMetricFamily("shoal_cores_used", "Cores allocated or reserved", value=t.cores_used)

@@ -317,21 +317,33 @@ class QueueService:
         return ""
 
     def list_jobs(
-        self, states: Iterable[JobState], owner: str, name: str, page_size: int, page_token: str
-    ) -> tuple[list[Job], str]:
+        self, states: Iterable[JobState], owner: str, name: str, page_size: int, page_token: str,
+        newest_first: bool = False, count_total: bool = False,
+    ) -> tuple[list[Job], str, int]:
+        """A page of the jobs that match, by id (oldest or newest first), the token for the
+        next page ("" after the last) and, with `count_total`, how many match in all (else 0).
+
+        The token is the last id sent: pages hold still while jobs are added or purged."""
         size = _page_size(page_size)
-        after = _int_token(page_token)
+        last = _int_token(page_token)
         wanted = set(states)
         page: list[Job] = []
-        for job in self.cluster.jobs.values():
-            if job.id <= after or (wanted and job.state not in wanted) or (owner and job.owner != owner):
+        token, total = "", 0
+        jobs = reversed(self.cluster.jobs.values()) if newest_first else self.cluster.jobs.values()
+        for job in jobs:
+            if (wanted and job.state not in wanted) or (owner and job.owner != owner) or (name and name not in job.name):
                 continue
-            if name and name not in job.name:
+            if count_total:
+                total += 1
+            if last and (job.id >= last if newest_first else job.id <= last):
                 continue
             if len(page) == size:
-                return page, str(page[-1].id)
+                token = str(page[-1].id)
+                if not count_total:
+                    break
+                continue
             page.append(job)
-        return page, ""
+        return page, token, total
 
     def list_tasks(
         self, job_id: int, task_no: int, states: Iterable[TaskState], page_size: int, page_token: str
@@ -374,6 +386,22 @@ class QueueService:
                     return page, f"{number}:{index}"
                 page.append(self._unit(job, task, iid, waiting))
         return page, ""
+
+    def unit_states(self, job_id: int) -> list[tuple[Task, str]]:
+        """Each task of the job with the states of its run units in order, one letter each
+        (UNIT_CODES): the dashboard's grid. Never-ran instances are not objects, so this is
+        one string multiplication plus one write per instance that has run."""
+        job = self.cluster.job(job_id)
+        out: list[tuple[Task, str]] = []
+        for task in job.tasks.values():
+            spec = task.spec
+            codes = [UNIT_CODES[task.unstarted]] * spec.count
+            for iid, inst in task.instances.items():
+                index = spec.index_of(iid)
+                if 0 <= index < spec.count:
+                    codes[index] = UNIT_CODES[inst.state]
+            out.append((task, "".join(codes)))
+        return out
 
     def _unit(self, job: Job, task: Task, iid: int, waiting: str | None = None) -> UnitView:
         inst = task.instances.get(iid)
@@ -454,6 +482,10 @@ def _ends(event: JobChanged) -> bool:
 
 def _by(by: str, verb: str, reason: str) -> str:
     return f"{verb} by {by}" + (f": {reason}" if reason else "")
+
+
+UNIT_CODES = {TaskState.CONFIGURING: "C", TaskState.QUEUED: "Q", TaskState.RUNNING: "R",
+              TaskState.FINISHED: "F", TaskState.FAILED: "X", TaskState.CANCELLED: "K"}
 
 
 def _page_size(page_size: int) -> int:

@@ -27,51 +27,53 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shoal.v1 import common_pb2 as shoal_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14shoal/v1/admin.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\xde\x03\n\x04Node\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.shoal.v1.NodeState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x11\n\tconnected\x18\x04 \x01(\x08\x12%\n\x08\x63\x61pacity\x18\x05 \x01(\x0b\x32\x13.shoal.v1.Resources\x12&\n\tallocated\x18\x06 \x01(\x0b\x32\x13.shoal.v1.Resources\x12\x15\n\rrunning_tasks\x18\x07 \x01(\x05\x12\x32\n\x0elast_heartbeat\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fregistered_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08hostname\x18\n \x01(\t\x12\x15\n\ragent_version\x18\x0b \x01(\t\x12\x0e\n\x06groups\x18\x0c \x03(\t\x12\x0e\n\x06labels\x18\r \x03(\t\x12.\n\nstate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07history\x18\x0f \x03(\x0b\x32\x19.shoal.v1.NodeStateChange\x12\r\n\x05tasks\x18\x10 \x03(\t\"o\n\x0fNodeStateChange\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.shoal.v1.NodeState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x12\n\x10ListNodesRequest\"2\n\x11ListNodesResponse\x12\x1d\n\x05nodes\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Node\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"0\n\x10\x44rainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"4\n\x14SetNodeOnlineRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"D\n\x15SetNodeOfflineRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"!\n\x11RemoveNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x14\n\x12RemoveNodeResponse\"0\n\x10NodeGroupRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\r\n\x05nodes\x18\x02 \x03(\t\"2\n\x11NodeGroupResponse\x12\x1d\n\x05nodes\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Node\"=\n\x10LabelNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x61\x64\x64\x18\x02 \x03(\t\x12\x0e\n\x06remove\x18\x03 \x03(\t\"P\n\x16\x43reateJoinTokenRequest\x12&\n\x03ttl\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06groups\x18\x02 \x03(\t\"\\\n\x16\x43reateUserTokenRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\\\n\rRevokeRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x13\n\x0bjoin_tokens\x18\x03 \x01(\x08\x12\x1a\n\x12\x63\x65rtificate_serial\x18\x04 \x01(\t\"K\n\x0eRevokeResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"O\n\rTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x8b\x01\n\tNodeState\x12\x1a\n\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11NODE_STATE_ONLINE\x10\x01\x12\x17\n\x13NODE_STATE_DRAINING\x10\x02\x12\x16\n\x12NODE_STATE_OFFLINE\x10\x03\x12\x1a\n\x16NODE_STATE_UNREACHABLE\x10\x04\x32\xbe\x06\n\x0c\x41\x64minService\x12\x44\n\tListNodes\x12\x1a.shoal.v1.ListNodesRequest\x1a\x1b.shoal.v1.ListNodesResponse\x12\x33\n\x07GetNode\x12\x18.shoal.v1.GetNodeRequest\x1a\x0e.shoal.v1.Node\x12\x37\n\tDrainNode\x12\x1a.shoal.v1.DrainNodeRequest\x1a\x0e.shoal.v1.Node\x12?\n\rSetNodeOnline\x12\x1e.shoal.v1.SetNodeOnlineRequest\x1a\x0e.shoal.v1.Node\x12\x41\n\x0eSetNodeOffline\x12\x1f.shoal.v1.SetNodeOfflineRequest\x1a\x0e.shoal.v1.Node\x12G\n\nRemoveNode\x12\x1b.shoal.v1.RemoveNodeRequest\x1a\x1c.shoal.v1.RemoveNodeResponse\x12J\n\x0f\x41\x64\x64NodesToGroup\x12\x1a.shoal.v1.NodeGroupRequest\x1a\x1b.shoal.v1.NodeGroupResponse\x12O\n\x14RemoveNodesFromGroup\x12\x1a.shoal.v1.NodeGroupRequest\x1a\x1b.shoal.v1.NodeGroupResponse\x12\x37\n\tLabelNode\x12\x1a.shoal.v1.LabelNodeRequest\x1a\x0e.shoal.v1.Node\x12L\n\x0f\x43reateJoinToken\x12 .shoal.v1.CreateJoinTokenRequest\x1a\x17.shoal.v1.TokenResponse\x12L\n\x0f\x43reateUserToken\x12 .shoal.v1.CreateUserTokenRequest\x1a\x17.shoal.v1.TokenResponse\x12;\n\x06Revoke\x12\x17.shoal.v1.RevokeRequest\x1a\x18.shoal.v1.RevokeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14shoal/v1/admin.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\x8d\x04\n\x04Node\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.shoal.v1.NodeState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x11\n\tconnected\x18\x04 \x01(\x08\x12%\n\x08\x63\x61pacity\x18\x05 \x01(\x0b\x32\x13.shoal.v1.Resources\x12&\n\tallocated\x18\x06 \x01(\x0b\x32\x13.shoal.v1.Resources\x12\x15\n\rrunning_tasks\x18\x07 \x01(\x05\x12\x32\n\x0elast_heartbeat\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fregistered_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08hostname\x18\n \x01(\t\x12\x15\n\ragent_version\x18\x0b \x01(\t\x12\x0e\n\x06groups\x18\x0c \x03(\t\x12\x0e\n\x06labels\x18\r \x03(\t\x12.\n\nstate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07history\x18\x0f \x03(\x0b\x32\x19.shoal.v1.NodeStateChange\x12\r\n\x05tasks\x18\x10 \x03(\t\x12-\n\nheartbeats\x18\x11 \x03(\x0b\x32\x19.shoal.v1.HeartbeatSample\"J\n\x0fHeartbeatSample\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05tasks\x18\x02 \x01(\x05\"o\n\x0fNodeStateChange\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05state\x18\x02 \x01(\x0e\x32\x13.shoal.v1.NodeState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x12\n\x10ListNodesRequest\"2\n\x11ListNodesResponse\x12\x1d\n\x05nodes\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Node\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"0\n\x10\x44rainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"4\n\x14SetNodeOnlineRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"D\n\x15SetNodeOfflineRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"!\n\x11RemoveNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x14\n\x12RemoveNodeResponse\"0\n\x10NodeGroupRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\r\n\x05nodes\x18\x02 \x03(\t\"2\n\x11NodeGroupResponse\x12\x1d\n\x05nodes\x18\x01 \x03(\x0b\x32\x0e.shoal.v1.Node\"=\n\x10LabelNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x61\x64\x64\x18\x02 \x03(\t\x12\x0e\n\x06remove\x18\x03 \x03(\t\"P\n\x16\x43reateJoinTokenRequest\x12&\n\x03ttl\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06groups\x18\x02 \x03(\t\"\\\n\x16\x43reateUserTokenRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\\\n\rRevokeRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x13\n\x0bjoin_tokens\x18\x03 \x01(\x08\x12\x1a\n\x12\x63\x65rtificate_serial\x18\x04 \x01(\t\"K\n\x0eRevokeResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"O\n\rTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x8b\x01\n\tNodeState\x12\x1a\n\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11NODE_STATE_ONLINE\x10\x01\x12\x17\n\x13NODE_STATE_DRAINING\x10\x02\x12\x16\n\x12NODE_STATE_OFFLINE\x10\x03\x12\x1a\n\x16NODE_STATE_UNREACHABLE\x10\x04\x32\xbe\x06\n\x0c\x41\x64minService\x12\x44\n\tListNodes\x12\x1a.shoal.v1.ListNodesRequest\x1a\x1b.shoal.v1.ListNodesResponse\x12\x33\n\x07GetNode\x12\x18.shoal.v1.GetNodeRequest\x1a\x0e.shoal.v1.Node\x12\x37\n\tDrainNode\x12\x1a.shoal.v1.DrainNodeRequest\x1a\x0e.shoal.v1.Node\x12?\n\rSetNodeOnline\x12\x1e.shoal.v1.SetNodeOnlineRequest\x1a\x0e.shoal.v1.Node\x12\x41\n\x0eSetNodeOffline\x12\x1f.shoal.v1.SetNodeOfflineRequest\x1a\x0e.shoal.v1.Node\x12G\n\nRemoveNode\x12\x1b.shoal.v1.RemoveNodeRequest\x1a\x1c.shoal.v1.RemoveNodeResponse\x12J\n\x0f\x41\x64\x64NodesToGroup\x12\x1a.shoal.v1.NodeGroupRequest\x1a\x1b.shoal.v1.NodeGroupResponse\x12O\n\x14RemoveNodesFromGroup\x12\x1a.shoal.v1.NodeGroupRequest\x1a\x1b.shoal.v1.NodeGroupResponse\x12\x37\n\tLabelNode\x12\x1a.shoal.v1.LabelNodeRequest\x1a\x0e.shoal.v1.Node\x12L\n\x0f\x43reateJoinToken\x12 .shoal.v1.CreateJoinTokenRequest\x1a\x17.shoal.v1.TokenResponse\x12L\n\x0f\x43reateUserToken\x12 .shoal.v1.CreateUserTokenRequest\x1a\x17.shoal.v1.TokenResponse\x12;\n\x06Revoke\x12\x17.shoal.v1.RevokeRequest\x1a\x18.shoal.v1.RevokeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NODESTATE']._serialized_start=1645
-  _globals['_NODESTATE']._serialized_end=1784
+  _globals['_NODESTATE']._serialized_start=1768
+  _globals['_NODESTATE']._serialized_end=1907
   _globals['_NODE']._serialized_start=123
-  _globals['_NODE']._serialized_end=601
-  _globals['_NODESTATECHANGE']._serialized_start=603
-  _globals['_NODESTATECHANGE']._serialized_end=714
-  _globals['_LISTNODESREQUEST']._serialized_start=716
-  _globals['_LISTNODESREQUEST']._serialized_end=734
-  _globals['_LISTNODESRESPONSE']._serialized_start=736
-  _globals['_LISTNODESRESPONSE']._serialized_end=786
-  _globals['_GETNODEREQUEST']._serialized_start=788
-  _globals['_GETNODEREQUEST']._serialized_end=818
-  _globals['_DRAINNODEREQUEST']._serialized_start=820
-  _globals['_DRAINNODEREQUEST']._serialized_end=868
-  _globals['_SETNODEONLINEREQUEST']._serialized_start=870
-  _globals['_SETNODEONLINEREQUEST']._serialized_end=922
-  _globals['_SETNODEOFFLINEREQUEST']._serialized_start=924
-  _globals['_SETNODEOFFLINEREQUEST']._serialized_end=992
-  _globals['_REMOVENODEREQUEST']._serialized_start=994
-  _globals['_REMOVENODEREQUEST']._serialized_end=1027
-  _globals['_REMOVENODERESPONSE']._serialized_start=1029
-  _globals['_REMOVENODERESPONSE']._serialized_end=1049
-  _globals['_NODEGROUPREQUEST']._serialized_start=1051
-  _globals['_NODEGROUPREQUEST']._serialized_end=1099
-  _globals['_NODEGROUPRESPONSE']._serialized_start=1101
-  _globals['_NODEGROUPRESPONSE']._serialized_end=1151
-  _globals['_LABELNODEREQUEST']._serialized_start=1153
-  _globals['_LABELNODEREQUEST']._serialized_end=1214
-  _globals['_CREATEJOINTOKENREQUEST']._serialized_start=1216
-  _globals['_CREATEJOINTOKENREQUEST']._serialized_end=1296
-  _globals['_CREATEUSERTOKENREQUEST']._serialized_start=1298
-  _globals['_CREATEUSERTOKENREQUEST']._serialized_end=1390
-  _globals['_REVOKEREQUEST']._serialized_start=1392
-  _globals['_REVOKEREQUEST']._serialized_end=1484
-  _globals['_REVOKERESPONSE']._serialized_start=1486
-  _globals['_REVOKERESPONSE']._serialized_end=1561
-  _globals['_TOKENRESPONSE']._serialized_start=1563
-  _globals['_TOKENRESPONSE']._serialized_end=1642
-  _globals['_ADMINSERVICE']._serialized_start=1787
-  _globals['_ADMINSERVICE']._serialized_end=2617
+  _globals['_NODE']._serialized_end=648
+  _globals['_HEARTBEATSAMPLE']._serialized_start=650
+  _globals['_HEARTBEATSAMPLE']._serialized_end=724
+  _globals['_NODESTATECHANGE']._serialized_start=726
+  _globals['_NODESTATECHANGE']._serialized_end=837
+  _globals['_LISTNODESREQUEST']._serialized_start=839
+  _globals['_LISTNODESREQUEST']._serialized_end=857
+  _globals['_LISTNODESRESPONSE']._serialized_start=859
+  _globals['_LISTNODESRESPONSE']._serialized_end=909
+  _globals['_GETNODEREQUEST']._serialized_start=911
+  _globals['_GETNODEREQUEST']._serialized_end=941
+  _globals['_DRAINNODEREQUEST']._serialized_start=943
+  _globals['_DRAINNODEREQUEST']._serialized_end=991
+  _globals['_SETNODEONLINEREQUEST']._serialized_start=993
+  _globals['_SETNODEONLINEREQUEST']._serialized_end=1045
+  _globals['_SETNODEOFFLINEREQUEST']._serialized_start=1047
+  _globals['_SETNODEOFFLINEREQUEST']._serialized_end=1115
+  _globals['_REMOVENODEREQUEST']._serialized_start=1117
+  _globals['_REMOVENODEREQUEST']._serialized_end=1150
+  _globals['_REMOVENODERESPONSE']._serialized_start=1152
+  _globals['_REMOVENODERESPONSE']._serialized_end=1172
+  _globals['_NODEGROUPREQUEST']._serialized_start=1174
+  _globals['_NODEGROUPREQUEST']._serialized_end=1222
+  _globals['_NODEGROUPRESPONSE']._serialized_start=1224
+  _globals['_NODEGROUPRESPONSE']._serialized_end=1274
+  _globals['_LABELNODEREQUEST']._serialized_start=1276
+  _globals['_LABELNODEREQUEST']._serialized_end=1337
+  _globals['_CREATEJOINTOKENREQUEST']._serialized_start=1339
+  _globals['_CREATEJOINTOKENREQUEST']._serialized_end=1419
+  _globals['_CREATEUSERTOKENREQUEST']._serialized_start=1421
+  _globals['_CREATEUSERTOKENREQUEST']._serialized_end=1513
+  _globals['_REVOKEREQUEST']._serialized_start=1515
+  _globals['_REVOKEREQUEST']._serialized_end=1607
+  _globals['_REVOKERESPONSE']._serialized_start=1609
+  _globals['_REVOKERESPONSE']._serialized_end=1684
+  _globals['_TOKENRESPONSE']._serialized_start=1686
+  _globals['_TOKENRESPONSE']._serialized_end=1765
+  _globals['_ADMINSERVICE']._serialized_start=1910
+  _globals['_ADMINSERVICE']._serialized_end=2740
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,7 @@ NODE_STATE_OFFLINE: NodeState
 NODE_STATE_UNREACHABLE: NodeState
 
 class Node(_message.Message):
-    __slots__ = ("name", "state", "reason", "connected", "capacity", "allocated", "running_tasks", "last_heartbeat", "registered_time", "hostname", "agent_version", "groups", "labels", "state_time", "history", "tasks")
+    __slots__ = ("name", "state", "reason", "connected", "capacity", "allocated", "running_tasks", "last_heartbeat", "registered_time", "hostname", "agent_version", "groups", "labels", "state_time", "history", "tasks", "heartbeats")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class Node(_message.Message):
     STATE_TIME_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEATS_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: NodeState
     reason: str
@@ -59,7 +60,16 @@ class Node(_message.Message):
     state_time: _timestamp_pb2.Timestamp
     history: _containers.RepeatedCompositeFieldContainer[NodeStateChange]
     tasks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., reason: _Optional[str] = ..., connected: _Optional[bool] = ..., capacity: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., allocated: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., running_tasks: _Optional[int] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., registered_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hostname: _Optional[str] = ..., agent_version: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., state_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[_Union[NodeStateChange, _Mapping]]] = ..., tasks: _Optional[_Iterable[str]] = ...) -> None: ...
+    heartbeats: _containers.RepeatedCompositeFieldContainer[HeartbeatSample]
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., reason: _Optional[str] = ..., connected: _Optional[bool] = ..., capacity: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., allocated: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., running_tasks: _Optional[int] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., registered_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hostname: _Optional[str] = ..., agent_version: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., state_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[_Union[NodeStateChange, _Mapping]]] = ..., tasks: _Optional[_Iterable[str]] = ..., heartbeats: _Optional[_Iterable[_Union[HeartbeatSample, _Mapping]]] = ...) -> None: ...
+
+class HeartbeatSample(_message.Message):
+    __slots__ = ("time", "tasks")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    time: _timestamp_pb2.Timestamp
+    tasks: int
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks: _Optional[int] = ...) -> None: ...
 
 class NodeStateChange(_message.Message):
     __slots__ = ("time", "state", "reason")
