@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench soak fuzz protos clean venv
+.PHONY: run test bench soak fuzz protos clean venv web browser screenshots
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Shoal needs Python 3.11 or newer (set PYTHON=...)")'
@@ -38,6 +38,20 @@ fuzz: $(STAMP)
 
 protos: $(STAMP)
 	$(PY) protos/generate.py
+
+# The dashboard's pages: sources in web/, built into headnode/web/static (committed, so that
+# `pip install` needs no Node.js; tests/unit/test_web_build.py fails when the build is stale).
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+# Debian's headless Chromium and its driver, for the dashboard's browser tests (tests/e2e skip,
+# saying so, without them).
+browser:
+	apt-get install -y chromium chromium-driver
+
+# The browser tests, keeping their screenshots of each page in docs/screenshots.
+screenshots: $(STAMP)
+	SHOAL_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/e2e
 
 clean:
 	rm -rf $(VENV) build *.egg-info

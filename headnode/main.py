@@ -2,7 +2,8 @@
 
 Writes the bound address to <state_dir>/head.addr once it serves (so tools and tests can
 ask for port 0); with `metrics_listen`, serves Prometheus metrics (services/metrics.py) and
-writes their address to <state_dir>/metrics.addr. Holds an exclusive lock on the state dir,
+writes their address to <state_dir>/metrics.addr; with `web_listen`, serves the dashboard
+(web/server.py) and writes its URL to <state_dir>/web.addr. Holds an exclusive lock on the state dir,
 and stops cleanly on SIGTERM or SIGINT: health goes NOT_SERVING, in-flight RPCs get a grace
 period, and everything queued in the journal is committed.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import importlib.metadata
 import os
 import signal
 from collections.abc import Awaitable
@@ -38,6 +41,7 @@ from common import tokens
 from headnode.api.identity import Authority
 from headnode.scheduling.policy import Policy
 from headnode.services.fairshare import FairShare
+from headnode.services.history import ClusterHistory, Tee
 from headnode.services.membership import Membership
 from headnode.services.metrics import NO_METRICS, HeadMetrics, Metrics
 from headnode.services.nodes import NodeAdmin
@@ -49,6 +53,7 @@ from headnode.store import open_store
 from headnode.store.base import Store
 from headnode.store.postgres import PostgresStore
 from headnode.store.records import restore
+from headnode.web import ADDRESS_FILE as WEB_ADDRESS_FILE
 
 ADDRESS_FILE = "head.addr"
 TOKEN_KEY = "token_key"  # meta key of the cluster's token-signing key
@@ -115,7 +120,10 @@ async def _serve_active(
         exit_code = 1
         stop.set()
 
-    metrics: Metrics = HeadMetrics() if config.metrics_listen else NO_METRICS
+    prometheus: Metrics = HeadMetrics() if config.metrics_listen else NO_METRICS
+    # The dashboard's charts count run ends through the same hooks as Prometheus.
+    history = ClusterHistory(cluster, clock, config.web_sample_interval) if config.web_listen else None
+    metrics: Metrics = prometheus if history is None else Tee(prometheus, history) if prometheus.enabled else history
     bus = EventBus()
     journal = Journal(store, bus, on_fatal)
     journal.start()
@@ -147,18 +155,30 @@ async def _serve_active(
         creds = None
     else:
         creds = server_mod.credentials(Path(config.tls_dir) if config.tls_dir else state_dir / "tls")
+    jobs_servicer = JobServicer(queue, output, templates, auth, UsageService(store))
+    admin_servicer = AdminServicer(cluster, node_admin, auth)
     server, port, health = server_mod.build(
-        config.listen, JobServicer(queue, output, templates, auth, UsageService(store)),
-        NodeServicer(membership, auth),
-        AdminServicer(cluster, node_admin, auth), TemplateServicer(templates, auth), creds,
-        interceptors=_rpc_metrics(metrics),
+        config.listen, jobs_servicer, NodeServicer(membership, auth), admin_servicer,
+        TemplateServicer(templates, auth), creds, interceptors=_rpc_metrics(prometheus),
     )
     metrics_server = None
-    if isinstance(metrics, HeadMetrics):
-        metrics.watch(cluster, asyncio.get_running_loop())
-        metrics_server = metrics_common.MetricsServer(config.metrics_listen, metrics.registry, state_dir)
+    if isinstance(prometheus, HeadMetrics):
+        prometheus.watch(cluster, asyncio.get_running_loop())
+        metrics_server = metrics_common.MetricsServer(config.metrics_listen, prometheus.registry, state_dir)
     else:
         metrics_common.remove_stale(state_dir)
+    web_server = None
+    if history is not None:
+        # Imported only when on: aiohttp costs the head node's start-up ~0.1 s otherwise.
+        from headnode.web.routes import Api
+        from headnode.web.server import WebServer
+
+        api = Api(config, jobs_servicer, admin_servicer, queue, auth, history, _os_user(), _version())
+        web_server = WebServer(config.web_listen, api, state_dir,
+                               None if config.plaintext else Path(config.tls_dir) if config.tls_dir else state_dir / "tls")
+        await web_server.start()
+    else:
+        (state_dir / WEB_ADDRESS_FILE).unlink(missing_ok=True)  # left by a head node that was killed
     await server.start()
     await server_mod.set_serving(health, True)
     address = _connectable(config.listen, port)
@@ -173,6 +193,8 @@ async def _serve_active(
     ]
     if lease is not None:
         background.append(asyncio.create_task(lease.keep(on_fatal), name="lease"))
+    if history is not None:
+        background.append(asyncio.create_task(history.run(), name="history"))
     allocator.kick()
     try:
         await stop.wait()
@@ -181,6 +203,8 @@ async def _serve_active(
         await server_mod.set_serving(health, False)
         for session in list(membership.sessions.values()):
             session.close()
+        if web_server is not None:
+            await web_server.close()
         await server.stop(grace=2.0)
         for task in background:
             task.cancel()
@@ -198,6 +222,22 @@ def _rpc_metrics(metrics: Metrics) -> list[server_mod.RpcMetrics]:
     if not isinstance(metrics, HeadMetrics):
         return []
     return [server_mod.RpcMetrics(metrics.rpc_started, metrics.rpc_handled, metrics.rpc_duration)]
+
+
+def _os_user() -> str:
+    """Who a plaintext cluster's dashboard is when no one signed in: whoever runs the head
+    node, the same name the CLI sends by default on this machine."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "anonymous"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("shoal")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 def _connectable(listen: str, port: int) -> str:

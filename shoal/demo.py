@@ -25,8 +25,9 @@ def run_demo(nodes: int = 2) -> int:
     with tempfile.TemporaryDirectory(prefix="shoal-demo-") as tmp:
         print(f"Starting a local cluster: a head node and {nodes} compute-node agents ...", flush=True)
         try:
-            with LocalCluster(Path(tmp), nodes=nodes) as cluster:
-                print(f"Head node at {cluster.address}; nodes {', '.join(cluster.node_names)} are online.\n", flush=True)
+            with LocalCluster(Path(tmp), nodes=nodes, web_listen="127.0.0.1:0") as cluster:
+                print(f"Head node at {cluster.address}; nodes {', '.join(cluster.node_names)} are online.")
+                print(f"Dashboard at {cluster.web_url} while the demo runs.\n", flush=True)
                 with Client(cluster.address) as client:
                     return _run_sample(client)
         except (ClusterError, RequestFailed) as e:

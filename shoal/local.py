@@ -23,6 +23,7 @@ from pathlib import Path
 from common.clock import wait_until
 
 ADDRESS_FILE = "head.addr"
+WEB_ADDRESS_FILE = "web.addr"  # headnode/web: the dashboard's URL
 
 
 class ClusterError(Exception):
@@ -55,6 +56,8 @@ class LocalCluster:
     # "agent": tasks run as the agent's user, whoever submits them (a development cluster);
     # "owner": as root, each task runs as its owner's Unix user.
     run_as: str = "agent"
+    # The head node's dashboard (HOST:PORT, port 0: any); empty: off. Its URL: `web_url`.
+    web_listen: str = ""
     address: str = ""
     head_procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -103,6 +106,8 @@ class LocalCluster:
         (head_dir / ADDRESS_FILE).unlink(missing_ok=True)
         listen = self._listen[i] if self.heads > 1 else (self.address or self.listen)
         args = ["head", "--listen", listen, "--state-dir", str(head_dir), *self._security(), *self.head_args]
+        if self.web_listen:
+            args += ["--web-listen", self.web_listen]
         if self.database:
             args += ["--database", self.database, "--output-dir", str(self.state_dir / "output")]
         self.head_procs[i] = self._spawn(name, args, prefix)
@@ -113,6 +118,16 @@ class LocalCluster:
         if self.heads == 1:
             self.address = (head_dir / ADDRESS_FILE).read_text().strip()
         return self.address
+
+    @property
+    def web_url(self) -> str:
+        """The active head node's dashboard URL ("" when it serves none)."""
+        active = self.active_head()
+        path = self.state_dir / self.head_name(active or 0) / WEB_ADDRESS_FILE
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            return ""
 
     def _serving(self) -> bool:
         for i, proc in self.head_procs.items():

@@ -18,7 +18,7 @@ def up(args: argparse.Namespace, head: str) -> int:
     temporary = args.state_dir is None
     state_dir = Path(args.state_dir or tempfile.mkdtemp(prefix="shoal-up-"))
     cluster = LocalCluster(state_dir, nodes=args.nodes, listen=args.listen, cores=args.cores,
-                           memory_mb=args.memory_mb)
+                           memory_mb=args.memory_mb, web_listen=args.web_listen)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -31,6 +31,8 @@ def up(args: argparse.Namespace, head: str) -> int:
           f"({', '.join(cluster.node_names)})")
     print(f"  state and logs: {state_dir}" + (" (removed at exit)" if temporary else ""))
     print(f"  use it:         export SHOAL_HEAD={cluster.address}")
+    if cluster.web_url:
+        print(f"  dashboard:      {cluster.web_url}")
     print("  PLAINTEXT: no TLS, and user names are trusted as sent. For development on this machine only;")
     print("  see the README's 'A real cluster' for a secure set-up.")
     print("Press Ctrl-C to stop.", flush=True)

@@ -216,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--state-dir", help="keep state here (default: a temporary directory, removed at exit)")
     up.add_argument("--cores", type=int, help="cores each agent offers (default: detected)")
     up.add_argument("--memory-mb", type=int, help="memory each agent offers (default: detected)")
+    up.add_argument("--web-listen", default="127.0.0.1:7680", metavar="HOST:PORT",
+                    help="the web dashboard's address (default 127.0.0.1:7680; port 0: any free one; "
+                         "empty: no dashboard)")
     up.set_defaults(func="local:up")
     sub.add_parser("demo", help="start a local cluster, run a sample job, show it, stop",
                    formatter_class=_Help, epilog=_examples("shoal demo")).set_defaults(func="local:demo")
