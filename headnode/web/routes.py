@@ -22,7 +22,7 @@ from google.protobuf.message import Message
 
 from common import log
 from common.config import HeadConfig
-from common.errors import InvalidArgument, ShoalError
+from common.errors import InvalidArgument, ShoalError, Unauthenticated
 from common.wire import timestamp
 from headnode.api.admin_servicer import AdminServicer
 from headnode.api.errors import status_of
@@ -143,7 +143,10 @@ def time_param(request: web.Request, name: str) -> float | None:
 
 def routes(api: Api) -> list[web.RouteDef]:
     async def session(request: web.Request) -> web.Response:
-        _, p = api.user(request)
+        try:
+            _, p = api.user(request)
+        except Unauthenticated as e:  # the sign-in form asks for a token or a name by this
+            return answer({"error": e.message, "code": "UNAUTHENTICATED", "secure": not api.config.plaintext}, 401)
         return answer(_session(api, p))
 
     async def sign_in(request: web.Request) -> web.Response:

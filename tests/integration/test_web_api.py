@@ -180,6 +180,7 @@ def test_a_secure_dashboard_uses_the_apis_identities_and_rights(secure: LocalClu
     anonymous = Web(secure.web_url, ca=ca)
     status, body = anonymous.call("/api/jobs")
     assert status == 401 and body["code"] == "UNAUTHENTICATED" and "shoal user token" in body["error"]
+    assert anonymous.call("/api/session") == (401, {**body, "secure": True})
     status, body = anonymous.call("/api/session", "POST", {"user": "mallory"})
     assert status == 400 and "token" in body["error"], "a secure cluster trusts no names"
     status, body = anonymous.call("/api/session", "POST", {"token": "not-a-token"})
