@@ -1,5 +1,6 @@
 // Hash routing and a few small hooks.
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { jobEvents, subscribe } from './events.js';
 
 /** "#/jobs/12?state=Running" -> {path: "/jobs/12", parts: ["jobs", "12"], query}. */
 export function parseHash(hash) {
@@ -100,4 +101,19 @@ export function useWidth(ref, fallback = 800) {
     return () => ro.disconnect();
   }, [ref.current]);
   return width;
+}
+
+/** load() now, and again (at most every `ms`) after events about job `jobId` or a stream resync. */
+export function useJobFollow(jobId, load, ms, deps) {
+  const refresh = useRefresher(load, ms);
+  useEffect(() => {
+    load();
+    return subscribe(
+      'jobs',
+      (payload) => {
+        if (jobEvents(payload).some((ev) => String(ev.job_id) === String(jobId))) refresh();
+      },
+      refresh,
+    );
+  }, deps);
 }

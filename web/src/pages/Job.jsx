@@ -1,14 +1,13 @@
 // #/jobs/ID — header, tasks, the run-unit grid, the task DAG and the history; refetched
 // (throttled) when `jobs` events name this job.
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
 import { get } from '../api.js';
-import { jobEvents, subscribe } from '../events.js';
 import { Badge, ErrorBox, Loading, Progress } from '../components.jsx';
 import { GridLegend, TaskGrid } from '../Grid.jsx';
 import { Dag } from '../Dag.jsx';
 import { JobDuration } from './Jobs.jsx';
 import { RUN_STATES, countsByState, fmtBytes, fmtFullTime, fmtNum, num, span, stateName, toMs } from '../format.js';
-import { useNow, useRefresher } from '../hooks.js';
+import { useJobFollow, useNow } from '../hooks.js';
 
 const HISTORY_STEP = 500;
 
@@ -308,17 +307,7 @@ export function JobPage({ id }) {
       setError(e);
     }
   };
-  const refresh = useRefresher(load, 400);
-  useEffect(() => {
-    load();
-    return subscribe(
-      'jobs',
-      (payload) => {
-        if (jobEvents(payload).some((ev) => String(ev.job_id) === String(id))) refresh();
-      },
-      refresh,
-    );
-  }, [id]);
+  useJobFollow(id, load, 400, [id]);
 
   if (!job) return error ? <ErrorBox error={error} /> : <Loading />;
   const st = stateName(job.state);

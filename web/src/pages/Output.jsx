@@ -6,8 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { get, url } from '../api.js';
 import { ErrorBox } from '../components.jsx';
 import { fmtBytes, num, stateName } from '../format.js';
-import { jobEvents, subscribe } from '../events.js';
-import { useRefresher } from '../hooks.js';
+import { useJobFollow } from '../hooks.js';
 import { outputHref } from './Job.jsx';
 
 const CAP = 2 * 1024 * 1024; // characters kept in the <pre> at most...
@@ -40,17 +39,7 @@ export function OutputPage({ jobId, taskId, instance, stream }) {
     get('api/jobs/' + encodeURIComponent(jobId))
       .then((j) => setTask({ job: j, task: (j.tasks || []).find((t) => String(t.ref?.task_id) === String(taskId)) }))
       .catch(() => {});
-  const refreshTask = useRefresher(loadTask, 400);
-  useEffect(() => {
-    loadTask();
-    return subscribe(
-      'jobs',
-      (payload) => {
-        if (jobEvents(payload).some((ev) => String(ev.job_id) === String(jobId))) refreshTask();
-      },
-      refreshTask,
-    );
-  }, [jobId, taskId]);
+  useJobFollow(jobId, loadTask, 400, [jobId, taskId]);
 
   useEffect(() => {
     let es = null;
