@@ -6,9 +6,10 @@ import { useEffect, useRef } from 'preact/hooks';
 import { useWidth } from './hooks.js';
 import { fmtFullTime, fmtTime } from './format.js';
 
-/** 1234 -> "1.2k", 70000 -> "70k", 1500000 -> "1.5M". */
+/** 1234 -> "1.2k", 70000 -> "70k", 1500000 -> "1.5M", 0.0012 -> "0.0012". */
 export function compact(v) {
   const a = Math.abs(v);
+  if (a > 0 && a < 0.01) return String(+v.toPrecision(2)); // a short job's core-hours is not 0
   if (a >= 1e6) return +(v / 1e6).toFixed(a >= 1e7 ? 0 : 1) + 'M';
   if (a >= 1e3) return +(v / 1e3).toFixed(a >= 1e4 ? 0 : 1) + 'k';
   return String(+v.toFixed(2));
