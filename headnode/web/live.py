@@ -20,14 +20,12 @@ from typing import Any
 
 from aiohttp import web
 
-from common import log
 from common.errors import InvalidArgument, ShoalError
 from headnode.web.context import Refused
 from headnode.web.routes import Api, int_param, json_errors, minute_json, path_int, point_json, refusal, \
     to_json, totals_json
 from shoal.v1 import admin_pb2, common_pb2, jobs_pb2
 
-_log = log.get("web")
 KEEPALIVE = 10.0
 BATCH_WINDOW = 0.2
 TOPICS = ("jobs", "cluster", "nodes")

@@ -20,7 +20,6 @@ from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from common import log
 from common.config import HeadConfig
 from common.errors import InvalidArgument, ShoalError, Unauthenticated
 from common.wire import timestamp
@@ -34,7 +33,6 @@ from headnode.services.queue import QueueService
 from headnode.web.context import TOKEN_COOKIE, USER_COOKIE, Refused, WebContext
 from shoal.v1 import admin_pb2, jobs_pb2
 
-_log = log.get("web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_PAGE = 1000
 MAX_BUCKETS = 366
