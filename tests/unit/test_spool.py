@@ -1,0 +1,107 @@
+"""The agent's spool records and the wrapper shell that leaves a task's exit code behind.
+
+Both run for real: files in a temporary directory, and /bin/sh."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from computenode.launcher import SUBSHELL_WRAPPER, WRAPPER, wrapper_for
+from computenode.spool import Meta, Spool
+
+
+def meta(instance: int = 1, **fields: object) -> Meta:
+    return Meta(task=f"7.1.{instance}", attempt=1, run_id="r" * 32, **fields)  # type: ignore[arg-type]
+
+
+def test_a_record_is_rewritten_in_place_and_read_back_whole(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    m = meta(user_files={"stdout": "/somewhere/with/a/long/name/out.txt"}, error="x" * 50)
+    out, err = spool.create(m)
+    os.close(out)
+    os.close(err)
+    m.user_files, m.error, m.pid, m.start_time = {}, "", 4242, 12.5  # shorter than before
+    spool.save(m)
+    text = (spool.dir(m.key) / "meta.json").read_text()
+    assert text.rstrip() == json.dumps(vars(m)), "the new record, padded with blanks over the old"
+    assert Spool(tmp_path / "spool").existing() == [m], "an agent started afresh reads it back"
+
+
+def test_a_record_from_an_earlier_agent_is_saved_over_without_a_remnant(tmp_path: Path) -> None:
+    m = meta(error="e" * 80)
+    first = Spool(tmp_path / "spool")
+    for fd in first.create(m):
+        os.close(fd)
+    first.close()
+    again = Spool(tmp_path / "spool")
+    [adopted] = again.existing()
+    adopted.error, adopted.pid = "", 99
+    again.save(adopted)
+    assert Spool(tmp_path / "spool").existing() == [adopted]
+
+
+def test_remove_takes_the_whole_record_and_whatever_else_is_in_it(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.watch(lambda key: None)
+    a, b = meta(1), meta(2)
+    for m in (a, b):
+        for fd in spool.create(m):
+            os.close(fd)
+    Path(spool.status_path(a.key)).write_text("0\n")
+    (spool.dir(a.key) / "hostfile").write_text("n1 slots=2\n")
+    spool.remove(a.key)
+    assert not spool.dir(a.key).exists()
+    assert spool.dir(b.key).exists(), "the other record is untouched"
+    spool.remove(b.key)
+    spool.remove(b.key)  # twice is harmless
+    assert list((tmp_path / "spool").iterdir()) == []
+    spool.close()
+
+
+def test_a_cut_short_record_is_dropped_as_never_started(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    m = meta()
+    for fd in spool.create(m):
+        os.close(fd)
+    (spool.dir(m.key) / "meta.json").write_text("")  # the agent died before its first write
+    assert Spool(tmp_path / "spool").existing() == []
+    assert not spool.dir(m.key).exists()
+
+
+def run(wrapper: str, command: str, status: Path) -> tuple[int, str | None]:
+    code = subprocess.run(["/bin/sh", "-c", wrapper, "shoal-task", command, str(status)],
+                          capture_output=True).returncode
+    return code, status.read_text().strip() if status.exists() else None
+
+
+@pytest.mark.parametrize("wrapper", [WRAPPER, SUBSHELL_WRAPPER], ids=["trap", "subshell"])
+@pytest.mark.parametrize(("command", "code"), [
+    ("true", 0), ("false", 1), ("exit 3", 3), ("set -e; false; echo no", 1), ("nosuchcommand", 127),
+    ("if then", 2), ('sh -c "kill -9 \\$\\$"', 137),
+])
+def test_both_wrappers_leave_the_exit_code_behind(tmp_path: Path, wrapper: str, command: str, code: int) -> None:
+    assert run(wrapper, command, tmp_path / "status") == (code, str(code))
+
+
+@pytest.mark.parametrize("wrapper", [WRAPPER, SUBSHELL_WRAPPER], ids=["trap", "subshell"])
+def test_the_command_sees_no_trace_of_the_wrapper(tmp_path: Path, wrapper: str) -> None:
+    out = subprocess.run(["/bin/sh", "-c", wrapper, "shoal-task", 'echo "$0 $# ${__shoal_cmd-unset}"',
+                          str(tmp_path / "s")], capture_output=True, text=True).stdout
+    assert out == "shoal-task 0 unset\n"
+
+
+def test_commands_that_would_escape_the_trap_run_in_a_subshell(tmp_path: Path) -> None:
+    for command in ('exec sh -c "exit 4"', 'trap "echo mine" EXIT; exit 4'):
+        assert wrapper_for(command, "/spool/status") == SUBSHELL_WRAPPER
+        assert run(wrapper_for(command, str(tmp_path / "s")), command, tmp_path / "s") == (4, "4")
+        (tmp_path / "s").unlink()
+    assert wrapper_for("true", "/spool/status") == WRAPPER
+    assert wrapper_for("true", "/it's/status") == SUBSHELL_WRAPPER, "a quote would break the trap's text"
+    weird = tmp_path / "with space"
+    weird.mkdir()
+    assert run(WRAPPER, "exit 5", weird / "status") == (5, "5")
