@@ -17,7 +17,7 @@ from pathlib import Path
 from common.ids import TaskId
 
 STREAMS = ("stdout", "stderr")
-READ_CHUNK = 64 * 1024
+READ_CHUNK = 256 * 1024  # what one OutputChunk carries; the agent's size (see computenode/agent.py)
 
 
 class OutputStore:
