@@ -122,7 +122,11 @@ def shortfall(request: Resources, free: Resources) -> Shortfall | None:
 
 
 def fits(request: Resources, free: Resources) -> bool:
-    return shortfall(request, free) is None
+    """`shortfall(request, free) is None`, without building the Shortfall it would not use
+    (the scheduler asks this over and over of nodes that are full)."""
+    if request.cores > free.cores or request.memory_mb > free.memory_mb:
+        return False
+    return not request.generic or shortfall(request, free) is None
 
 
 def amount_of(resources: Resources, dimension: str) -> int:

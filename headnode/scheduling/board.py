@@ -19,7 +19,7 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from common.resources import Resources, shortfall
+from common.resources import Resources, fits
 from headnode.scheduling.feasibility import Rejection, Why, dynamic_check, static_check
 from headnode.scheduling.ranking import score
 from headnode.scheduling.snapshot import NodeView, TaskRequest
@@ -48,6 +48,7 @@ class Board:
         self.jobs: dict[str, set[int]] = {n.name: set(n.jobs) for n in nodes}
         self.excl = {n.name: n.exclusive_job for n in nodes}
         self.version = dict.fromkeys(self.view, 0)
+        # Cores free on available nodes in all: a cheap stop (and a cheap refusal) for backfill.
         self.free_cores = sum(max(0, f.cores) for n, f in self.free.items() if not self.view[n].unavailable)
         self._classes: dict[tuple, Klass] = {}
         self._seen: dict[int, tuple[TaskRequest, Klass]] = {}
@@ -98,7 +99,7 @@ class Board:
         free = self.free[name]
         if k.exclusive:
             return not self.jobs[name] and free == self.view[name].capacity
-        return shortfall(k.resources, free) is None
+        return fits(k.resources, free)
 
     def _push(self, k: Klass, name: str) -> None:
         if self._fits(k, name):
@@ -129,10 +130,6 @@ class Board:
             heapq.heappush(heap, entry)
         return chosen
 
-    def any_free(self) -> bool:
-        """Whether some node has a core free (a cheap stop for a backfill scan)."""
-        return self.free_cores > 0
-
     def job_rejects(self, r: TaskRequest, name: str) -> bool:
         excl = self.excl[name]
         if excl and excl != r.job:
@@ -152,7 +149,7 @@ class Board:
         usable = []
         for n in k.candidates:
             free = self.free[n]
-            if self.job_rejects(r, n) or free.cores < 1 or shortfall(per_node, free) is not None:
+            if self.job_rejects(r, n) or free.cores < 1 or not fits(per_node, free):
                 continue
             if r.exclusive and (self.jobs[n] or free != self.view[n].capacity):
                 continue

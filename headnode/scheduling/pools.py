@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.resources import ZERO, Resources, plural, shortfall
+from common.resources import ZERO, Resources, fits, plural, shortfall
 from headnode.scheduling.board import Board
 from headnode.scheduling.feasibility import explain, static_check
 from headnode.scheduling.snapshot import PoolView, TaskRequest
@@ -115,7 +115,7 @@ class Pools:
             if view is None or static_check(view, r) is not None:
                 continue
             if pool.unit_nodes:
-                ok = shortfall(r.resources, pf) is None
+                ok = fits(r.resources, pf)
             else:
                 ok = pf.cores >= r.resources.cores and shortfall(
                     r.resources.with_cores(0), self.board.free[name]) is None

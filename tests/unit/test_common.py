@@ -18,7 +18,7 @@ from common.clock import FakeClock
 from common.config import HeadConfig, NodeConfig, load, parse_address, resolve
 from common.errors import ConfigError, InvalidArgument
 from common.ids import TaskId, parse_job_id
-from common.resources import CORES, MEMORY, Resources, shortfall
+from common.resources import CORES, MEMORY, Resources, fits, shortfall
 from common.retry import Backoff
 
 
@@ -27,6 +27,13 @@ def test_shortfall_names_the_first_dimension_that_does_not_fit() -> None:
     assert shortfall(Resources(3, 100), Resources(2, 50)).dimension == CORES
     s = shortfall(Resources(1, 100), Resources(2, 50))
     assert (s.dimension, s.requested, s.available) == (MEMORY, 100, 50)
+
+
+def test_fits_is_the_shortfall_check_answered_yes_or_no() -> None:
+    sizes = [Resources(c, m, g) for c in (0, 1, 2) for m in (0, 100) for g in ((), (("gpu", 1),), (("gpu", 2),))]
+    for request in sizes:
+        for free in sizes:
+            assert fits(request, free) == (shortfall(request, free) is None), (request, free)
 
 
 def test_task_ids_parse_and_print() -> None:

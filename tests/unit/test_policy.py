@@ -54,6 +54,23 @@ def test_backfill_refuses_a_job_that_would_delay_the_reservation() -> None:
     assert TaskId(4, 1) in plan.pending, "no runtime limit: the default (an hour) is assumed"
 
 
+def test_a_backfill_candidate_wider_than_all_free_cores_gets_the_same_refusal() -> None:
+    """Such a request is settled without a node search (core.py's shortcut); its reason and
+    the rest of the plan are what the search gives, and a smaller one behind it still starts."""
+    queue = (req(2, cores=4, runtime=500), req(3, cores=3, runtime=10), req(4, cores=1, runtime=10))
+    plan = schedule(Snapshot(BUSY, queue, running=RUNNING), NOW, Policy(name=EASY))
+    assert plan.pending[TaskId(3, 1)] == ("waiting for resources: starting it now would delay job 2, "
+                                          "reserved to start in 100s")
+    assert [p.task.job for p in plan.placements] == [4]
+    # alice already runs 2 of her 4 allowed cores: job 3 (hers) is held by the limit, which
+    # says so rather than the backfill refusal; carol's job 2 is still reserved.
+    queue = (req(2, cores=4, runtime=500, owner="carol"), req(3, cores=3, runtime=10))
+    limited = schedule(Snapshot(BUSY, queue, running=(run(1, "n1", 2, NOW + 100, owner="alice"),)), NOW,
+                       Policy(name=EASY, max_running_cores=4))
+    assert limited.reserved == (TaskId(2, 1), NOW + 100)
+    assert limited.pending[TaskId(3, 1)] == "held back by the owner limit: alice runs 2 of at most 4 cores"
+
+
 def test_backfill_uses_resources_the_reservation_will_not_need() -> None:
     # Two nodes: the reserved job (4 cores) will take n1 at +100; n2's 2 free cores are spare.
     nodes = (node("n1", 4, used=2), node("n2", 2))
