@@ -42,7 +42,11 @@ class Effects:
         self._send_kill = send_kill
         self._kick = kick
 
-    def apply(self, o: Outcome, nodes: Iterable[Node] = (), meta: dict[str, str] | None = None) -> asyncio.Future[None]:
+    def apply(self, o: Outcome, nodes: Iterable[Node] = (), meta: dict[str, str] | None = None,
+              kick: bool = True) -> asyncio.Future[None]:
+        """Record the outcome and carry out its kills. `kick=False` (the allocator's own
+        placements, which only shrink what is pending) skips asking for another pass because
+        tasks were touched; kills and ended jobs still ask."""
         self._follow_ended_jobs(o)
         to_kill = [inst for inst in o.kill if not self._release_undelivered(inst, o)]
         for task in o.resync.values():
@@ -52,7 +56,7 @@ class Effects:
         future = self.journal.record_outcome(o, nodes, meta)
         if to_kill:
             future.add_done_callback(lambda f: None if f.cancelled() or f.exception() else self._kill(to_kill))
-        if o.resync or o.kill or o.ended:
+        if (o.resync and kick) or o.kill or o.ended:
             self._kick()
         return future
 

@@ -151,6 +151,20 @@ def test_the_counters_move_while_a_job_runs(tmp_path: Path) -> None:
         assert not (cluster.state_dir / name / ADDRESS_FILE).exists(), f"{name} left {ADDRESS_FILE} behind"
 
 
+def test_a_sweep_takes_no_pass_that_places_nothing(tmp_path: Path) -> None:
+    """Each pass is asked for by an instance's end, which frees a core for the next: a pass
+    whose only news was its own placements (it used to ask for one more) would find nothing."""
+    n = 200
+    with LocalCluster(tmp_path / "cluster", nodes=2, cores=2, head_args=METRICS) as cluster:
+        head = (cluster.state_dir / "head" / ADDRESS_FILE).read_text().strip()
+        with Client(cluster.address) as client:
+            before = value(scrape(head), "shoal_scheduling_pass_seconds_count")
+            job_id = client.submit(jobs_pb2.JobSpec(tasks=[task_spec("true", cores=1, sweep=(1, n, 1))]))
+            assert client.wait_job(job_id).state == jobs_pb2.JOB_STATE_FINISHED
+        passes = value(scrape(head), "shoal_scheduling_pass_seconds_count") - before
+    assert 0 < passes <= n, f"{passes:g} scheduling passes for {n} instances"
+
+
 def test_without_metrics_listen_there_is_no_metrics_file_or_port(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path / "cluster", nodes=1, cores=1)
     with cluster:
