@@ -115,7 +115,25 @@ def _constraints(d: dict[str, list[str]] | None) -> Constraints:
     return make(d.get("groups", ()), d.get("require", ()), d.get("avoid", ()), d.get("nodes", ()))
 
 
+# The JSON of recently written job specs, by identity (a spec is frozen; the entry holds it, so
+# its id cannot be reused while cached): a job is written again on every change to its tasks,
+# and serialising its spec each time was a fiftieth of the head's work in a busy sweep.
+_SPEC_JSON: dict[int, tuple[JobSpec, str]] = {}
+_SPEC_JSON_SIZE = 4096
+
+
 def job_spec_to_json(spec: JobSpec) -> str:
+    hit = _SPEC_JSON.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    text = _job_spec_to_json(spec)
+    if len(_SPEC_JSON) >= _SPEC_JSON_SIZE:
+        _SPEC_JSON.pop(next(iter(_SPEC_JSON), None), None)
+    _SPEC_JSON[id(spec)] = (spec, text)
+    return text
+
+
+def _job_spec_to_json(spec: JobSpec) -> str:
     extra: dict[str, Any] = {}
     if spec.placement:
         extra["placement"] = _constraints_json(spec.placement)

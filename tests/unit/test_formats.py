@@ -105,3 +105,16 @@ def test_pending_reasons_for_held_dependencies_and_dag() -> None:
     child.spec = JobSpec(tasks=(), dependencies=(JobDependency(DependencyKind.AFTER_NOT_OK, 1),))
     assert eligibility.task_blocked(jobs, child, child.tasks[1]) is None
     assert eligibility.task_blocked(jobs, child, child.tasks[2]) == "waiting for task 2.1 (a) to finish; it is Queued"
+
+
+def test_a_job_specs_stored_json_follows_the_spec_it_is_given() -> None:
+    """records.py caches each spec's JSON by identity: a spec replaced by ModifyJob (a new
+    object) must be written as itself, not as the one cached before it."""
+    from headnode.store.records import job_spec_from_json, job_spec_to_json
+
+    old = JobSpec(name="before", priority=1000)
+    assert job_spec_from_json(job_spec_to_json(old)).name == "before"
+    new = JobSpec(name="after", priority=3000, hold=True)
+    got = job_spec_from_json(job_spec_to_json(new))
+    assert (got.name, got.priority, got.hold) == ("after", 3000, True)
+    assert job_spec_to_json(old) == job_spec_to_json(JobSpec(name="before", priority=1000))
