@@ -22,11 +22,13 @@ import socket
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+# cryptography is imported where certificates are made or read, not here: a client that only
+# hands files to gRPC (every `shoal` command) would otherwise pay a fifth of its start-up.
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 CA_CERT, CA_KEY = "ca.crt", "ca.key"
 HEAD_CERT, HEAD_KEY = "head.crt", "head.key"
@@ -73,15 +75,22 @@ def _write(path: Path, data: bytes, secret: bool = False) -> None:
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return ec.generate_private_key(ec.SECP256R1())
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
 
 def _name(common: str, unit: str) -> x509.Name:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Shoal"),
                       x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
                       x509.NameAttribute(NameOID.COMMON_NAME, common)])
@@ -89,6 +98,8 @@ def _name(common: str, unit: str) -> x509.Name:
 
 def _builder(subject: x509.Name, issuer: x509.Name, public: ec.EllipticCurvePublicKey, days: int, at: float
              ) -> x509.CertificateBuilder:
+    from cryptography import x509
+
     now = datetime.datetime.fromtimestamp(at, datetime.UTC)
     return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public)
             .serial_number(x509.random_serial_number())
@@ -99,6 +110,9 @@ def _builder(subject: x509.Name, issuer: x509.Name, public: ec.EllipticCurvePubl
 def init(directory: Path, now: float, names: list[str] = (), days: int = 3650) -> list[Path]:  # type: ignore[assignment]
     """A new CA, the head node's certificate and the shared client one in `directory`, valid
     from `now`; refuses to overwrite a CA."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
     directory = Path(directory)
     if (directory / CA_KEY).exists():
         raise ValueError(f"{directory / CA_KEY} already exists: the cluster has a CA (issue certificates with "
@@ -138,6 +152,9 @@ def issue(directory: Path, kind: str, name: str, now: float, role: str = "", day
 def _sign(directory: Path, name: str, unit: str, days: int, now: float,
           alt_names: list[str] = ()  # type: ignore[assignment]
           ) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
     try:
         ca_key = serialization.load_pem_private_key((directory / CA_KEY).read_bytes(), None)
         ca = x509.load_pem_x509_certificate((directory / CA_CERT).read_bytes())
@@ -168,6 +185,9 @@ def subject_of(pem: bytes) -> tuple[str, str]:
 
 def identify(pem: bytes) -> tuple[str, str, str]:
     """(common name, organizational unit, serial number in hex) of a PEM certificate."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     cert = x509.load_pem_x509_certificate(pem)
     cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     ou = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
