@@ -113,8 +113,11 @@ def test_the_push_stream_carries_job_changes_and_cluster_samples(cluster: LocalC
 
 
 def test_a_node_page_shows_its_heartbeats_and_drain_reason(cluster: LocalCluster, web: Web) -> None:
-    node = eventually(lambda: (n := web.get("/api/nodes/node1"))["heartbeats"] and n, what="heartbeats of node1")
-    assert node["state"] == "NODE_STATE_ONLINE" and node["heartbeats"][-1]["tasks"] == 0
+    # The last test's task may have been running at node1's latest heartbeat: wait for one
+    # from after its end (they come every 0.5 s).
+    node = eventually(lambda: (n := web.get("/api/nodes/node1"))["heartbeats"] and n["heartbeats"][-1]["tasks"] == 0
+                      and n, what="a heartbeat of node1 with no task running")
+    assert node["state"] == "NODE_STATE_ONLINE"
     assert web.get("/api/nodes")["nodes"][0]["heartbeats"] == [], "a list leaves them out"
     with Client(cluster.address) as admin:
         admin.call_admin("DrainNode", admin_pb2.DrainNodeRequest(name="node2", reason="new disk"))
