@@ -20,7 +20,7 @@ pair is taken while the machine is in the same mood.
   latency            idle cluster, 50 samples each: submit to process start (the task prints
                      its own start time) through the SDK and `srun`/`sbatch`; submit to
                      completion seen by the client: SDK, `shoal job submit --wait`, `sbatch
-                     --wait`, `srun true`
+                     --wait`, `srun` (Slurm's start and end come from the same call)
   submission         durable submissions per second: SDK one by one, SDK batched (SubmitJobs
                      of 1,000), CLI one by one, against `sbatch` one by one; held jobs, so
                      nothing runs meanwhile; then the head node is SIGKILLed and restarted and
@@ -185,11 +185,19 @@ def cli_wait(env: dict[str, str]) -> float:
     return perf_counter() - start
 
 
-def slurm_start_latency(slurm: Slurm, tmp: Path) -> float:
+def slurm_latency(slurm: Slurm, tmp: Path) -> dict[str, float]:
+    """Slurm's four figures from two calls, each giving its start (the job prints its own start
+    time) and its end as the client sees it: one `srun` and one `sbatch --wait` take a second or
+    two each here, so separate calls for start and end would double Slurm's side of the run."""
     out = tmp / "start.out"
     start = NOW()
+    srun_started = float(slurm.run("srun", "date", "+%s.%N"))
+    srun_done = NOW()
+    sbatch = NOW()
     slurm.run("sbatch", "-Q", "--wait", "-o", str(out), "--wrap=date +%s.%N")
-    return float(out.read_text()) - start
+    sbatch_done = NOW()
+    return {"srun_start": srun_started - start, "srun": srun_done - start,
+            "sbatch_start": float(out.read_text()) - sbatch, "sbatch_wait": sbatch_done - sbatch}
 
 
 def seconds(fn: Callable[[], object]) -> float:
@@ -211,12 +219,8 @@ def latency(samples: int, slurm: Slurm | None) -> list[dict[str, object]]:
             results["done"].append(d)
             results["cli"].append(cli_wait(env))
             if slurm is not None:
-                start = NOW()
-                theirs["srun_start"].append(float(slurm.run("srun", "date", "+%s.%N")) - start)
-                theirs["sbatch_start"].append(slurm_start_latency(slurm, Path(tmp)))
-                theirs["sbatch_wait"].append(seconds(lambda: slurm.run("sbatch", "-Q", "--wait", "-o", "/dev/null",
-                                                                     "--wrap=true")))
-                theirs["srun"].append(seconds(lambda: slurm.run("srun", "true")))
+                for key, value in slurm_latency(slurm, Path(tmp)).items():
+                    theirs[key].append(value)
 
     def pair(name: str, ours: list[float], slurm_key: str, target: float | None) -> list[dict[str, object]]:
         ms = [x * 1000 for x in ours]
