@@ -191,7 +191,14 @@ class Allocator:
         # whose placement failed its second fit check asks again, as every pass used to.
         only_placed = len(placed) == len(plan.placements) and not (
             plan.started or plan.preempt or plan.reserve or plan.release)
-        await self.effects.apply(o, kick=not only_placed)
+        # The launches go out once the placements are durable; the next pass need not wait
+        # for that (the cluster in memory already holds them), so a commit in flight does not
+        # hold up placing what ends meanwhile. Commits, and so launches, keep their order.
+        self.effects.apply(o, kick=not only_placed).add_done_callback(lambda f: self._dispatch(f, placed))
+
+    def _dispatch(self, committed: asyncio.Future[None], placed: list[_Placed]) -> None:
+        if committed.cancelled() or committed.exception() is not None:
+            return  # the store failed: the head is stopping, and sends nothing it did not record
         for p in placed:
             alloc = p.node.allocations.get(p.inst.id)
             if alloc is None or alloc.attempt != p.attempt:
