@@ -94,18 +94,20 @@ class _Pass:
 
     def run(self) -> Plan:
         looked = 0
-        board, pooled = self.board, self.pools.pools
+        board, pooled, pending = self.board, self.pools.pools, self.pending
         unlimited = not self.policy.max_running_cores
+        depth = self.policy.backfill_depth
         for request in self.snapshot.queue:
             if self.reservation is not None:
                 looked += 1
-                if looked > self.policy.backfill_depth or board.free_cores <= 0:
+                free = board.free_cores
+                if looked > depth or free <= 0:
                     break
-                if unlimited and request.resources.cores > board.free_cores and request.id.job not in pooled:
+                if unlimited and request.resources.cores > free and (not pooled or request.id.job not in pooled):
                     # Most of a long backfill scan on a busy cluster asks for more cores than
-                    # are free in all: settled here as _backfill would settle it, with no node
-                    # search (which was a third of a trace replay's time).
-                    self._refuse(request, [])
+                    # are free in all: settled here as _backfill would settle it (_refuse), with
+                    # no node search (which was a third of a trace replay's time).
+                    pending.setdefault(request.id, self._refused or self._refusal())
                     continue
             if self._step(request):
                 break

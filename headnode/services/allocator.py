@@ -199,6 +199,12 @@ class Allocator:
     def _dispatch(self, committed: asyncio.Future[None], placed: list[_Placed]) -> None:
         if committed.cancelled() or committed.exception() is not None:
             return  # the store failed: the head is stopping, and sends nothing it did not record
+        try:
+            self._send(placed)
+        except Exception:  # as a failed pass is: logged, and scheduling goes on
+            _log.exception("dispatch_failed", placements=len(placed))
+
+    def _send(self, placed: list[_Placed]) -> None:
         for p in placed:
             alloc = p.node.allocations.get(p.inst.id)
             if alloc is None or alloc.attempt != p.attempt:
