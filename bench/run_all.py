@@ -36,6 +36,7 @@ SUITE = [
     ("sweep_100k.py", [], ["--runs", "1"]),
     ("failover.py", [], ["--rounds", "1"]),
     ("nodes.py", [], ["--agents", "200", "--runs", "2", "--window", "5", "--dispatch", "2000"]),
+    ("cpu_per_task.py", [], ["--runs", "1", "--tasks", "500"]),
 ]
 
 
