@@ -165,11 +165,12 @@ class Allocator:
             await asyncio.sleep(0)
             self._kicked.clear()
             try:
-                await self.pass_once()
+                self.pass_once()
             except Exception:  # a bug in one pass must not stop scheduling for good
                 _log.exception("scheduling_pass_failed")
 
-    async def pass_once(self) -> None:
+    def pass_once(self) -> None:
+        """Plan, record and (once recorded) launch; returns without waiting for the store."""
         self.passes += 1
         if not self.cluster.queue and not self.cluster.reserving:
             self._last = Plan()
