@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.resources import ZERO, Resources, fits, plural, shortfall
+from common.resources import ZERO, Resources, fits, plural
 from headnode.scheduling.board import Board
 from headnode.scheduling.feasibility import explain, static_check
 from headnode.scheduling.snapshot import PoolView, TaskRequest
@@ -117,8 +117,7 @@ class Pools:
             if pool.unit_nodes:
                 ok = fits(r.resources, pf)
             else:
-                ok = pf.cores >= r.resources.cores and shortfall(
-                    r.resources.with_cores(0), self.board.free[name]) is None
+                ok = pf.cores >= r.resources.cores and fits(r.resources.with_cores(0), self.board.free[name])
             if ok and (best is None or (pf.cores, name) < best):
                 best = (pf.cores, name)
         return best[1] if best else None
