@@ -65,8 +65,19 @@ CHANNEL_OPTIONS = [
 ]
 
 
+# How long an agent refused because its name is in use keeps trying. The session in the way
+# may be its own predecessor's, killed a moment ago, that the head has not yet seen end (a
+# restarted agent is a new instance); a second live agent with the name gives up after this.
+NAME_IN_USE_GRACE = 10.0
+
+
 class Refused(Exception):
-    """The head refused this agent for a reason retrying will not fix."""
+    """The head refused this agent for a reason retrying will not fix (`name_in_use`: unless
+    the other agent with its name turns out to be gone, see NAME_IN_USE_GRACE)."""
+
+    def __init__(self, message: str, name_in_use: bool = False) -> None:
+        super().__init__(message)
+        self.name_in_use = name_in_use
 
 
 @dataclass(eq=False)
@@ -123,6 +134,7 @@ class Agent:
         # bound how soon work resumes; a refused connect to a dead head costs next to nothing.
         backoff = Backoff(maximum=2.0)
         code = 0
+        refused_since: float | None = None
         while not stop.is_set():
             session = asyncio.create_task(self._session(backoff))
             stopper = asyncio.create_task(stop.wait())
@@ -131,10 +143,17 @@ class Agent:
             if session in done:
                 exc = session.exception()
                 if isinstance(exc, Refused):
-                    _log.error("agent_refused", head=self.config.head, error=str(exc))
-                    code = 1
-                    break
-                if exc is not None and not isinstance(exc, (grpc.aio.AioRpcError, ConnectionError)):
+                    now = self.clock.monotonic()
+                    refused_since = now if refused_since is None else refused_since
+                    if not exc.name_in_use or now - refused_since >= NAME_IN_USE_GRACE:
+                        _log.error("agent_refused", head=self.config.head, error=str(exc))
+                        code = 1
+                        break
+                    _log.warning("node_name_in_use", head=self.config.head, error=str(exc),
+                                 gives_up_in=round(NAME_IN_USE_GRACE - (now - refused_since), 1))
+                else:
+                    refused_since = None
+                if exc is not None and not isinstance(exc, (grpc.aio.AioRpcError, ConnectionError, Refused)):
                     _log.error("session_failed", error=repr(exc))
                 delay = backoff.next_delay()
                 _log.info("reconnecting", head=self.config.head, in_seconds=round(delay, 2),
@@ -163,7 +182,7 @@ class Agent:
             except grpc.aio.AioRpcError as e:
                 if e.code() in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARGUMENT,
                                 grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-                    raise Refused(e.details()) from None
+                    raise Refused(e.details(), e.code() == grpc.StatusCode.ALREADY_EXISTS) from None
                 raise
             if first is grpc.aio.EOF or first.WhichOneof("kind") != "welcome":
                 return

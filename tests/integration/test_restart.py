@@ -131,6 +131,20 @@ def test_a_second_agent_with_a_taken_name_is_refused(small_cluster: LocalCluster
     assert "already connected" in small_cluster.log_tail("node1-duplicate")
 
 
+def test_an_agent_refused_for_its_name_takes_over_once_the_other_agent_is_gone(small_cluster: LocalCluster) -> None:
+    """As when an agent is restarted before the head has seen its predecessor's stream end:
+    the new one is refused for a while, then connects instead of giving up."""
+    successor = small_cluster.start_node("node1-successor", extra=["--name", "node1"])
+    eventually(lambda: "node_name_in_use" in small_cluster.log_tail("node1-successor"), what="the successor refused")
+    small_cluster.kill_node("node1")
+    eventually(lambda: '"event": "connected"' in small_cluster.log_tail("node1-successor"),
+               what="the successor connected in node1's place")
+    assert successor.poll() is None
+    with Client(small_cluster.address) as client:
+        node = client.get_node("node1")
+        assert node.connected and node.state == admin_pb2.NODE_STATE_ONLINE
+
+
 def test_completed_jobs_are_purged_after_their_ttl_and_survive_a_restart_until_then(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path / "ttl", nodes=1, head_args=["--completed-job-ttl", "1"])
     with cluster, Client(cluster.address) as client:
