@@ -75,6 +75,12 @@ def start_time(pid: int) -> float:
 
 
 @functools.cache
+def _devnull() -> int:
+    # One descriptor for the agent's life, rather than subprocess's open and close per task.
+    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+
+
+@functools.cache
 def _boot_time() -> float:
     # Read once per process (psutil reads /proc/stat on every call, half of start_time()'s
     # cost); an agent restarted later reads it afresh, as it always did.
@@ -92,48 +98,51 @@ class Launcher:
     def start(
         self, key: object, command_line: str, env: Mapping[str, str], cwd: str, stdin_path: str,
         stdout_fd: int, stderr_fd: int, status_path: str, prefix: list[str] | None = None,
-    ) -> tuple[int, float]:
-        """Start the task (behind `prefix`, e.g. setpriv to switch user); returns its pid and
-        start time. Closes the two output fds."""
-        try:
-            if not os.path.isdir(cwd):
-                raise LaunchError(f"working directory {cwd} does not exist on this node")
-            stdin: int = subprocess.DEVNULL
-            if stdin_path:
-                path = os.path.join(cwd, stdin_path)
-                try:
-                    stdin = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                except OSError as e:
-                    raise LaunchError(f"cannot open stdin file {path}: {e.strerror}") from None
+    ) -> int:
+        """Start the task (behind `prefix`, e.g. setpriv to switch user); returns its pid.
+        The two output fds stay the caller's."""
+        if not os.path.isdir(cwd):
+            raise LaunchError(f"working directory {cwd} does not exist on this node")
+        stdin = _devnull()
+        if stdin_path:
+            path = os.path.join(cwd, stdin_path)
             try:
-                popen = subprocess.Popen(
-                    [*(prefix or ()), "/bin/sh", "-c", wrapper_for(command_line, status_path),
-                     "shoal-task", command_line, status_path],
-                    stdin=stdin, stdout=stdout_fd, stderr=stderr_fd, cwd=cwd, env=dict(env),
-                    process_group=0, close_fds=True,
-                )
+                stdin = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError as e:
-                raise LaunchError(f"{e.strerror or e} ({e.filename or '/bin/sh'})") from None
-            finally:
-                if stdin != subprocess.DEVNULL:
-                    os.close(stdin)
+                raise LaunchError(f"cannot open stdin file {path}: {e.strerror}") from None
+        try:
+            popen = subprocess.Popen(
+                [*(prefix or ()), "/bin/sh", "-c", wrapper_for(command_line, status_path),
+                 "shoal-task", command_line, status_path],
+                stdin=stdin, stdout=stdout_fd, stderr=stderr_fd, cwd=cwd, env=dict(env),
+                process_group=0, close_fds=True,
+            )
+        except OSError as e:
+            raise LaunchError(f"{e.strerror or e} ({e.filename or '/bin/sh'})") from None
         finally:
-            os.close(stdout_fd)
-            os.close(stderr_fd)
+            if stdin_path:
+                os.close(stdin)
         self._watch(_Proc(key, popen.pid, os.pidfd_open(popen.pid), popen))
-        try:
-            started = start_time(popen.pid)
-        except psutil.NoSuchProcess:
-            started = 0.0  # already gone: its exit is on its way
-        return popen.pid, started
+        # No start time is read here: /proc/PID/stat of a process still mapping its program
+        # blocked the agent's loop for a quarter of a millisecond per task. A restarted agent
+        # knows the process by the run id in its environment instead (adopt()).
+        return popen.pid
 
-    def adopt(self, key: object, pid: int, started: float) -> bool:
-        """Watch a task an earlier agent started; False if that process is gone."""
+    def adopt(self, key: object, pid: int, started: float, run_id: str) -> bool:
+        """Watch a task an earlier agent started; False if that process is gone. The process
+        at `pid` is the task's if it started at `started` (as agents before 2026-12 recorded
+        it), or, with no start time recorded, if it leads its process group and carries
+        SHOAL_RUN_ID=run_id, which a process that merely reused the pid would not."""
         try:
-            if abs(start_time(pid) - started) > 0.05 or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            proc = psutil.Process(pid)
+            if started:
+                same = abs(start_time(pid) - started) <= 0.05
+            else:
+                same = proc.environ().get("SHOAL_RUN_ID") == run_id and os.getpgid(pid) == pid
+            if not same or proc.status() == psutil.STATUS_ZOMBIE:
                 return False
             pidfd = os.pidfd_open(pid)
-        except (psutil.NoSuchProcess, ProcessLookupError):
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied, ProcessLookupError):
             return False
         self._watch(_Proc(key, pid, pidfd, None))
         return True

@@ -117,7 +117,7 @@ class TaskRunner:
             self.spool.save(meta)
         if (group := self.isolation.adopt(meta.cgroups)) is not None:
             self._groups[key] = group
-        if pid and self.launcher.adopt(key, pid, started):
+        if pid and self.launcher.adopt(key, pid, started, meta.run_id):
             try:
                 self._open_user_files(key, meta, truncate=False)
             except LaunchError as e:  # the copy on the node is lost; the head's copy is not
@@ -192,7 +192,7 @@ class TaskRunner:
             if meta.error:
                 raise LaunchError(meta.error)
             self._open_user_files(key, meta, truncate=True, owner=run_as)
-            pid, started = self.launcher.start(key, launch.command_line, env, cwd, launch.stdin_path, out_fd,
+            pid = self.launcher.start(key, launch.command_line, env, cwd, launch.stdin_path, out_fd,
                                                err_fd, status, prefix + (run_as.prefix() if run_as else []))
         except LaunchError as e:
             self._close_user_files(key)
@@ -201,7 +201,7 @@ class TaskRunner:
             _log.warning("launch_failed", task_id=str(task), attempt=attempt, error=str(e))
             self._feed(st.StartFailed(key, str(e)))
             return
-        meta.pid, meta.start_time = pid, started
+        meta.pid = pid
         self.spool.save(meta, key)
         _log.info("task_started", task_id=str(task), attempt=attempt, pid=pid)
         self._feed(st.ProcessStarted(key, pid))

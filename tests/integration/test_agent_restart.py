@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from common.ids import TaskId
-from computenode.launcher import find_by_run_id
+from computenode.launcher import Launcher, find_by_run_id
 from shoal.client import Client, task_spec
 from shoal.local import LocalCluster
 from shoal.v1 import jobs_pb2
@@ -91,3 +92,25 @@ def test_a_task_process_is_found_by_its_run_id() -> None:
     finally:
         kill_group(proc.pid)
         proc.wait()
+
+
+def test_a_process_at_the_recorded_pid_is_adopted_only_if_it_carries_the_run_id() -> None:
+    """A restarted agent tells its task from a process that reused the pid by the run id."""
+    run_id = uuid.uuid4().hex
+    proc = subprocess.Popen(["/bin/sh", "-c", "sleep 60"], env=dict(os.environ, SHOAL_RUN_ID=run_id),
+                            process_group=0)
+    other = subprocess.Popen(["sleep", "60"], process_group=0)  # led its group, no run id
+
+    async def adopted() -> list[bool]:
+        launcher = Launcher(lambda key, code: None)
+        return [launcher.adopt("stranger", proc.pid, 0.0, uuid.uuid4().hex),
+                launcher.adopt("no id", other.pid, 0.0, run_id),
+                launcher.adopt("ours", proc.pid, 0.0, run_id)]
+
+    try:
+        eventually(lambda: find_by_run_id(run_id), what="the process to carry its run id")
+        assert asyncio.run(adopted()) == [False, False, True]
+    finally:
+        for p in (proc, other):
+            kill_group(p.pid)
+            p.wait()

@@ -22,9 +22,7 @@ def meta(instance: int = 1, **fields: object) -> Meta:
 def test_a_record_is_rewritten_in_place_and_read_back_whole(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     m = meta(user_files={"stdout": "/somewhere/with/a/long/name/out.txt"}, error="x" * 50)
-    out, err = spool.create(m)
-    os.close(out)
-    os.close(err)
+    spool.create(m)
     m.user_files, m.error, m.pid, m.start_time = {}, "", 4242, 12.5  # shorter than before
     spool.save(m)
     text = (spool.dir(m.key) / "meta.json").read_text()
@@ -35,8 +33,7 @@ def test_a_record_is_rewritten_in_place_and_read_back_whole(tmp_path: Path) -> N
 def test_a_record_from_an_earlier_agent_is_saved_over_without_a_remnant(tmp_path: Path) -> None:
     m = meta(error="e" * 80)
     first = Spool(tmp_path / "spool")
-    for fd in first.create(m):
-        os.close(fd)
+    first.create(m)
     first.close()
     again = Spool(tmp_path / "spool")
     [adopted] = again.existing()
@@ -50,8 +47,7 @@ def test_remove_takes_the_whole_record_and_whatever_else_is_in_it(tmp_path: Path
     spool.watch(lambda key: None)
     a, b = meta(1), meta(2)
     for m in (a, b):
-        for fd in spool.create(m):
-            os.close(fd)
+        spool.create(m)
     Path(spool.status_path(a.key)).write_text("0\n")
     (spool.dir(a.key) / "hostfile").write_text("n1 slots=2\n")
     spool.remove(a.key)
@@ -63,11 +59,25 @@ def test_remove_takes_the_whole_record_and_whatever_else_is_in_it(tmp_path: Path
     spool.close()
 
 
+def test_what_the_task_writes_through_its_descriptors_is_read_back_by_the_spool(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    m = meta()
+    out, err = spool.create(m)
+    os.write(out, b"hello ")
+    os.write(err, b"oops")
+    os.write(out, b"world")  # appended, whatever the agent read meanwhile
+    assert spool.read(m.key, "stdout", 0, 100) == b"hello world"
+    assert (spool.size(m.key, "stdout"), spool.read(m.key, "stderr", 2, 100)) == (11, b"ps")
+    spool.remove(m.key)
+    with pytest.raises(OSError):
+        os.fstat(out)  # the spool's descriptors, closed with the record
+    spool.close()
+
+
 def test_a_cut_short_record_is_dropped_as_never_started(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     m = meta()
-    for fd in spool.create(m):
-        os.close(fd)
+    spool.create(m)
     (spool.dir(m.key) / "meta.json").write_text("")  # the agent died before its first write
     assert Spool(tmp_path / "spool").existing() == []
     assert not spool.dir(m.key).exists()
