@@ -15,6 +15,7 @@ import os
 import signal as _signal
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 
@@ -174,7 +175,7 @@ class TaskRunner:
         prefix: list[str] = []
         if not meta.error:
             try:
-                group = self.isolation.create(self.spool.dir(key).name, meta.memory_mb, launch.resources.cores)
+                group = self.isolation.create(self.spool.name(key), meta.memory_mb, launch.resources.cores)
             except OSError as e:
                 meta.error = f"cannot set up the task's cgroup on node {node}: {e.strerror}"
             else:
@@ -216,9 +217,9 @@ class TaskRunner:
         return free[:count]
 
     def _hostfile(self, key: st.Key, nodes: str) -> str:
-        """An MPI hostfile ("host slots=N" lines, Open MPI's form) in the task's spool directory."""
+        """An MPI hostfile ("host slots=N" lines, Open MPI's form) in the task's spool record."""
         words = nodes.split()
-        path = self.spool.dir(key) / "hostfile"
+        path = Path(self.spool.file(key, "hostfile"))
         path.write_text("".join(f"{h} slots={c}\n" for h, c in zip(words[::2], words[1::2])))
         return str(path)
 

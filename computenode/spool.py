@@ -1,16 +1,21 @@
-"""The agent's durable record of each task it runs, one directory per (task, attempt).
+"""The agent's durable record of each task it runs: a few files per (task, attempt), side by
+side in one directory, named <job>.<task>.<instance>.<attempt>.<kind>:
 
-    <state_dir>/spool/<job>.<task>.<instance>.<attempt>/
-        meta.json   what the agent needs to adopt the task after its own restart: the run
-                    id, the process id, runtime deadline, the user's output files
-        stdout      the task writes its output here itself (its fd 1 and 2 are these files, not
-        stderr      pipes to the agent), so it never notices the agent dying
-        status      the exit code, written by the task's wrapper shell when the command ends
+    .meta       what the agent needs to adopt the task after its own restart: the run id,
+                the process id, runtime deadline, the user's output files
+    .stdout     the task writes its output here itself (its fd 1 and 2 are these files, not
+    .stderr     pipes to the agent), so it never notices the agent dying
+    .status     the exit code, written by the task's wrapper shell when the command ends
+    .hostfile   a multi-node task's MPI hostfile
 
 The head is sent output from these files from the offset it says it has, so output written
-while the agent or the head was down is sent afterwards. A directory is removed once the head
-has acknowledged the task's exit. Growth of the files is signalled by inotify, which only
-wakes the agent; sizes are read from the files themselves.
+while the agent or the head was down is sent afterwards. A record is removed once the head
+has acknowledged the task's exit. Growth of the files is signalled by inotify (one watch on
+the directory), which only wakes the agent; sizes are read from the files themselves.
+
+One directory rather than one per record: a directory's creation and removal were the two
+slowest file-system calls of a trivial task here (ext4 waits on its journal, which the head's
+commits keep busy). Records an older agent left in directories are moved out on start-up.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from inotify_simple import INotify, flags
 from common.ids import TaskId
 
 STREAMS = ("stdout", "stderr")
-_FILES = ("meta.json", *STREAMS, "status")
+_KINDS = ("meta", *STREAMS, "status", "hostfile")
+_OLD_NAMES = {"meta.json": "meta", "stdout": "stdout", "stderr": "stderr", "status": "status", "hostfile": "hostfile"}
 Key = tuple[TaskId, int]
 
 
@@ -60,18 +66,20 @@ class Spool:
         self._root = str(self.root)
         self._read_fds: dict[tuple[Key, str], int] = {}
         self._inotify: INotify | None = None
-        self._watches: dict[int, Key] = {}
-        self._watched: dict[Key, int] = {}
+        self._outputs: dict[str, Key] = {}  # "<name>.stdout" and "<name>.stderr" -> key, for inotify
         self._lengths: dict[Key, int] = {}  # key -> the longest meta.json written
         self._meta_fds: dict[Key, int] = {}  # meta.json kept open from create() to the next save()
 
-    def dir(self, key: Key) -> Path:
-        return Path(self._path(key))
+    @staticmethod
+    def name(key: Key) -> str:
+        """The record's name, <job>.<task>.<instance>.<attempt> (also its cgroup's)."""
+        task, attempt = key
+        return f"{task.job}.{task.task}.{task.instance}.{attempt}"
 
-    def _path(self, key: Key) -> str:
+    def file(self, key: Key, kind: str) -> str:
         # A string, not a Path: pathlib's joins were a twentieth of the agent's time per task.
         task, attempt = key
-        return f"{self._root}/{task.job}.{task.task}.{task.instance}.{attempt}"
+        return f"{self._root}/{task.job}.{task.task}.{task.instance}.{attempt}.{kind}"
 
     # -- lifecycle of one task's record ----------------------------------------------------
 
@@ -80,12 +88,7 @@ class Spool:
         stay the spool's (it reads the output through them; remove() closes them). `key`:
         meta.key, when the caller has it (parsing it again costs)."""
         key = key or meta.key
-        path = self._path(key)
-        try:
-            os.mkdir(path)
-        except FileExistsError:  # left by an attempt that never started
-            shutil.rmtree(path, ignore_errors=True)
-            os.mkdir(path)
+        self._unlink(key)  # whatever an attempt that never started left
         self._lengths[key] = 0
         # Kept open for the save that follows the start (the pid): each open of a file in a
         # fresh directory cost about 40 us of CPU here, and a trivial task made seven.
@@ -94,9 +97,8 @@ class Spool:
         # reads it through (pread, which ignores the shared offset).
         for stream in STREAMS:
             self._read_fds[(key, stream)] = os.open(
-                f"{path}/{stream}", os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        if self._inotify is not None:
-            self._add_watch(key)
+                self.file(key, stream), os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self._name_outputs(key)
         return self._read_fds[(key, "stdout")], self._read_fds[(key, "stderr")]
 
     def save(self, meta: Meta, key: Key | None = None, keep: bool = False) -> None:
@@ -113,7 +115,7 @@ class Spool:
         # agent's descriptors (its output, read), and the soft limit is often 1,024.
         fd = self._meta_fds.pop(key, None)
         if fd is None:
-            fd = os.open(f"{self._path(key)}/meta.json", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(self.file(key, "meta"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             last = self._lengths.get(key)
             if last is None:  # a record an earlier agent wrote: its length is the file's
@@ -127,7 +129,7 @@ class Spool:
         self._lengths[key] = max(last, len(data))
 
     def status_path(self, key: Key) -> str:
-        return f"{self._path(key)}/status"
+        return self.file(key, "status")
 
     def exit_status(self, key: Key) -> int | None:
         try:
@@ -139,15 +141,26 @@ class Spool:
 
     def existing(self) -> list[Meta]:
         """Records left by an earlier run of the agent, to adopt."""
+        self._move_old_records()
         metas = []
-        for path in sorted(self.root.iterdir()):
+        for path in sorted(self.root.glob("*.meta")):
             try:
-                metas.append(Meta(**json.loads((path / "meta.json").read_text())))
-            except (FileNotFoundError, NotADirectoryError, ValueError, TypeError):
-                shutil.rmtree(path, ignore_errors=True)  # half-written: the task never started
+                metas.append(Meta(**json.loads(path.read_text())))
+            except (FileNotFoundError, ValueError, TypeError):  # half-written: the task never started
+                for kind in _KINDS:
+                    Path(f"{str(path)[:-len('.meta')]}.{kind}").unlink(missing_ok=True)
         for meta in metas:
             self._open(meta.key)
         return metas
+
+    def _move_old_records(self) -> None:
+        """Records an agent before 2026-12 kept in a directory each: moved out, file by file."""
+        for path in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            for child in path.iterdir():
+                kind = _OLD_NAMES.get(child.name)
+                if kind is not None:
+                    os.replace(child, f"{self._root}/{path.name}.{kind}")
+            shutil.rmtree(path, ignore_errors=True)
 
     def remove(self, key: Key) -> None:
         fd = self._meta_fds.pop(key, None)
@@ -157,29 +170,17 @@ class Spool:
             fd = self._read_fds.pop((key, stream), None)
             if fd is not None:
                 os.close(fd)
-        wd = self._watched.pop(key, None)
-        if wd is not None:
-            self._watches.pop(wd, None)
-            if self._inotify is not None:
-                try:
-                    self._inotify.rm_watch(wd)
-                except OSError:
-                    pass
+        for stream in STREAMS:
+            self._outputs.pop(f"{self.name(key)}.{stream}", None)
         self._lengths.pop(key, None)
-        path = self._path(key)
-        # The names a record holds, one unlink each: a fraction of rmtree's walk, which costs
-        # more than starting a trivial task. rmtree still takes whatever else is there.
-        for name in _FILES:
+        self._unlink(key)
+
+    def _unlink(self, key: Key) -> None:
+        for kind in _KINDS:
             try:
-                os.unlink(f"{path}/{name}")
+                os.unlink(self.file(key, kind))
             except FileNotFoundError:
                 pass
-        try:
-            os.rmdir(path)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            shutil.rmtree(path, ignore_errors=True)
 
     # -- output ----------------------------------------------------------------------------
 
@@ -196,14 +197,14 @@ class Spool:
         whose readiness means `pump()` has news."""
         self._inotify = INotify(nonblocking=True)
         self._on_growth = on_growth
-        for key in {k for k, _ in self._read_fds}:
-            self._add_watch(key)
+        self._inotify.add_watch(self._root, flags.MODIFY)
         return self._inotify.fileno()
 
     def pump(self) -> None:
         assert self._inotify is not None
-        # Only output counts: meta.json and status change too, and need no one woken.
-        grown = {self._watches.get(e.wd) for e in self._inotify.read(timeout=0) if e.name in STREAMS}
+        # Only output counts: .meta and .status change too, and need no one woken.
+        outputs = self._outputs
+        grown = {outputs.get(e.name) for e in self._inotify.read(timeout=0)}
         for key in grown:
             if key is not None:
                 self._on_growth(key)
@@ -214,19 +215,17 @@ class Spool:
         self._read_fds.clear()
         self._meta_fds.clear()
         self._lengths.clear()
+        self._outputs.clear()
         if self._inotify is not None:
             self._inotify.close()
 
     def _open(self, key: Key) -> None:
-        path = self._path(key)
         for stream in STREAMS:
             if (key, stream) not in self._read_fds:
-                self._read_fds[(key, stream)] = os.open(f"{path}/{stream}", os.O_RDONLY | os.O_CLOEXEC)
-        if self._inotify is not None:
-            self._add_watch(key)
+                self._read_fds[(key, stream)] = os.open(self.file(key, stream), os.O_RDONLY | os.O_CLOEXEC)
+        self._name_outputs(key)
 
-    def _add_watch(self, key: Key) -> None:
-        assert self._inotify is not None
-        wd = self._inotify.add_watch(self._path(key), flags.MODIFY)
-        self._watches[wd] = key
-        self._watched[key] = wd
+    def _name_outputs(self, key: Key) -> None:
+        name = self.name(key)
+        for stream in STREAMS:
+            self._outputs[f"{name}.{stream}"] = key

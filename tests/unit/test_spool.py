@@ -25,7 +25,7 @@ def test_a_record_is_rewritten_in_place_and_read_back_whole(tmp_path: Path) -> N
     spool.create(m)
     m.user_files, m.error, m.pid, m.start_time = {}, "", 4242, 12.5  # shorter than before
     spool.save(m)
-    text = (spool.dir(m.key) / "meta.json").read_text()
+    text = Path(spool.file(m.key, "meta")).read_text()
     assert text.rstrip() == json.dumps(vars(m)), "the new record, padded with blanks over the old"
     assert Spool(tmp_path / "spool").existing() == [m], "an agent started afresh reads it back"
 
@@ -42,17 +42,22 @@ def test_a_record_from_an_earlier_agent_is_saved_over_without_a_remnant(tmp_path
     assert Spool(tmp_path / "spool").existing() == [adopted]
 
 
-def test_remove_takes_the_whole_record_and_whatever_else_is_in_it(tmp_path: Path) -> None:
+def files(spool: Spool, m: Meta) -> list[str]:
+    return sorted(p.name for p in spool.root.iterdir() if p.name.startswith(spool.name(m.key) + "."))
+
+
+def test_remove_takes_the_whole_record(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     spool.watch(lambda key: None)
     a, b = meta(1), meta(2)
     for m in (a, b):
         spool.create(m)
     Path(spool.status_path(a.key)).write_text("0\n")
-    (spool.dir(a.key) / "hostfile").write_text("n1 slots=2\n")
+    Path(spool.file(a.key, "hostfile")).write_text("n1 slots=2\n")
+    assert files(spool, a) == ["7.1.1.1.hostfile", "7.1.1.1.meta", "7.1.1.1.status", "7.1.1.1.stderr", "7.1.1.1.stdout"]
     spool.remove(a.key)
-    assert not spool.dir(a.key).exists()
-    assert spool.dir(b.key).exists(), "the other record is untouched"
+    assert files(spool, a) == []
+    assert len(files(spool, b)) == 3, "the other record is untouched"
     spool.remove(b.key)
     spool.remove(b.key)  # twice is harmless
     assert list((tmp_path / "spool").iterdir()) == []
@@ -78,9 +83,47 @@ def test_a_cut_short_record_is_dropped_as_never_started(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     m = meta()
     spool.create(m)
-    (spool.dir(m.key) / "meta.json").write_text("")  # the agent died before its first write
+    Path(spool.file(m.key, "meta")).write_text("")  # the agent died before its first write
     assert Spool(tmp_path / "spool").existing() == []
-    assert not spool.dir(m.key).exists()
+    assert files(spool, m) == []
+
+
+def test_growth_of_a_tasks_output_is_signalled_for_that_task_only(tmp_path: Path) -> None:
+    grown: list[object] = []
+    spool = Spool(tmp_path / "spool")
+    spool.watch(grown.append)
+    a, b = meta(1), meta(2)
+    out_a, _ = spool.create(a)
+    _, err_b = spool.create(b)
+    spool.save(a)  # its record, not its output: no one is woken
+    spool.pump()
+    assert grown == []
+    os.write(out_a, b"x")
+    os.write(err_b, b"y")
+    spool.pump()
+    assert sorted(grown, key=str) == sorted([a.key, b.key], key=str)
+    spool.remove(a.key)
+    Path(spool.file(a.key, "stdout")).write_text("late")  # a removed record wakes no one
+    grown.clear()
+    spool.pump()
+    assert grown == []
+    spool.close()
+
+
+def test_a_record_an_older_agent_kept_in_a_directory_is_moved_out_and_adopted(tmp_path: Path) -> None:
+    m = meta(pid=4242)
+    old = tmp_path / "spool" / "7.1.1.1"
+    old.mkdir(parents=True)
+    (old / "meta.json").write_text(json.dumps(vars(m)))
+    (old / "stdout").write_text("before the upgrade\n")
+    (old / "stderr").write_text("")
+    (old / "status").write_text("0\n")
+    spool = Spool(tmp_path / "spool")
+    assert spool.existing() == [m]
+    assert not old.exists()
+    assert spool.read(m.key, "stdout", 0, 100) == b"before the upgrade\n"
+    assert spool.exit_status(m.key) == 0
+    spool.close()
 
 
 def run(wrapper: str, command: str, status: Path) -> tuple[int, str | None]:
