@@ -88,16 +88,22 @@ class Spool:
         stay the spool's (it reads the output through them; remove() closes them). `key`:
         meta.key, when the caller has it (parsing it again costs)."""
         key = key or meta.key
-        self._unlink(key)  # whatever an attempt that never started left
+        # O_TRUNC, and the status unlinked: nothing of an attempt that never started (an
+        # agent killed between this and the start) is taken for this one's.
+        try:
+            os.unlink(self.file(key, "status"))
+        except FileNotFoundError:
+            pass
+        # Kept open for the save that follows the start (the pid): each open of a file cost
+        # about 40 us of CPU here, and a trivial task made seven.
+        self._meta_fds[key] = os.open(self.file(key, "meta"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         self._lengths[key] = 0
-        # Kept open for the save that follows the start (the pid): each open of a file in a
-        # fresh directory cost about 40 us of CPU here, and a trivial task made seven.
         self.save(meta, key, keep=True)
         # One descriptor per stream, both the task's output (O_APPEND) and what the agent
         # reads it through (pread, which ignores the shared offset).
         for stream in STREAMS:
             self._read_fds[(key, stream)] = os.open(
-                self.file(key, stream), os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+                self.file(key, stream), os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
         self._name_outputs(key)
         return self._read_fds[(key, "stdout")], self._read_fds[(key, "stderr")]
 

@@ -79,6 +79,21 @@ def test_what_the_task_writes_through_its_descriptors_is_read_back_by_the_spool(
     spool.close()
 
 
+def test_a_fresh_record_keeps_nothing_of_one_left_under_its_name(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    long = meta(error="e" * 200, user_files={"stdout": "/a/long/path"})
+    out, _ = spool.create(long)
+    os.write(out, b"stale output")
+    Path(spool.status_path(long.key)).write_text("3\n")
+    spool.close()  # the agent died before starting it; the same attempt is launched again
+    again = Spool(tmp_path / "spool")
+    short = meta()
+    again.create(short)
+    assert json.loads(Path(again.file(short.key, "meta")).read_text()) == vars(short)
+    assert (again.size(short.key, "stdout"), again.exit_status(short.key)) == (0, None)
+    again.close()
+
+
 def test_a_cut_short_record_is_dropped_as_never_started(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     m = meta()
