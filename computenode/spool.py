@@ -67,8 +67,8 @@ class Spool:
         self._read_fds: dict[tuple[Key, str], int] = {}
         self._inotify: INotify | None = None
         self._outputs: dict[str, Key] = {}  # "<name>.stdout" and "<name>.stderr" -> key, for inotify
-        self._lengths: dict[Key, int] = {}  # key -> the longest meta.json written
-        self._meta_fds: dict[Key, int] = {}  # meta.json kept open from create() to the next save()
+        self._lengths: dict[Key, int] = {}  # key -> the longest .meta written
+        self._meta_fds: dict[Key, int] = {}  # .meta kept open from create() to the next save()
 
     @staticmethod
     def name(key: Key) -> str:
@@ -78,8 +78,7 @@ class Spool:
 
     def file(self, key: Key, kind: str) -> str:
         # A string, not a Path: pathlib's joins were a twentieth of the agent's time per task.
-        task, attempt = key
-        return f"{self._root}/{task.job}.{task.task}.{task.instance}.{attempt}.{kind}"
+        return f"{self._root}/{self.name(key)}.{kind}"
 
     # -- lifecycle of one task's record ----------------------------------------------------
 
@@ -117,8 +116,9 @@ class Spool:
         save."""
         key = key or meta.key
         data = json.dumps(vars(meta)).encode()  # flat fields: no need for asdict's deep copy
-        # Opened for each save rather than kept: a running task already holds two of the
-        # agent's descriptors (its output, read), and the soft limit is often 1,024.
+        # Opened for each save rather than kept for the task's life (create()'s stays open only
+        # until the save after the start): a running task already holds two of the agent's
+        # descriptors (its output), and the soft limit is often 1,024.
         fd = self._meta_fds.pop(key, None)
         if fd is None:
             fd = os.open(self.file(key, "meta"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
