@@ -175,6 +175,8 @@ class Allocator:
         if not self.cluster.queue and not self.cluster.reserving:
             self._last = Plan()
             return
+        if self._full_behind_the_same_task():
+            return
         now, began = self.clock.now(), self.clock.monotonic()
         plan = schedule(take_snapshot(self.cluster, now, self.policy.default_runtime), now, self.policy)
         self._last = plan
@@ -196,6 +198,20 @@ class Allocator:
         # for that (the cluster in memory already holds them), so a commit in flight does not
         # hold up placing what ends meanwhile. Commits, and so launches, keep their order.
         self.effects.apply(o, kick=not only_placed).add_done_callback(lambda f: self._dispatch(f, placed))
+
+    def _full_behind_the_same_task(self) -> bool:
+        """True when a pass would place nothing and find the reasons the last one found: no
+        node has a free core, and the queue still starts with the task the last pass stopped
+        at, so what arrived since queues behind it, where a pass on a full cluster does not
+        look. On a busy cluster most passes that submissions ask for are of this kind. Not with
+        preemption (a newcomer may displace running work) or job reservations (whose pools
+        hold cores of their own)."""
+        blocked = self._last.blocked_at
+        if blocked is None or self.policy.preemption or self.cluster.reserving:
+            return False
+        if self.cluster.queue.peekitem(0)[1].id != blocked:
+            return False
+        return not any(n.capacity.cores > n.used.cores and n.schedulable for n in self.cluster.nodes.values())
 
     def _dispatch(self, committed: asyncio.Future[None], placed: list[_Placed]) -> None:
         if committed.cancelled() or committed.exception() is not None:

@@ -172,6 +172,25 @@ def test_modify_hold_release(client: Client, tmp_path: Path) -> None:
             "is Finished; it can be held only while it is Queued")
 
 
+def test_jobs_queued_behind_a_blocked_one_on_a_full_cluster_say_so(client: Client, tmp_path: Path) -> None:
+    wait, go = gate(tmp_path, "go")
+    blocker = client.submit(spec(task_spec(wait, cores=2), task_spec(wait, cores=2)))
+    eventually(lambda: client.get_job(blocker).task_counts.running == 2, what="the cluster to fill")
+    first = client.submit(spec(task_spec("true", cores=2)))
+    eventually(lambda: client.get_job(first).tasks[0].pending_reason.startswith("waiting for resources"),
+               what="the first job to be blocked")
+    # The head need not plan again for these (the cluster is full, the queue still starts
+    # with the blocked job), and their reasons are what a pass would give them.
+    later = [client.submit(spec(task_spec("true"))) for _ in range(3)]
+    for job_id in later:
+        eventually(lambda j=job_id: client.get_job(j).tasks[0].pending_reason  # type: ignore[misc]
+                   == f"waiting behind job {first}, ahead in the queue (it has the reservation)",
+                   what="a later job's reason")
+    go.touch()
+    for job_id in (blocker, first, *later):
+        assert client.wait_job(job_id).state == J.JOB_STATE_FINISHED
+
+
 def test_priority_orders_the_queue(client: Client, tmp_path: Path) -> None:
     first_wait, first_go = gate(tmp_path, "go1")
     second_wait, second_go = gate(tmp_path, "go2")
