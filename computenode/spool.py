@@ -153,8 +153,7 @@ class Spool:
             try:
                 metas.append(Meta(**json.loads(path.read_text())))
             except (FileNotFoundError, ValueError, TypeError):  # half-written: the task never started
-                for kind in _KINDS:
-                    Path(f"{str(path)[:-len('.meta')]}.{kind}").unlink(missing_ok=True)
+                _unlink_record(str(path.with_suffix("")))
         for meta in metas:
             self._open(meta.key)
         return metas
@@ -172,21 +171,14 @@ class Spool:
         fd = self._meta_fds.pop(key, None)
         if fd is not None:
             os.close(fd)
+        name = self.name(key)
         for stream in STREAMS:
             fd = self._read_fds.pop((key, stream), None)
             if fd is not None:
                 os.close(fd)
-        for stream in STREAMS:
-            self._outputs.pop(f"{self.name(key)}.{stream}", None)
+            self._outputs.pop(f"{name}.{stream}", None)
         self._lengths.pop(key, None)
-        self._unlink(key)
-
-    def _unlink(self, key: Key) -> None:
-        for kind in _KINDS:
-            try:
-                os.unlink(self.file(key, kind))
-            except FileNotFoundError:
-                pass
+        _unlink_record(f"{self._root}/{name}")
 
     # -- output ----------------------------------------------------------------------------
 
@@ -235,3 +227,12 @@ class Spool:
         name = self.name(key)
         for stream in STREAMS:
             self._outputs[f"{name}.{stream}"] = key
+
+
+def _unlink_record(base: str) -> None:
+    """Remove every file of the record whose paths are `base`.<kind>."""
+    for kind in _KINDS:
+        try:
+            os.unlink(f"{base}.{kind}")
+        except FileNotFoundError:
+            pass

@@ -211,7 +211,7 @@ class Allocator:
             return False
         if self.cluster.queue.peekitem(0)[1].id != blocked:
             return False
-        return not any(n.capacity.cores > n.used.cores and n.schedulable for n in self.cluster.nodes.values())
+        return not any(n.free.cores > 0 and n.schedulable for n in self.cluster.nodes.values())
 
     def _dispatch(self, committed: asyncio.Future[None], placed: list[_Placed]) -> None:
         if committed.cancelled() or committed.exception() is not None:
