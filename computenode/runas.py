@@ -7,12 +7,18 @@ USER and LOGNAME set and the owner's home as the default working directory. A ta
 root is refused unless `allow_root_tasks`. An owner with no account on the node fails the
 task ("user alice has no account on node n1"). When the agent does not run as root, or with
 `run_as = "agent"`, tasks run as the agent's own user.
+
+`setpriv` is found on the agent's own PATH, once, and run by its full path: the task's
+environment (which a job may give a PATH of its own) is what the task sees, never what
+chooses the program the agent runs as root.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
+import shutil
 from dataclasses import dataclass
 
 from common.config import NodeConfig
@@ -27,10 +33,18 @@ class RunAs:
     home: str
 
     def prefix(self) -> list[str]:
-        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--"]
+        return [_setpriv(), f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--"]
 
     def environment(self) -> dict[str, str]:
         return {"HOME": self.home, "USER": self.user, "LOGNAME": self.user}
+
+
+@functools.cache
+def _setpriv() -> str:
+    found = shutil.which("setpriv")
+    if found is None:
+        raise LaunchError("setpriv (util-linux) is not installed on this node, so tasks cannot run as their owner")
+    return found
 
 
 def resolve(owner: str, config: NodeConfig, node: str) -> RunAs | None:

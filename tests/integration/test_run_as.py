@@ -64,3 +64,22 @@ def test_root_and_unknown_owners_do_not_run(cluster: LocalCluster) -> None:
                                   "allow_root_tasks is off)"
     job, _ = run(cluster, "nosuchuser", task_spec("id -u"))
     assert job.tasks[0].reason == "could not start: user nosuchuser has no account on node node1"
+
+
+def test_a_path_in_the_job_environment_does_not_choose_what_runs_as_root(
+    cluster: LocalCluster, user: pwd.struct_passwd, tmp_path: Path
+) -> None:
+    # The agent (root) runs setpriv to become the owner: found on the agent's PATH, never on
+    # one the job sets, or a user could have their own "setpriv" run as root.
+    trap = tmp_path / "bin"
+    trap.mkdir()
+    marker = tmp_path / "ran-as-root"
+    fake = trap / "setpriv"
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\nexec /usr/bin/setpriv \"$@\"\n")
+    fake.chmod(0o755)
+    trap.chmod(0o755)
+    tmp_path.chmod(0o777)
+    job, out = run(cluster, USER, task_spec("id -u", environment={"PATH": f"{trap}:/usr/bin:/bin"}))
+    assert job.state == jobs_pb2.JOB_STATE_FINISHED, job.tasks[0].reason
+    assert out.strip() == str(user.pw_uid)
+    assert not marker.exists(), "the job's PATH chose the setpriv the agent ran as root"
