@@ -26,7 +26,7 @@ from common.resources import GPU
 from computenode import runas
 from computenode.cgroups import Isolation, TaskGroup
 from computenode import state as st
-from computenode.launcher import Launcher, LaunchError, find_by_run_id
+from computenode.launcher import Launcher, LaunchError, cd_failed, find_by_run_id
 from computenode.spool import STREAMS, Meta, Spool
 from shoal.v1 import nodes_pb2
 
@@ -155,7 +155,7 @@ class TaskRunner:
             run_as = runas.resolve(launch.owner, self.config, node)
         except LaunchError as e:
             run_as, meta.error = None, str(e)
-        cwd = launch.working_directory or (run_as.home if run_as else os.path.expanduser("~"))
+        cwd = meta.cwd = launch.working_directory or (run_as.home if run_as else os.path.expanduser("~"))
         for stream, path in (("stdout", launch.stdout_path), ("stderr", launch.stderr_path)):
             if path:
                 meta.user_files[stream] = os.path.join(cwd, path)
@@ -269,6 +269,9 @@ class TaskRunner:
         if group is not None and meta is not None and meta.memory_mb and group.oom_killed():
             _log.warning("task_out_of_memory", task_id=meta.task, by="kernel", limit_mb=meta.memory_mb)
             self._feed(st.MemoryExceeded(k))  # so the exit below is reported as OUT_OF_MEMORY
+        if returncode in (None, 2) and meta is not None and self._could_not_enter(k, meta.cwd):
+            self._feed(st.ProcessExited(k, 0, 0, f"the task's user cannot enter {meta.cwd} on this node"))
+            return
         if returncode is not None:
             code, sig = (0, -returncode) if returncode < 0 else (returncode, 0)
             self._feed(st.ProcessExited(k, code, sig))
@@ -280,6 +283,13 @@ class TaskRunner:
             self._feed(st.ProcessExited(k, 0, self._signals[k]))  # what we last sent it
         else:
             self._feed(st.ProcessExited(k, 0, 0, "it ended without leaving an exit status"))
+
+    def _could_not_enter(self, key: st.Key, cwd: str) -> bool:
+        if not cwd:
+            return False  # recorded by an agent that did not enter it this way
+        said = cd_failed(cwd)
+        size = self.spool.size(key, "stderr")
+        return 0 < size <= 65536 and self.spool.read(key, "stderr", 0, size).endswith(said)
 
     def _on_growth(self, key: st.Key) -> None:
         for stream, fd in self._user_files.get(key, {}).items():

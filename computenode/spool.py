@@ -53,6 +53,7 @@ class Meta:
     out_of_memory: bool = False
     memory_mb: int = 0  # its memory limit; 0: none
     cgroups: list[str] = field(default_factory=list)  # its cgroup directories (cgroups.py)
+    cwd: str = ""  # its working directory
 
     @property
     def key(self) -> Key:

@@ -78,6 +78,19 @@ def test_environment_and_working_directory(client: Client, tmp_path: Path) -> No
     assert missing.tasks[0].reason == "could not start: working directory /nonexistent/dir does not exist on this node"
 
 
+def test_a_task_inherits_only_its_stdio_and_default_signal_handling(client: Client, tmp_path: Path) -> None:
+    # The agent spawns without closing descriptors (each of its own is close-on-exec) and
+    # with SIGPIPE and SIGXFSZ, which Python ignores, back to their defaults.
+    job = client.wait_job(submit(client, 'ls /proc/$$/fd; grep SigIgn /proc/$$/status; echo "$PWD ${OLDPWD-none}"',
+                                 working_directory=str(tmp_path)))
+    assert job.state == FINISHED, job.tasks[0].reason
+    fds_0, fds_1, fds_2, ignored, where, end = output(client, job.id).decode().split("\n")
+    assert [fds_0, fds_1, fds_2, where, end] == ["0", "1", "2", f"{tmp_path} none", ""]
+    # No standard signal (1-31) is ignored. glibc's posix_spawn leaves its own two internal
+    # ones (32, 33) ignored, as every program it spawns has them; glibc takes them back.
+    assert int(ignored.removeprefix("SigIgn:\t"), 16) & 0x7FFFFFFF == 0, ignored
+
+
 def test_cancel_kills_the_running_process_group(client: Client, tmp_path: Path) -> None:
     job_id = submit(client, f"sleep 300 & echo $! > {tmp_path}/child; echo $$ > {tmp_path}/leader; wait", cores=2)
     leader = tmp_path / "leader"

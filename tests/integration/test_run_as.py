@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,14 +49,30 @@ def test_a_task_runs_as_its_owner_in_their_home(cluster: LocalCluster, user: pwd
     job, out = run(cluster, USER, task_spec('id -u; id -g; pwd; echo "$HOME $USER"'))
     assert job.state == jobs_pb2.JOB_STATE_FINISHED, job.tasks[0].reason
     assert out.split("\n")[:4] == [str(user.pw_uid), str(user.pw_gid), user.pw_dir, f"{user.pw_dir} {USER}"]
-    workdir = tmp_path / "work"
-    workdir.mkdir()
+    workdir = Path(tempfile.mkdtemp(dir=user.pw_dir))
     os.chown(workdir, user.pw_uid, user.pw_gid)
-    job, _ = run(cluster, USER, task_spec("touch made-by-task", working_directory=str(workdir),
-                                          stdout_path="out.txt"))
-    assert job.state == jobs_pb2.JOB_STATE_FINISHED, job.tasks[0].reason
-    for name in ("made-by-task", "out.txt"):
-        assert (workdir / name).stat().st_uid == user.pw_uid, f"{name} is the owner's"
+    try:
+        job, _ = run(cluster, USER, task_spec("touch made-by-task", working_directory=str(workdir),
+                                              stdout_path="out.txt"))
+        assert job.state == jobs_pb2.JOB_STATE_FINISHED, job.tasks[0].reason
+        for name in ("made-by-task", "out.txt"):
+            assert (workdir / name).stat().st_uid == user.pw_uid, f"{name} is the owner's"
+    finally:
+        shutil.rmtree(workdir)
+
+
+def test_the_working_directory_is_entered_as_the_owner(cluster: LocalCluster, user: pwd.struct_passwd,
+                                                        tmp_path: Path) -> None:
+    # As Slurm's chdir after setuid: a directory the owner may not reach (root's 0700 tmp_path
+    # here) is not entered on their behalf, even one of their own inside it.
+    hidden = tmp_path / "theirs"
+    hidden.mkdir()
+    os.chown(hidden, user.pw_uid, user.pw_gid)
+    tmp_path.chmod(0o700)
+    job, out = run(cluster, USER, task_spec("touch made-by-task", working_directory=str(hidden)))
+    assert job.state == jobs_pb2.JOB_STATE_FAILED
+    assert job.tasks[0].reason == f"could not start: the task's user cannot enter {hidden} on this node"
+    assert not (hidden / "made-by-task").exists()
 
 
 def test_root_and_unknown_owners_do_not_run(cluster: LocalCluster) -> None:

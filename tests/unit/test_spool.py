@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from computenode.launcher import SUBSHELL_WRAPPER, WRAPPER, wrapper_for
+from computenode.launcher import SUBSHELL_WRAPPER, WRAPPER, cd_failed, wrapper_for
 from computenode.spool import Meta, Spool
 
 
@@ -142,7 +142,7 @@ def test_a_record_an_older_agent_kept_in_a_directory_is_moved_out_and_adopted(tm
 
 
 def run(wrapper: str, command: str, status: Path) -> tuple[int, str | None]:
-    code = subprocess.run(["/bin/sh", "-c", wrapper, "shoal-task", command, str(status)],
+    code = subprocess.run(["/bin/sh", "-c", wrapper, "shoal-task", command, str(status), str(status.parent)],
                           capture_output=True).returncode
     return code, status.read_text().strip() if status.exists() else None
 
@@ -158,9 +158,19 @@ def test_both_wrappers_leave_the_exit_code_behind(tmp_path: Path, wrapper: str, 
 
 @pytest.mark.parametrize("wrapper", [WRAPPER, SUBSHELL_WRAPPER], ids=["trap", "subshell"])
 def test_the_command_sees_no_trace_of_the_wrapper(tmp_path: Path, wrapper: str) -> None:
-    out = subprocess.run(["/bin/sh", "-c", wrapper, "shoal-task", 'echo "$0 $# ${__shoal_cmd-unset}"',
-                          str(tmp_path / "s")], capture_output=True, text=True).stdout
-    assert out == "shoal-task 0 unset\n"
+    out = subprocess.run(["/bin/sh", "-c", wrapper, "shoal-task", 'echo "$0 $# ${__shoal_cmd-unset} $PWD"',
+                          str(tmp_path / "s"), str(tmp_path)], capture_output=True, text=True).stdout
+    assert out == f"shoal-task 0 unset {tmp_path}\n"
+
+
+@pytest.mark.parametrize("wrapper", [WRAPPER, SUBSHELL_WRAPPER], ids=["trap", "subshell"])
+def test_a_working_directory_that_cannot_be_entered_is_said_so_and_nothing_runs(tmp_path: Path, wrapper: str) -> None:
+    for where in (tmp_path / "gone", tmp_path / "a-file"):
+        (tmp_path / "a-file").touch()
+        done = subprocess.run(["/bin/sh", "-c", wrapper, "shoal-task", f"touch {tmp_path}/ran", str(tmp_path / "s"),
+                               str(where)], capture_output=True)
+        assert done.returncode == 2 and done.stderr.endswith(cd_failed(str(where)))
+        assert not (tmp_path / "ran").exists() and not (tmp_path / "s").exists()
 
 
 def test_commands_that_would_escape_the_trap_run_in_a_subshell(tmp_path: Path) -> None:
