@@ -8,6 +8,9 @@ each run the CPU (user and system) of the head node, of the agents, of the agent
 (the tasks' own `sh` and `true`) and of this client is divided by the tasks. On a machine
 where the throughput runs are CPU-bound (2 cores here), this says which process to make
 cheaper: the throughput is about (cores x how busy they are kept) / the total.
+
+`cpu_ceiling_*` is that bound with every core kept busy: the most tasks per second this
+machine's cores allow at the measured CPU per task, whatever the latency of each hop.
 """
 
 from __future__ import annotations
@@ -48,7 +51,10 @@ def measure(kind: str, runs: int, n: int) -> list[dict[str, object]]:
                 parts[key].append(value)
             parts["total"].append(sum(used))
     note = f"{n} {'instances of one sweep' if kind == 'sweep' else 'separate jobs'} of true"
-    return [stat(f"cpu_per_task_{kind}_{k}", v, "ms", note=note) for k, v in parts.items()]
+    cores = os.cpu_count() or 1
+    return [stat(f"cpu_per_task_{kind}_{k}", v, "ms", note=note) for k, v in parts.items()] + [
+        stat(f"cpu_ceiling_{kind}", [cores * 1000 / t for t in parts["total"]], "tasks/s",
+             note=f"{cores} cores / total CPU per task")]
 
 
 def main() -> None:
