@@ -141,14 +141,18 @@ class AsyncClient:
     async def requeue_job(self, job_id: int) -> jobs_pb2.Job:
         return await self._unary(self._jobs.RequeueJob, jobs_pb2.RequeueJobRequest(job_id=job_id))
 
-    def watch_job(self, job_id: int) -> AsyncIterator[jobs_pb2.JobEvent]:
-        """The job's history so far, then each change, until it ends."""
-        return self._stream(self._jobs.WatchJob(jobs_pb2.WatchJobRequest(job_id=job_id), metadata=self._metadata))
+    def watch_job(self, job_id: int, job_events_only: bool = False) -> AsyncIterator[jobs_pb2.JobEvent]:
+        """The job's history so far, then each change, until it ends (the job's own changes
+        alone with `job_events_only`)."""
+        request = jobs_pb2.WatchJobRequest(job_id=job_id, job_events_only=job_events_only)
+        return self._stream(self._jobs.WatchJob(request, metadata=self._metadata))
 
-    async def watch_jobs(self, owner: str = "") -> AsyncIterator[jobs_pb2.JobEvent]:
+    async def watch_jobs(self, owner: str = "", job_events_only: bool = False) -> AsyncIterator[jobs_pb2.JobEvent]:
         """Every change to every job (of this owner) from the moment this returns:
-        `events = await client.watch_jobs()`, then `async for event in events`."""
-        call = self._jobs.WatchJobs(jobs_pb2.WatchJobsRequest(owner=owner, batched=True), metadata=self._metadata)
+        `events = await client.watch_jobs()`, then `async for event in events` (jobs' own
+        changes alone with `job_events_only`)."""
+        request = jobs_pb2.WatchJobsRequest(owner=owner, batched=True, job_events_only=job_events_only)
+        call = self._jobs.WatchJobs(request, metadata=self._metadata)
         try:
             await call.initial_metadata()  # sent by the head once the watch is in place
         except grpc.RpcError as e:
@@ -157,7 +161,7 @@ class AsyncClient:
 
     async def wait_job(self, job_id: int) -> jobs_pb2.Job:
         """Wait until the job ends; returns its final full view."""
-        async for _ in self.watch_job(job_id):
+        async for _ in self.watch_job(job_id, job_events_only=True):
             pass
         job = await self.get_job(job_id)
         if job.state not in ENDED_JOB_STATES:  # the watch ended early: the head went away

@@ -233,9 +233,11 @@ class Client:
     def release_job(self, job_id: int) -> jobs_pb2.Job:
         return self._unary(self._jobs.ReleaseJob, jobs_pb2.JobRequest(job_id=job_id))
 
-    def watch_jobs(self, owner: str = "") -> Iterator[jobs_pb2.JobEvent]:
-        """Every change to every job (of this owner) from the moment this returns."""
-        call = self._jobs.WatchJobs(jobs_pb2.WatchJobsRequest(owner=owner, batched=True), metadata=self._metadata)
+    def watch_jobs(self, owner: str = "", job_events_only: bool = False) -> Iterator[jobs_pb2.JobEvent]:
+        """Every change to every job (of this owner) from the moment this returns; with
+        `job_events_only`, jobs' own changes alone (their states), none of their tasks'."""
+        request = jobs_pb2.WatchJobsRequest(owner=owner, batched=True, job_events_only=job_events_only)
+        call = self._jobs.WatchJobs(request, metadata=self._metadata)
         try:
             call.initial_metadata()  # sent by the head once the watch is in place
         except grpc.RpcError as e:
@@ -289,8 +291,10 @@ class Client:
                 getattr(request, field).FromNanoseconds(int(value * 1e9))
         return self._unary(self._jobs.GetUsageReport, request)
 
-    def watch_job(self, job_id: int) -> Iterator[jobs_pb2.JobEvent]:
-        return self._stream(self._jobs.WatchJob, jobs_pb2.WatchJobRequest(job_id=job_id))
+    def watch_job(self, job_id: int, job_events_only: bool = False) -> Iterator[jobs_pb2.JobEvent]:
+        """The job's history so far, then each change, until it ends; with
+        `job_events_only`, the job's own changes alone, none of its tasks'."""
+        return self._stream(self._jobs.WatchJob, jobs_pb2.WatchJobRequest(job_id=job_id, job_events_only=job_events_only))
 
     def wait_job(self, job_id: int, reconnect_for: float = 120.0) -> jobs_pb2.Job:
         """Block until the job ends; returns its final full view.
@@ -300,7 +304,7 @@ class Client:
         watch replays the job's history, so nothing is missed)."""
         while True:
             try:
-                for _ in self.watch_job(job_id):
+                for _ in self.watch_job(job_id, job_events_only=True):
                     pass
                 job = self.get_job(job_id)
                 if job.state in ENDED_JOB_STATES:

@@ -174,7 +174,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self, request: jobs_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.JobEvent]:
         self._view(context, request.job_id)
-        async for event in self.queue.watch(request.job_id):
+        async for event in self.queue.watch(request.job_id, request.job_events_only):
             yield convert.job_event_msg(event)
 
     async def WatchJobs(
@@ -184,7 +184,8 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         p = self.auth.user(context)
         owner = request.owner if self.auth.sees_all(p) else p.name
         most = WATCH_BATCH if request.batched else 1
-        async for events in self.queue.watch_all(owner, lambda: context.send_initial_metadata(()), most):
+        async for events in self.queue.watch_all(owner, lambda: context.send_initial_metadata(()), most,
+                                                 request.job_events_only):
             msg = convert.job_event_msg(events[0])
             msg.more.extend(convert.job_event_msg(e) for e in events[1:])
             yield msg

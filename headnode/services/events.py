@@ -31,29 +31,38 @@ ALL_JOBS = 0
 
 class EventBus:
     def __init__(self) -> None:
-        # Job id (or ALL_JOBS) -> the queues of its watchers.
-        self._watchers: dict[int, set[asyncio.Queue[JobChanged]]] = {}
+        # (job id or ALL_JOBS, only the jobs' own changes) -> the queues of its watchers.
+        self._watchers: dict[tuple[int, bool], set[asyncio.Queue[JobChanged]]] = {}
 
     @contextmanager
-    def watch(self, job_id: int = ALL_JOBS) -> Iterator[asyncio.Queue[JobChanged]]:
+    def watch(self, job_id: int = ALL_JOBS, job_events_only: bool = False) -> Iterator[asyncio.Queue[JobChanged]]:
+        """A queue of the changes to come (of one job, or of all); with `job_events_only`,
+        of jobs' own changes alone, which leaves out every task's (most of them)."""
+        key = (job_id, job_events_only)
         queue: asyncio.Queue[JobChanged] = asyncio.Queue()
-        self._watchers.setdefault(job_id, set()).add(queue)
+        self._watchers.setdefault(key, set()).add(queue)
         try:
             yield queue
         finally:
-            watchers = self._watchers.get(job_id)
+            watchers = self._watchers.get(key)
             if watchers is not None:
                 watchers.discard(queue)
                 if not watchers:
-                    del self._watchers[job_id]
+                    del self._watchers[key]
 
     def publish(self, events: list[JobChanged]) -> None:
         if not self._watchers:
             return
-        everyone = self._watchers.get(ALL_JOBS, ())
+        watchers = self._watchers
+        everyone = watchers.get((ALL_JOBS, False), ())
+        jobs_of_everyone = watchers.get((ALL_JOBS, True), ())
         for event in events:
-            for queue in (*self._watchers.get(event.change.job_id, ()), *everyone):
+            job_id = event.change.job_id
+            for queue in (*watchers.get((job_id, False), ()), *everyone):
                 queue.put_nowait(event)
+            if event.change.task_id == 0:
+                for queue in (*watchers.get((job_id, True), ()), *jobs_of_everyone):
+                    queue.put_nowait(event)
 
 
 def replay(changes: Iterable[Change], counts_now: tuple[tuple[TaskState, int], ...]) -> Iterator[JobChanged]:

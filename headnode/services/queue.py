@@ -418,15 +418,16 @@ class QueueService:
 
     # -- watching -------------------------------------------------------------------------
 
-    async def watch(self, job_id: int) -> AsyncIterator[JobChanged]:
+    async def watch(self, job_id: int, job_events_only: bool = False) -> AsyncIterator[JobChanged]:
         """The job's history from its creation, then each change as it is committed, each
-        exactly once, until the job has ended.
+        exactly once, until the job has ended (with `job_events_only`, the job's own changes
+        alone).
 
         The subscription starts before the history is read, so a change committed in
         between is both in the history and in the queue; its sequence number drops the
         second copy, and nothing falls between the two."""
         job = self.cluster.job(job_id)  # NotFound before anything is sent
-        with self.bus.watch(job_id) as queue:
+        with self.bus.watch(job_id, job_events_only) as queue:
             history = await self.journal.read(lambda store: store.history(job_id))
             counts = tuple((s, n) for s, n in job.counts.items() if n)
             last = 0
@@ -434,7 +435,8 @@ class QueueService:
             for event in replay((change_of(r) for r in history), counts):
                 last = event.change.seq
                 ended = _ends(event)
-                yield event
+                if not job_events_only or event.change.task_id == 0:
+                    yield event
             if ended:
                 return
             while True:
@@ -447,11 +449,12 @@ class QueueService:
                     return
 
     async def watch_all(self, owner: str, ready: Callable[[], Awaitable[None]],
-                        most: int = 1) -> AsyncIterator[list[JobChanged]]:
-        """Every change from now on, in lists of up to `most` that piled up while the caller
-        was busy; `ready` is awaited once the subscription is in place, so a caller can tell
-        its client that nothing from then on will be missed."""
-        with self.bus.watch() as queue:
+                        most: int = 1, job_events_only: bool = False) -> AsyncIterator[list[JobChanged]]:
+        """Every change from now on (jobs' own alone with `job_events_only`), in lists of up
+        to `most` that piled up while the caller was busy; `ready` is awaited once the
+        subscription is in place, so a caller can tell its client that nothing from then on
+        will be missed."""
+        with self.bus.watch(job_events_only=job_events_only) as queue:
             await ready()
             while True:
                 events = [await queue.get()]

@@ -236,13 +236,14 @@ def watch(args: argparse.Namespace, head: str) -> int:
     from shoal.cli import render
 
     with Client(head) as client:
-        if args.job and not args.json:
+        if args.job and not args.json and not args.jobs_only:
             # Each change as a line, with the job's progress after it (a live bar on a terminal).
             from shoal.cli import progress
 
             progress.follow(client, parse_job_id(args.job), sys.stdout, log=True)
             return EXIT_OK
-        events = client.watch_job(parse_job_id(args.job)) if args.job else client.watch_jobs(args.owner)
+        events = (client.watch_job(parse_job_id(args.job), args.jobs_only) if args.job
+                  else client.watch_jobs(args.owner, args.jobs_only))
         for event in events:
             if args.json:
                 print(json.dumps(json_format.MessageToDict(event, preserving_proto_field_name=True)), flush=True)

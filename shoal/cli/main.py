@@ -338,6 +338,8 @@ def _job_commands(sub: argparse._SubParsersAction) -> None:
                  "every job from now on. --json prints one JSON object per line.")
     p.add_argument("job", nargs="?", help="job id")
     p.add_argument("--owner", default="", help="without JOB: only jobs of this owner")
+    p.add_argument("--jobs-only", action="store_true",
+                   help="only jobs' own changes (their states), none of their tasks'")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
 

@@ -540,18 +540,22 @@ class ListTasksResponse(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., instances: _Optional[_Iterable[_Union[Instance, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class WatchJobRequest(_message.Message):
-    __slots__ = ("job_id",)
+    __slots__ = ("job_id", "job_events_only")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_EVENTS_ONLY_FIELD_NUMBER: _ClassVar[int]
     job_id: int
-    def __init__(self, job_id: _Optional[int] = ...) -> None: ...
+    job_events_only: bool
+    def __init__(self, job_id: _Optional[int] = ..., job_events_only: _Optional[bool] = ...) -> None: ...
 
 class WatchJobsRequest(_message.Message):
-    __slots__ = ("owner", "batched")
+    __slots__ = ("owner", "batched", "job_events_only")
     OWNER_FIELD_NUMBER: _ClassVar[int]
     BATCHED_FIELD_NUMBER: _ClassVar[int]
+    JOB_EVENTS_ONLY_FIELD_NUMBER: _ClassVar[int]
     owner: str
     batched: bool
-    def __init__(self, owner: _Optional[str] = ..., batched: _Optional[bool] = ...) -> None: ...
+    job_events_only: bool
+    def __init__(self, owner: _Optional[str] = ..., batched: _Optional[bool] = ..., job_events_only: _Optional[bool] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("time", "job_id", "job_state", "task", "task_state", "reason", "task_counts", "seq", "more")

@@ -203,6 +203,15 @@ def test_watch_sends_every_change_once_in_order_and_ends(client: Client) -> None
     assert [e.seq for e in client.watch_job(job_id)] == [e.seq for e in events]
 
 
+def test_a_watch_of_job_events_only_leaves_out_every_task_change(client: Client) -> None:
+    job_id = submit(client, "true", "true")
+    everything = list(client.watch_job(job_id))
+    own = list(client.watch_job(job_id, job_events_only=True))  # replayed, as the job has ended
+    assert own and not any(e.HasField("task") for e in own)
+    assert [(e.seq, e.job_state) for e in own] == [(e.seq, e.job_state) for e in everything if not e.HasField("task")]
+    assert client.wait_job(job_id).state == FINISHED  # which watches this way
+
+
 def test_watch_of_a_running_job_goes_on_live(client: Client, tmp_path: Path) -> None:
     go = tmp_path / "go"
     job_id = submit(client, f"while [ ! -e {go} ]; do sleep 0.02; done")

@@ -366,6 +366,21 @@ def test_watch_all_jobs_sees_changes_from_now_on(client: Client) -> None:
     assert [e.seq for e in seen] == list(range(1, len(seen) + 1))
 
 
+def test_a_watch_of_all_jobs_own_events_sees_their_states_live(client: Client) -> None:
+    watch = client.watch_jobs(job_events_only=True)
+    job_id = client.submit(spec(task_spec("true"), task_spec("true")))
+    states = []
+    for event in watch:
+        assert not event.HasField("task"), "a task's change on a watch of jobs' own events"
+        if event.job_id == job_id:
+            states.append(event.job_state)
+            if event.job_state == J.JOB_STATE_FINISHED:
+                break
+    # Its four own changes (configuring, queued, running, finished), each with the job's
+    # state once its step was committed (submission is one step: queued twice).
+    assert states == [J.JOB_STATE_QUEUED, J.JOB_STATE_QUEUED, J.JOB_STATE_RUNNING, J.JOB_STATE_FINISHED]
+
+
 def test_a_batched_watch_sends_what_piled_up_together_and_in_order(client: Client) -> None:
     """WatchJobsRequest.batched: events that pile up come in one message's `more`; the SDK's
     watch_jobs hands them out one by one, each job's in history order."""
