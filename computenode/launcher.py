@@ -1,7 +1,7 @@
 """Starting, signalling and watching task processes.
 
-Each task runs as `/bin/sh -c WRAPPER shoal-task COMMAND STATUS_FILE`: the wrapper shell
-evaluates the command, and an EXIT trap writes its exit code to STATUS_FILE. So the code
+Each task runs as `/bin/sh -c WRAPPER shoal-task COMMAND STATUS_FILE WORKDIR`: the wrapper
+shell enters WORKDIR and evaluates the command, and an EXIT trap writes its exit code to STATUS_FILE. So the code
 survives even when the agent, the task's parent, does not (a restarted agent adopts the task
 and reads the file). A command that `exec`s or sets its own trap would leave no file, so a
 command line with either word in it runs in a subshell instead, as every command did before
@@ -21,6 +21,8 @@ defaults, as `restore_signals` did; and no descriptor is closed on the way, so e
 agent opens is close-on-exec (Python's default; tests check a task inherits only 0, 1 and 2).
 Each task is its own process group (`setpgroup=0`), so a signal to the group reaches
 everything it started.
+A task that runs as its owner gets its environment only once it is the owner's: the
+programs that switch to that user run as root with a fixed one (handover()).
 Exits are seen through a pidfd on the event loop, which works for adopted processes that are
 not the agent's children as well. Needs Linux 5.3+ (pidfd_open).
 """
@@ -32,6 +34,7 @@ import functools
 import os
 import signal
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import psutil
@@ -68,6 +71,39 @@ def wrapper_for(command_line: str, status_path: str) -> str:
     if "exec" in command_line or "trap" in command_line or "'" in status_path:
         return SUBSHELL_WRAPPER
     return WRAPPER
+
+
+# A task that runs as another user passes programs that run as root on its way (the cgroup
+# join, setpriv). Given the task's environment, a job could steer them: LD_PRELOAD or
+# LD_DEBUG_OUTPUT to the dynamic loader, GCONV_PATH or NLSPATH to glibc, BASH_ENV to a shell.
+# So they get only ROOT_SIDE_PATH and the run id (by which a restarted agent finds the task),
+# and the task's variables travel as shell text in SHOAL_ENV (split in pieces under Linux's
+# 128 KiB limit on one variable); the wrapper, already the task's user, evaluates and unsets
+# it. Names the shell cannot hold are left out, as dash leaves them out of what it passes on;
+# so are IFS, PPID, PWD and OLDPWD, which the shell sets for itself.
+ROOT_SIDE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+_PIECE = 100 * 1024
+_OWN = frozenset({"IFS", "PPID", "PWD", "OLDPWD"})
+
+
+def handover(env: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """(the environment for the root side, the shell text that restores the task's own)."""
+    pieces: list[list[str]] = [[]]
+    size = 0
+    for name, value in env.items():
+        if not name.isidentifier() or not name.isascii() or name in _OWN or name.startswith("SHOAL_ENV"):
+            continue
+        line = "export " + name + "='" + value.replace("'", "'\\''") + "'\n"
+        if size + len(line) > _PIECE and pieces[-1]:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(line)
+        size += len(line)
+    names = [f"SHOAL_ENV{i or ''}" for i in range(len(pieces))]
+    root_side = {"PATH": ROOT_SIDE_PATH, **{n: "".join(p) for n, p in zip(names, pieces)}}
+    if "SHOAL_RUN_ID" in env:
+        root_side["SHOAL_RUN_ID"] = env["SHOAL_RUN_ID"]
+    return root_side, "".join(f'eval "${n}"; unset {n}; ' for n in names)
 
 
 class LaunchError(Exception):
@@ -123,20 +159,27 @@ class Launcher:
     def start(
         self, key: object, command_line: str, env: Mapping[str, str], cwd: str, stdin_path: str,
         stdout_fd: int, stderr_fd: int, status_path: str, prefix: list[str] | None = None,
+        hand_over: bool = False, files: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> int:
         """Start the task (behind `prefix`, e.g. setpriv to switch user); returns its pid.
-        The two output fds stay the caller's."""
+        The two output fds stay the caller's. `hand_over`: the prefix runs as root and the
+        task as someone else, so `env` goes past the prefix (handover()); `files`: as whom
+        the stdin file is opened (runas.RunAs.files)."""
         if not os.path.isdir(cwd):
             raise LaunchError(f"working directory {cwd} does not exist on this node")
         stdin = _devnull()
         if stdin_path:
             path = os.path.join(cwd, stdin_path)
             try:
-                stdin = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                with files():
+                    stdin = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError as e:
                 raise LaunchError(f"cannot open stdin file {path}: {e.strerror}") from None
-        argv = [*(prefix or ()), "/bin/sh", "-c", wrapper_for(command_line, status_path),
-                "shoal-task", command_line, status_path, cwd]
+        wrapper = wrapper_for(command_line, status_path)
+        if hand_over:
+            env, restore = handover(env)
+            wrapper = restore + wrapper
+        argv = [*(prefix or ()), "/bin/sh", "-c", wrapper, "shoal-task", command_line, status_path, cwd]
         try:
             pid = os.posix_spawn(
                 argv[0], argv, env,

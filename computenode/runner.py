@@ -15,6 +15,7 @@ import os
 import signal as _signal
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import psutil
@@ -120,7 +121,8 @@ class TaskRunner:
             self._groups[key] = group
         if pid and self.launcher.adopt(key, pid, started, meta.run_id):
             try:
-                self._open_user_files(key, meta, truncate=False)
+                self._open_user_files(key, meta, truncate=False,
+                                      owner=runas.RunAs.from_ids(meta.ids) if meta.ids else None)
             except LaunchError as e:  # the copy on the node is lost; the head's copy is not
                 _log.warning("output_file_reopen_failed", task_id=meta.task, error=str(e))
             left = 0.0
@@ -156,6 +158,8 @@ class TaskRunner:
         except LaunchError as e:
             run_as, meta.error = None, str(e)
         cwd = meta.cwd = launch.working_directory or (run_as.home if run_as else os.path.expanduser("~"))
+        if run_as is not None:
+            meta.ids = run_as.ids
         for stream, path in (("stdout", launch.stdout_path), ("stderr", launch.stderr_path)):
             if path:
                 meta.user_files[stream] = os.path.join(cwd, path)
@@ -194,7 +198,8 @@ class TaskRunner:
                 raise LaunchError(meta.error)
             self._open_user_files(key, meta, truncate=True, owner=run_as)
             pid = self.launcher.start(key, launch.command_line, env, cwd, launch.stdin_path, out_fd,
-                                               err_fd, status, prefix + (run_as.prefix() if run_as else []))
+                                      err_fd, status, prefix + (run_as.prefix() if run_as else []),
+                                      hand_over=run_as is not None, files=run_as.files if run_as else nullcontext)
         except LaunchError as e:
             self._close_user_files(key)
             meta.error = str(e)
@@ -304,20 +309,18 @@ class TaskRunner:
         self._on_output(key)
 
     def _open_user_files(self, key: st.Key, meta: Meta, truncate: bool, owner: runas.RunAs | None = None) -> None:
-        """The task's own stdout/stderr files on the node, besides the copy the head keeps; a
-        file made for a task that runs as its owner belongs to that owner."""
+        """The task's own stdout/stderr files on the node, besides the copy the head keeps,
+        opened (and made) as its owner when it runs as its owner (runas.RunAs.files)."""
         for stream in STREAMS:
             path = meta.user_files.get(stream)
             if not path:
                 continue
             mode = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | (os.O_TRUNC if truncate else 0)
-            made = not os.path.exists(path)
             try:
-                fd = os.open(path, mode, 0o644)
+                with owner.files() if owner is not None else nullcontext():
+                    fd = os.open(path, mode, 0o644)
             except OSError as e:
                 raise LaunchError(f"cannot open {stream} file {path}: {e.strerror}") from None
-            if owner is not None and made:
-                os.fchown(fd, owner.uid, owner.gid)
             self._user_files.setdefault(key, {})[stream] = fd
 
     def _close_user_files(self, key: st.Key) -> None:

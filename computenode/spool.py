@@ -54,6 +54,7 @@ class Meta:
     memory_mb: int = 0  # its memory limit; 0: none
     cgroups: list[str] = field(default_factory=list)  # its cgroup directories (cgroups.py)
     cwd: str = ""  # its working directory
+    ids: list[int] = field(default_factory=list)  # uid, gid, groups: whose files it opens (runas.RunAs)
 
     @property
     def key(self) -> Key:

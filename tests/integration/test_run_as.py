@@ -3,6 +3,7 @@ tests as root; elsewhere the module is skipped, saying why)."""
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
@@ -101,3 +102,59 @@ def test_a_path_in_the_job_environment_does_not_choose_what_runs_as_root(
     assert job.state == jobs_pb2.JOB_STATE_FINISHED, job.tasks[0].reason
     assert out.strip() == str(user.pw_uid)
     assert not marker.exists(), "the job's PATH chose the setpriv the agent ran as root"
+
+
+def test_the_job_environment_reaches_the_task_but_not_the_programs_that_run_as_root(
+    cluster: LocalCluster, user: pwd.struct_passwd, tmp_path: Path
+) -> None:
+    # The dynamic loader of a program run as root would write its debug log where the job
+    # says: a file made by root wherever the user likes. tmp_path is root's alone, so only a
+    # program running as root could write there.
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o755)
+    tricky = "it's \"quoted\"\na $HOME `two` lines\\"
+    env = {"LD_DEBUG": "files", "LD_DEBUG_OUTPUT": str(logs / "ld"), "TRICKY": tricky, "NOT-A-NAME": "x"}
+    job, out = run(cluster, USER, task_spec('printf "%s|" "$LD_DEBUG" "$TRICKY" "$USER" "${SHOAL_ENV-gone}"; unset LD_DEBUG; id -u',
+                                           environment=env))
+    assert job.state == jobs_pb2.JOB_STATE_FINISHED, job.tasks[0].reason
+    assert out == f"files|{tricky}|{USER}|gone|{user.pw_uid}\n"
+    assert sorted(p.name for p in logs.iterdir()) == [], "a program running as root took the job's LD_DEBUG_OUTPUT"
+
+
+def test_the_files_a_job_names_are_opened_with_its_owners_permissions(
+    cluster: LocalCluster, user: pwd.struct_passwd, tmp_path: Path
+) -> None:
+    # The agent (root) opens a task's stdin, stdout and stderr paths; it must open them as the
+    # owner would, or a job could read any file, or truncate one, through them.
+    secret = tmp_path / "secret"
+    secret.write_text("root's alone\n")
+    secret.chmod(0o600)
+    shared = Path(tempfile.mkdtemp(prefix="shoal-runas-"))
+    shared.chmod(0o711)
+    precious = shared / "precious"
+    precious.write_text("keep me\n")
+    precious.chmod(0o644)
+    group = "shoaltaskgrp"
+    if subprocess.run(["getent", "group", group], capture_output=True).returncode != 0:
+        subprocess.run(["groupadd", group], check=True, capture_output=True)
+    subprocess.run(["usermod", "-a", "-G", group, USER], check=True, capture_output=True)
+    ours = shared / "group-writable"
+    ours.touch()
+    os.chown(ours, 0, grp.getgrnam(group).gr_gid)
+    ours.chmod(0o660)
+    try:
+        job, _ = run(cluster, USER, task_spec("cat", stdin_path=str(secret)))
+        assert job.state == jobs_pb2.JOB_STATE_FAILED
+        assert job.tasks[0].reason == f"could not start: cannot open stdin file {secret}: Permission denied"
+        for field in ("stdout_path", "stderr_path"):
+            job, _ = run(cluster, USER, task_spec("echo overwritten", **{field: str(precious)}))
+            assert job.state == jobs_pb2.JOB_STATE_FAILED
+            stream = field.removesuffix("_path")
+            assert job.tasks[0].reason == f"could not start: cannot open {stream} file {precious}: Permission denied"
+        assert precious.read_text() == "keep me\n"
+        # What the owner may write through one of their groups, the task may too.
+        job, _ = run(cluster, USER, task_spec("echo through the group", stdout_path=str(ours)))
+        assert job.state == jobs_pb2.JOB_STATE_FINISHED, job.tasks[0].reason
+        assert ours.read_text() == "through the group\n"
+    finally:
+        shutil.rmtree(shared)
