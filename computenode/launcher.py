@@ -164,8 +164,10 @@ class Launcher:
         """Start the task (behind `prefix`, e.g. setpriv to switch user); returns its pid.
         The two output fds stay the caller's. `hand_over`: the prefix runs as root and the
         task as someone else, so `env` goes past the prefix (handover()); `files`: as whom
-        the stdin file is opened (runas.RunAs.files)."""
-        if not os.path.isdir(cwd):
+        the working directory is looked for and the stdin file opened (runas.RunAs.files)."""
+        with files():  # looked for as the user: no word on what lies where they cannot look
+            there = os.path.isdir(cwd)
+        if not there:
             raise LaunchError(f"working directory {cwd} does not exist on this node")
         stdin = _devnull()
         if stdin_path:

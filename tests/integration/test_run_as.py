@@ -64,16 +64,28 @@ def test_a_task_runs_as_its_owner_in_their_home(cluster: LocalCluster, user: pwd
 
 def test_the_working_directory_is_entered_as_the_owner(cluster: LocalCluster, user: pwd.struct_passwd,
                                                         tmp_path: Path) -> None:
-    # As Slurm's chdir after setuid: a directory the owner may not reach (root's 0700 tmp_path
-    # here) is not entered on their behalf, even one of their own inside it.
+    # As Slurm's chdir after setuid: a directory the owner may not enter is not entered on
+    # their behalf; and one behind a directory they may not search (root's 0700 tmp_path
+    # here), even their own, is not there as far as they can tell.
     hidden = tmp_path / "theirs"
     hidden.mkdir()
     os.chown(hidden, user.pw_uid, user.pw_gid)
     tmp_path.chmod(0o700)
     job, out = run(cluster, USER, task_spec("touch made-by-task", working_directory=str(hidden)))
     assert job.state == jobs_pb2.JOB_STATE_FAILED
-    assert job.tasks[0].reason == f"could not start: the task's user cannot enter {hidden} on this node"
+    assert job.tasks[0].reason == f"could not start: working directory {hidden} does not exist on this node"
     assert not (hidden / "made-by-task").exists()
+    shared = Path(tempfile.mkdtemp(prefix="shoal-runas-"))
+    try:
+        shared.chmod(0o711)
+        closed = shared / "roots"
+        closed.mkdir(mode=0o700)
+        job, out = run(cluster, USER, task_spec("touch made-by-task", working_directory=str(closed)))
+        assert job.state == jobs_pb2.JOB_STATE_FAILED
+        assert job.tasks[0].reason == f"could not start: the task's user cannot enter {closed} on this node"
+        assert not (closed / "made-by-task").exists()
+    finally:
+        shutil.rmtree(shared)
 
 
 def test_root_and_unknown_owners_do_not_run(cluster: LocalCluster) -> None:
