@@ -152,11 +152,26 @@ def _rich(block: object) -> Any:
 
 
 def to_json(message: Message) -> str:
-    """The JSON form of an API message: proto field names, every field present."""
+    """The JSON form of an API message: proto field names, every field present, indented.
+    A list (ListJobsResponse, ListTasksResponse, ListNodesResponse) has one record to a line:
+    json's C encoder serves only output without indentation, and indenting a 100,000-instance
+    sweep in Python took half the 6.8 s `shoal task list --instances --json` took here."""
     data = json_format.MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
-    return json.dumps(data, indent=2)
+    if not message.DESCRIPTOR.name.startswith("List"):
+        return json.dumps(data, indent=2)
+    fields = []
+    for key, value in data.items():
+        if isinstance(value, list) and value:
+            rows = ",\n    ".join(map(_compact, value))
+            fields.append(f"  {_compact(key)}: [\n    {rows}\n  ]")
+        else:
+            fields.append(f"  {_compact(key)}: {_compact(value)}")
+    return "{\n" + ",\n".join(fields) + "\n}" if fields else "{}"
+
+
+_compact = json.JSONEncoder(separators=(", ", ": ")).encode
 
 
 def job_state(value: int) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -187,3 +188,18 @@ def test_hints_name_the_next_command(capsys: pytest.CaptureFixture[str]) -> None
     hints.hint(argparse.Namespace(json=True), "not with --json")
     hints.hint(argparse.Namespace(), "to stderr")
     assert capsys.readouterr() == ("", "to stderr\n")
+
+
+def test_json_of_a_list_has_one_record_to_a_line_and_the_same_content() -> None:
+    from google.protobuf import json_format
+
+    jobs = jobs_pb2.ListJobsResponse(jobs=[jobs_pb2.Job(id=1, name='quote " and }, {'), jobs_pb2.Job(id=2)])
+    text = render.to_json(jobs)
+    assert json.loads(text) == json_format.MessageToDict(
+        jobs, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[1] == '  "jobs": [' and lines[-1] == "}"
+    assert [json.loads(line.strip().rstrip(","))["id"] for line in lines[2:4]] == ["1", "2"]
+    assert json.loads(render.to_json(jobs_pb2.ListJobsResponse()))["jobs"] == []
+    one = render.to_json(jobs_pb2.Job(id=3))
+    assert one.startswith('{\n  "id": "3",')  # a single record stays indented throughout
