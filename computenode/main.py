@@ -9,7 +9,7 @@ import asyncio
 import signal
 
 from common import config as config_mod
-from common import log
+from common import heap, log
 from common import metrics as metrics_common
 from common.clock import SystemClock
 from common.config import NodeConfig
@@ -28,6 +28,7 @@ def run(args: argparse.Namespace, default_head: str | None) -> int:
     overrides["head"] = args.head or default_head
     config = config_mod.load(NodeConfig, "node", args.config, overrides)
     log.configure(config.log_level)
+    heap.tune()
     detected = capacity.detect()
     offered = capacity.offered(config, detected)
     _log.info("node_starting", node=config.name, head=config.head, offered=offered.describe(),

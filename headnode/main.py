@@ -20,7 +20,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 from common import config as config_mod
-from common import log
+from common import heap, log
 from common import metrics as metrics_common
 from common.clock import Clock, SystemClock
 from common.config import HeadConfig, parse_address
@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     # node writes is for other local users to read (the systemd unit says UMask=0077 too).
     os.umask(0o077)
     log.configure(config.log_level)
+    heap.tune()
     return asyncio.run(serve(config, SystemClock()))
 
 

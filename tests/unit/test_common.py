@@ -175,3 +175,14 @@ def test_a_malformed_timestamp_is_the_senders_error_not_a_crash() -> None:
     for bad in (Timestamp(nanos=-1), Timestamp(seconds=10**13)):
         with pytest.raises(InvalidArgument, match="until is not a valid timestamp"):
             seconds(bad, "until")
+
+
+def test_heap_tuning_applies_on_glibc_and_leaves_an_operators_setting_alone() -> None:
+    import platform
+
+    from common import heap
+
+    if platform.libc_ver()[0] == "glibc":
+        assert heap.tune({}) is True
+    assert heap.tune({"MALLOC_MMAP_THRESHOLD_": "131072"}) is False
+    assert heap.tune({"MALLOC_TRIM_THRESHOLD_": "131072"}) is False
