@@ -252,9 +252,9 @@ def submission(runs: int, slurm: Slurm | None) -> list[dict[str, object]]:
                 for _ in range(runs):
                     one.append(1000 / seconds(lambda: [client.submit(held) for _ in range(1000)]))
                     batched.append(10_000 / seconds(lambda: client.submit_many([held] * 10_000, batch=1000)))
-                    cli.append(20 / seconds(lambda: [subprocess.run([*SHOAL, "job", "submit", "--hold", "--", "true"],
+                    cli.append(10 / seconds(lambda: [subprocess.run([*SHOAL, "job", "submit", "--hold", "--", "true"],
                                                                   env=env, check=True, capture_output=True)
-                                                   for _ in range(20)]))
+                                                   for _ in range(10)]))
                     if slurm is not None:
                         sb.append(200 / seconds(lambda: [slurm.run("sbatch", "-Q", "-H", "-o", "/dev/null",
                                                                  "--wrap=true") for _ in range(200)]))
