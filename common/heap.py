@@ -5,11 +5,12 @@ copied into a new buffer three or four times on the way (read, protobuf, gRPC). 
 serves a block that large with mmap at first and raises that threshold as blocks are freed,
 and it gives the top of the heap back to the kernel once 2x the threshold of it is free: so
 a stream of chunks keeps taking fresh pages from the kernel, and on a virtual machine a
-first touch of a page is dear (here 1 GiB of fresh memory cost 0.7 s to zero, against
-0.1 s to overwrite memory already touched). With blocks up to 4 MiB served from the heap
-and 32 MiB of free heap kept before trimming, a 1 GiB stdout reached a live follower at
-195-244 MB/s against 135-170 in the same run (`bench/scale.py output`), and the agent spent
-a third less CPU on it. The cost: up to 32 MiB more resident after a burst.
+first touch of a page is dear (here writing 1 GiB into new pages cost 3-5 s of system time,
+over pages already there about 0.1 s). With blocks up to 4 MiB served from the heap and
+32 MiB of free heap kept before trimming, a 1 GiB stdout reached a live follower at 181 MB/s
+against 129 (`bench/scale.py output --runs 5 --gib 1`, one after the other) and at 210-226
+against 135-166 in alternating runs, and the agent spent a third less CPU on it. The cost:
+up to 32 MiB more resident after a burst.
 
 An operator's own MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ wins; so does a libc
 without mallopt (musl), where nothing is changed. Tasks are exec'd programs and keep their
