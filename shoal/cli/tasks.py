@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from common import heap
 from common.ids import TaskId, parse_job_id
 from shoal.cli import hints, render
 from shoal.cli.base import EXIT_OK, now, talks_to_head, usage
@@ -17,6 +18,7 @@ from shoal.v1 import jobs_pb2
 def output(args: argparse.Namespace, head: str) -> int:
     task = TaskId.parse(args.task)
     out = sys.stdout.buffer
+    heap.tune()  # output arrives in 256 KiB messages, as on the head node (common/heap.py)
     with Client(head) as client:
         for data in client.read_output(task, stderr=args.stderr, follow=args.follow):
             out.write(data)
