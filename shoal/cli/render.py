@@ -168,7 +168,7 @@ def to_json(message: Message) -> str:
             fields.append(f"  {_compact(key)}: [\n    {rows}\n  ]")
         else:
             fields.append(f"  {_compact(key)}: {_compact(value)}")
-    return "{\n" + ",\n".join(fields) + "\n}" if fields else "{}"
+    return "{\n" + ",\n".join(fields) + "\n}"  # never empty: every field is printed
 
 
 _compact = json.JSONEncoder(separators=(", ", ": ")).encode
