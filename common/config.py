@@ -116,9 +116,14 @@ class HeadConfig:
     web_listen: str = ""
     # Seconds between the dashboard's samples of the cluster (its charts and live updates).
     web_sample_interval: float = 2.0
+    # The daemon's asyncio event loop: "uvloop" (default; the standard loop where uvloop is not
+    # installed) or "asyncio" (the standard library's). common/loop.py says why.
+    event_loop: str = "uvloop"
     log_level: str = "info"
 
     def validate(self) -> HeadConfig:
+        if self.event_loop not in ("uvloop", "asyncio"):
+            raise ConfigError(f"event_loop must be 'uvloop' or 'asyncio', got {self.event_loop!r}")
         parse_address(self.listen, what="listen")
         if self.metrics_listen:
             parse_address(self.metrics_listen, what="metrics_listen")
@@ -203,9 +208,14 @@ class NodeConfig:
     # connection to the head) served over HTTP at HOST:PORT/metrics; empty: off. Port 0 picks
     # a free port; the bound address is written to <state_dir>/metrics.addr.
     metrics_listen: str = ""
+    # The daemon's asyncio event loop: "uvloop" (default; the standard loop where uvloop is not
+    # installed) or "asyncio" (the standard library's). common/loop.py says why.
+    event_loop: str = "uvloop"
     log_level: str = "info"
 
     def validate(self) -> NodeConfig:
+        if self.event_loop not in ("uvloop", "asyncio"):
+            raise ConfigError(f"event_loop must be 'uvloop' or 'asyncio', got {self.event_loop!r}")
         for address in self.head.split(","):
             parse_address(address.strip(), what="head")
         if self.metrics_listen:

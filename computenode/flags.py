@@ -44,4 +44,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (tasks started, finished "
                         "and running, the agent's CPU and memory); port 0 = any, the address goes to "
                         "<state-dir>/metrics.addr (default: off)")
+    p.add_argument("--event-loop", choices=("uvloop", "asyncio"))
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

@@ -10,6 +10,7 @@ import signal
 
 from common import config as config_mod
 from common import heap, log
+from common import loop as loops
 from common import metrics as metrics_common
 from common.clock import SystemClock
 from common.config import NodeConfig
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace, default_head: str | None) -> int:
     except cgroups.IsolationError as e:
         raise ConfigError(str(e)) from None
     _log.info("isolation", node=config.name, mode=isolation.mode, reason=isolation.reason)
-    return asyncio.run(_main(config, offered, isolation))
+    return loops.run(_main(config, offered, isolation), config.event_loop)
 
 
 async def _main(config: NodeConfig, offered: Resources, isolation: cgroups.Isolation) -> int:
@@ -50,6 +51,7 @@ async def _main(config: NodeConfig, offered: Resources, isolation: cgroups.Isola
             loop.add_signal_handler(sig, stop.set)
         metrics: AgentMetrics = PrometheusAgentMetrics() if config.metrics_listen else NO_METRICS
         agent = Agent(config, offered, SystemClock(), isolation, metrics=metrics)
+        _log.info("event_loop", node=config.name, kind=loops.current())
         server = None
         if isinstance(metrics, PrometheusAgentMetrics):
             metrics.watch(agent, offered, loop)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from common import config as config_mod
 from common import heap, log
+from common import loop as loops
 from common import metrics as metrics_common
 from common.clock import Clock, SystemClock
 from common.config import HeadConfig, parse_address
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     os.umask(0o077)
     log.configure(config.log_level)
     heap.tune()
-    return asyncio.run(serve(config, SystemClock()))
+    return loops.run(serve(config, SystemClock()), config.event_loop)
 
 
 async def serve(config: HeadConfig, clock: Clock) -> int:
@@ -184,7 +185,7 @@ async def _serve_active(
     await server_mod.set_serving(health, True)
     address = _connectable(config.listen, port)
     _write_address(state_dir / ADDRESS_FILE, address)
-    _log.info("head_started", address=address, state_dir=str(state_dir), jobs=len(cluster.jobs),
+    _log.info("head_started", address=address, state_dir=str(state_dir), event_loop=loops.current(), jobs=len(cluster.jobs),
               queued=len(cluster.queue), nodes=len(cluster.nodes), lease_epoch=lease.epoch if lease else None)
     background = [
         asyncio.create_task(allocator.run(), name="allocator"),

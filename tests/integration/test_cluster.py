@@ -304,3 +304,29 @@ def test_a_second_head_node_cannot_take_a_busy_port_or_state_dir(cluster: object
     head_dir = cluster.state_dir / "head"  # type: ignore[attr-defined]
     shared = run_cli("head", "--plaintext", "--listen", "127.0.0.1:0", "--state-dir", str(head_dir), timeout=30)
     assert shared.returncode == 2 and f"another head node is using the state dir {head_dir}" in shared.stderr
+
+
+def test_the_daemons_run_on_the_event_loop_their_config_names(tmp_path: Path) -> None:
+    # uvloop by default (common/loop.py); `event_loop = "asyncio"` brings back the standard
+    # loop. Both kinds serve the same protocol: a node on each runs a job to the end.
+    from shoal.local import LocalCluster
+
+    with LocalCluster(tmp_path, nodes=0, cores=1) as c:
+        c.start_node("uv")
+        c.start_node("std", extra=["--event-loop", "asyncio"])
+        with Client(c.address) as client:
+            eventually(lambda: len(client.list_nodes()) == 2, what="both agents to join")
+            for node in ("uv", "std"):
+                spec = jobs_pb2.JobSpec(tasks=[task_spec("echo ran")])
+                spec.tasks[0].placement.nodes.append(node)
+                job = client.wait_job(client.submit(spec))
+                assert job.state == FINISHED, (node, job.reason)
+                assert output(client, job.id) == b"ran\n"
+
+    def loop_of(name: str, event: str, key: str) -> str:
+        lines = (c.log_dir / f"{name}.log").read_text().splitlines()
+        return next(json.loads(line)[key] for line in lines if f'"event": "{event}"' in line)
+
+    assert loop_of("head", "head_started", "event_loop") == "uvloop"
+    assert loop_of("uv", "event_loop", "kind") == "uvloop"
+    assert loop_of("std", "event_loop", "kind") == "asyncio"

@@ -110,6 +110,8 @@ def test_config_errors_say_what_to_fix(tmp_path: Path) -> None:
         load(NodeConfig, "node", None, {})
     with pytest.raises(ConfigError, match="tls_cert and tls_key go together"):
         load(NodeConfig, "node", None, {"tls_ca": "ca.crt", "tls_cert": "n1.crt"})
+    with pytest.raises(ConfigError, match="event_loop must be 'uvloop' or 'asyncio', got 'tokio'"):
+        load(HeadConfig, "head", None, {"event_loop": "tokio"})
 
 
 def test_backoff_grows_with_jitter_and_resets() -> None:
