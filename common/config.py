@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from common.constraints import check_token
 from common.errors import ConfigError
+from common.loop import CHOICES as loop_choices
 from common.resources import parse_generic
 
 DEFAULT_PORT = 7676
@@ -35,6 +36,11 @@ def default_state_dir(role: str) -> Path:
         return Path("/var/lib/shoal") / role
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "shoal" / role
+
+
+def _check_event_loop(kind: str) -> None:
+    if kind not in loop_choices:
+        raise ConfigError(f"event_loop must be 'uvloop' or 'asyncio', got {kind!r}")
 
 
 @dataclass(frozen=True)
@@ -122,8 +128,7 @@ class HeadConfig:
     log_level: str = "info"
 
     def validate(self) -> HeadConfig:
-        if self.event_loop not in ("uvloop", "asyncio"):
-            raise ConfigError(f"event_loop must be 'uvloop' or 'asyncio', got {self.event_loop!r}")
+        _check_event_loop(self.event_loop)
         parse_address(self.listen, what="listen")
         if self.metrics_listen:
             parse_address(self.metrics_listen, what="metrics_listen")
@@ -214,8 +219,7 @@ class NodeConfig:
     log_level: str = "info"
 
     def validate(self) -> NodeConfig:
-        if self.event_loop not in ("uvloop", "asyncio"):
-            raise ConfigError(f"event_loop must be 'uvloop' or 'asyncio', got {self.event_loop!r}")
+        _check_event_loop(self.event_loop)
         for address in self.head.split(","):
             parse_address(address.strip(), what="head")
         if self.metrics_listen:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from common.loop import CHOICES
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # SUPPRESS: `shoal --head X node` must not be overwritten by this flag's default.
@@ -44,5 +46,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (tasks started, finished "
                         "and running, the agent's CPU and memory); port 0 = any, the address goes to "
                         "<state-dir>/metrics.addr (default: off)")
-    p.add_argument("--event-loop", choices=("uvloop", "asyncio"))
+    p.add_argument("--event-loop", choices=CHOICES,
+                   help="the asyncio event loop: uvloop (default, where installed) or asyncio")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from common.loop import CHOICES
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default 127.0.0.1:7676; port 0 = any)")
@@ -41,5 +43,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (jobs, tasks, nodes, queue "
                         "wait, scheduling passes, RPC latency); port 0 = any, the address goes to "
                         "<state-dir>/metrics.addr (default: off)")
-    p.add_argument("--event-loop", choices=("uvloop", "asyncio"))
+    p.add_argument("--event-loop", choices=CHOICES,
+                   help="the asyncio event loop: uvloop (default, where installed) or asyncio")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
