@@ -1,10 +1,9 @@
 """Which asyncio event loop the daemons run on (the `event_loop` key of head and node).
 
 "uvloop" (the default where it is installed): libuv's loop, whose Cython callbacks, timers
-and fd watches cost less than the standard loop's Python ones. The head node and the agents
-spend much of their CPU in the loop itself (a trivial task passes through it a dozen times),
-and with uvloop a trivial task cost 6-11% less CPU across head and agents here (bench/
-cpu_per_task.py, alternating runs; see the README's benchmark notes). grpc.aio runs on any
+and fd watches cost less than the standard loop's Python ones: with uvloop a trivial task
+cost 6-11% less CPU across head and agents here (bench/cpu_per_task.py, alternating runs;
+see the README's benchmark notes), while output throughput did not gain. grpc.aio runs on any
 asyncio loop. "asyncio": the standard library's loop, the fallback where uvloop has no wheel
 (it is Unix-only) and the way to rule the loop out when chasing a problem.
 """
