@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from common.config import parse_address
+from common.hostport import parse_address
 from common.errors import ConfigError
 from common.tls import Files
 

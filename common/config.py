@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 from common.constraints import check_token
 from common.errors import ConfigError
+from common.hostport import DEFAULT_PORT, parse_address
 from common.loop import CHOICES as loop_choices
 from common.resources import parse_generic
 
-DEFAULT_PORT = 7676
 DEFAULT_HEAD = f"localhost:{DEFAULT_PORT}"
 
 
@@ -248,14 +248,6 @@ class NodeConfig:
                 if why := check_token(value, what):
                     raise ConfigError(why)
         return self
-
-
-def parse_address(text: str, what: str = "address") -> tuple[str, int]:
-    """'host:port' or '[v6]:port' -> (host, port); ConfigError says what is wrong."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{what} {text!r} is not HOST:PORT (for example 127.0.0.1:{DEFAULT_PORT})")
-    return host.strip("[]"), int(port)
 
 
 C = TypeVar("C", HeadConfig, NodeConfig)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from common import log
-from common.config import parse_address
+from common.hostport import parse_address
 from common.errors import ConfigError
 
 if TYPE_CHECKING:  # prometheus_client is imported only when metrics are on

@@ -15,6 +15,8 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 # Must precede any import of grpc in this process (see shared/PLATFORM-NOTES.md).
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
@@ -103,7 +105,14 @@ def _node_commands(sub: argparse._SubParsersAction) -> None:
     _json(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The options `shoal` takes before its command word, each followed by a value.
+TOP_VALUED = ("--head", "--ca", "--cert", "--key", "--token")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command tree; with `only`, that command group is filled in and every other
+    group is left bare (its name and help: enough for usage lines and errors). Building all of
+    it takes ~20 ms, a tenth of `shoal job submit --wait`'s wall time."""
     parser = argparse.ArgumentParser(
         prog="shoal", description="Shoal cluster job scheduler", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -116,27 +125,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--key", metavar="FILE", help="your certificate's key (default $SHOAL_KEY)")
     parser.add_argument("--token", metavar="TOKEN", help="your user token (default $SHOAL_TOKEN)")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
+    for name, (kwargs, fill) in GROUPS.items():
+        p = sub.add_parser(name, **kwargs)
+        if only is None or only == name:
+            fill(p)
+    return parser
 
-    head = sub.add_parser("head", help="run the head node",
-                          description="Run the head node in the foreground.", formatter_class=_Help,
-                          epilog=_examples(
-                              "shoal head --state-dir /var/lib/shoal/head --listen 0.0.0.0:7676",
-                              "shoal head --plaintext --state-dir /tmp/shoal-dev   # development only"))
+
+def group_of(argv: list[str]) -> str | None:
+    """The command group `argv` names (its first word past the top-level options), or None
+    if it names none that exists; then the whole tree is built and argparse says what is wrong."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word.startswith("-"):
+            # argparse takes any unambiguous prefix of an option (--tok for --token).
+            skip = "=" not in word and len(word) > 2 and any(o.startswith(word) for o in TOP_VALUED)
+        else:
+            return word if word in GROUPS else None
+    return None
+
+
+def _fill_head(head: argparse.ArgumentParser) -> None:
     from headnode.flags import add_arguments as head_arguments
 
     head_arguments(head)
     head.set_defaults(func="headnode")
 
-    node = sub.add_parser(
-        "node", help="run a compute-node agent, or list nodes",
-        description="Without a subcommand: run a compute-node agent in the foreground.\n"
-        "  shoal node --head HOST:PORT [--name NAME] [--cores N] [--memory-mb M]\n"
-        "  shoal node list [--json]\n"
-        "  shoal node view|drain|online|offline|remove|group|label ... (see shoal node SUBCOMMAND --help)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_examples("shoal node --head head1:7676 --join-token TOKEN --group gpu",
-                         "shoal node --head localhost:7676 --plaintext --name n1 --cores 4   # development"),
-    )
+
+def _fill_node(node: argparse.ArgumentParser) -> None:
     from computenode.flags import add_arguments as node_arguments
 
     node_arguments(node)
@@ -154,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     _command(token, "revoke", "security:revoke_join_tokens", "stop accepting every join token issued so far",
              "shoal node token revoke")
 
-    user = sub.add_parser("user", help="user tokens").add_subparsers(dest="user_command", metavar="SUBCOMMAND",
-                                                                     required=True)
+
+def _fill_user(group: argparse.ArgumentParser) -> None:
+    user = group.add_subparsers(dest="user_command", metavar="SUBCOMMAND", required=True)
     p = _command(user, "token", "security:user_token", "print a signed token for a user (for you, or as Admin "
                  "for anyone)", "shoal user token alice --ttl 30d")
     p.add_argument("user", nargs="?", help="default: you")
@@ -165,8 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
                  "(admins)", "shoal user revoke alice")
     p.add_argument("user")
 
-    certs = sub.add_parser("certs", help="the cluster CA and TLS certificates").add_subparsers(
-        dest="certs_command", metavar="SUBCOMMAND", required=True)
+
+def _fill_certs(group: argparse.ArgumentParser) -> None:
+    certs = group.add_subparsers(dest="certs_command", metavar="SUBCOMMAND", required=True)
     p = certs.add_parser("init", help="create the cluster CA and the head node's certificate",
                          epilog="example: shoal certs init --dir /var/lib/shoal/head/tls --name head1.example.org")
     p.add_argument("--dir", default="tls", help="where to write them (default ./tls)")
@@ -189,14 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                  "shoal certs revoke tls/user-alice.crt")
     p.add_argument("certificate", help="the certificate file, or its serial number in hex")
 
-    _job_commands(sub.add_parser("job", help="create, submit, change and inspect jobs")
-                  .add_subparsers(dest="job_command", metavar="SUBCOMMAND", required=True))
-    _task_commands(sub.add_parser("task", help="inspect, change and cancel tasks; read their output")
-                   .add_subparsers(dest="task_command", metavar="SUBCOMMAND", required=True))
-    _template_commands(sub.add_parser("template", help="named job and task templates")
-                       .add_subparsers(dest="template_command", metavar="SUBCOMMAND", required=True))
-    report = sub.add_parser("report", help="accounting: what ended jobs used").add_subparsers(
-        dest="report_command", metavar="SUBCOMMAND", required=True)
+
+def _fill_report(group: argparse.ArgumentParser) -> None:
+    report = group.add_subparsers(dest="report_command", metavar="SUBCOMMAND", required=True)
     p = _command(report, "usage", "report:usage", "what jobs that ended used, by owner, project or job "
                  "(kept after the jobs are purged)", "shoal report usage --by project --since 30d")
     p.add_argument("--by", choices=("owner", "project", "job"), default="owner", help="default owner")
@@ -208,9 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="at most this many rows (default 10,000)")
     _json(p)
 
-    up = sub.add_parser("up", help="run a local cluster (head node + agents) in the foreground",
-                        formatter_class=_Help,
-                        epilog=_examples("shoal up --nodes 3 --state-dir ./dev-cluster"))
+
+def _fill_up(up: argparse.ArgumentParser) -> None:
     up.add_argument("--nodes", type=int, default=2, help="number of agents (default 2)")
     up.add_argument("--listen", default="127.0.0.1:7676", help="head node address (default 127.0.0.1:7676)")
     up.add_argument("--state-dir", help="keep state here (default: a temporary directory, removed at exit)")
@@ -220,21 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the web dashboard's address (default 127.0.0.1:7680; port 0: any free one; "
                          "empty: no dashboard)")
     up.set_defaults(func="local:up")
-    sub.add_parser("demo", help="start a local cluster, run a sample job, show it, stop",
-                   formatter_class=_Help, epilog=_examples("shoal demo")).set_defaults(func="local:demo")
-    p = sub.add_parser("completion", help="print a shell completion script", formatter_class=_Help,
-                       description="Print a completion script for bash, zsh or fish, made from this "
-                       "command's parser.",
-                       epilog=_examples("source <(shoal completion bash)     # in ~/.bashrc",
-                                        "source <(shoal completion zsh)      # in ~/.zshrc, after compinit",
-                                        "shoal completion fish > ~/.config/fish/completions/shoal.fish"))
+
+
+def _fill_completion(p: argparse.ArgumentParser) -> None:
     p.add_argument("shell", choices=("bash", "zsh", "fish"))
     p.set_defaults(func="completion:script")
-    sim = sub.add_parser(
-        "simulate", help="replay a workload trace (SWF) through the scheduler in simulated time",
-        description="Replay a Standard Workload Format trace (.swf or .swf.gz) through the same scheduling "
-                    "core in simulated time, and print its makespan, utilization, mean wait and mean "
-                    "bounded slowdown.", epilog="example: shoal simulate SDSC-SP2-1998-4.2-cln.swf.gz --policy easy")
+
+
+def _fill_simulate(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("trace", help="the trace file")
     sim.add_argument("--policy", choices=("fcfs", "easy"), default="easy", help="default easy")
     sim.add_argument("--cores", type=int, help="the machine's cores (default: the trace's MaxProcs or MaxNodes)")
@@ -243,9 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="runtime assumed for jobs without one (default 3600)")
     _json(sim)
     sim.set_defaults(func="simulate:simulate")
-    _config_commands(sub.add_parser("config", help="the daemons' configuration: what is in force and why")
-                     .add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True))
-    return parser
+
+
+def _subcommands(fill: Callable[[argparse._SubParsersAction], None], dest: str) -> Callable[[argparse.ArgumentParser], None]:
+    """A group filler for a group that is only subcommands (`shoal job SUBCOMMAND`)."""
+    return lambda group: fill(group.add_subparsers(dest=dest, metavar="SUBCOMMAND", required=True))
 
 
 def _config_commands(sub: argparse._SubParsersAction) -> None:
@@ -392,6 +401,48 @@ def _template_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name")
 
 
+
+GROUPS: dict[str, tuple[dict[str, Any], Callable[[argparse.ArgumentParser], None]]] = {
+    "head": (dict(help="run the head node", description="Run the head node in the foreground.", formatter_class=_Help,
+                  epilog=_examples("shoal head --state-dir /var/lib/shoal/head --listen 0.0.0.0:7676",
+                                   "shoal head --plaintext --state-dir /tmp/shoal-dev   # development only")),
+             _fill_head),
+    "node": (dict(help="run a compute-node agent, or list nodes",
+                  description="Without a subcommand: run a compute-node agent in the foreground.\n"
+                  "  shoal node --head HOST:PORT [--name NAME] [--cores N] [--memory-mb M]\n"
+                  "  shoal node list [--json]\n"
+                  "  shoal node view|drain|online|offline|remove|group|label ... (see shoal node SUBCOMMAND --help)",
+                  formatter_class=argparse.RawDescriptionHelpFormatter,
+                  epilog=_examples("shoal node --head head1:7676 --join-token TOKEN --group gpu",
+                                   "shoal node --head localhost:7676 --plaintext --name n1 --cores 4   # development")),
+             _fill_node),
+    "user": (dict(help="user tokens"), _fill_user),
+    "certs": (dict(help="the cluster CA and TLS certificates"), _fill_certs),
+    "job": (dict(help="create, submit, change and inspect jobs"), _subcommands(_job_commands, "job_command")),
+    "task": (dict(help="inspect, change and cancel tasks; read their output"),
+             _subcommands(_task_commands, "task_command")),
+    "template": (dict(help="named job and task templates"), _subcommands(_template_commands, "template_command")),
+    "report": (dict(help="accounting: what ended jobs used"), _fill_report),
+    "up": (dict(help="run a local cluster (head node + agents) in the foreground", formatter_class=_Help,
+                epilog=_examples("shoal up --nodes 3 --state-dir ./dev-cluster")), _fill_up),
+    "demo": (dict(help="start a local cluster, run a sample job, show it, stop", formatter_class=_Help,
+                  epilog=_examples("shoal demo")), lambda p: p.set_defaults(func="local:demo")),
+    "completion": (dict(help="print a shell completion script", formatter_class=_Help,
+                        description="Print a completion script for bash, zsh or fish, made from this "
+                        "command's parser.",
+                        epilog=_examples("source <(shoal completion bash)     # in ~/.bashrc",
+                                         "source <(shoal completion zsh)      # in ~/.zshrc, after compinit",
+                                         "shoal completion fish > ~/.config/fish/completions/shoal.fish")),
+                   _fill_completion),
+    "simulate": (dict(help="replay a workload trace (SWF) through the scheduler in simulated time",
+                      description="Replay a Standard Workload Format trace (.swf or .swf.gz) through the same "
+                      "scheduling core in simulated time, and print its makespan, utilization, mean wait and mean "
+                      "bounded slowdown.", epilog="example: shoal simulate SDSC-SP2-1998-4.2-cln.swf.gz --policy easy"),
+                 _fill_simulate),
+    "config": (dict(help="the daemons' configuration: what is in force and why"),
+               _subcommands(_config_commands, "config_command")),
+}
+
 def main(argv: list[str] | None = None) -> None:
     sys.exit(run(argv if argv is not None else sys.argv[1:]))
 
@@ -403,7 +454,7 @@ def run(argv: list[str]) -> int:
     if "--" in argv:
         split = argv.index("--")
         argv, command = argv[:split], argv[split + 1:]
-    parser = build_parser()
+    parser = build_parser(group_of(argv))
     args = parser.parse_args(argv)
     args.command = command
     head = getattr(args, "head", None) or os.environ.get("SHOAL_HEAD") or "localhost:7676"

@@ -16,7 +16,7 @@ import pytest
 
 from common.clock import FakeClock
 from shoal.cli import completion, hints, progress, render
-from shoal.cli.main import build_parser
+from shoal.cli.main import GROUPS, build_parser, group_of
 from shoal.v1 import admin_pb2, jobs_pb2
 
 # Commands that only read; each must offer --json. (`task output` prints the task's own bytes,
@@ -58,6 +58,32 @@ def test_every_read_command_has_json() -> None:
     without = sorted(path for path in READ_COMMANDS
                      if "--json" not in found[path]._option_string_actions)
     assert not without, f"read commands without --json: {without}"
+
+
+def _helps(parser: argparse.ArgumentParser) -> dict[str, str]:
+    return {path: p.format_help() + repr(sorted(p._defaults.items())) for path, p in commands(parser).items()}
+
+
+def test_a_tree_built_for_one_group_holds_that_group_whole() -> None:
+    # Every command builds only the group it names: the group must come out as in the full tree.
+    full = _helps(build_parser())
+    for group in GROUPS:
+        one = _helps(build_parser(only=group))
+        mine = {path: text for path, text in full.items() if path.split()[1] == group}
+        assert mine and {path: one.get(path) for path in mine} == mine, group
+        assert set(one) == set(mine), f"{group}: other groups were filled in too"
+
+
+@pytest.mark.parametrize(("argv", "group"), [
+    (["job", "submit", "--wait"], "job"),
+    (["--head", "h:1", "task", "list", "3"], "task"),
+    (["--head=h:1", "--json", "node", "list"], "node"),
+    (["--tok", "job", "template", "list"], "template"),  # a unique prefix of --token takes a value
+    (["--ca", "c.pem", "--cert", "u.pem", "--key", "u.key", "config", "show", "head"], "config"),
+    (["-h"], None), (["nosuch", "job"], None), ([], None),
+])
+def test_the_command_group_is_the_first_word_past_the_top_level_options(argv: list[str], group: str | None) -> None:
+    assert group_of(argv) == group
 
 
 def test_the_completion_tree_follows_the_parser() -> None:

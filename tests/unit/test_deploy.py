@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from common.config import HeadConfig, NodeConfig, load, parse_address
+from common.config import HeadConfig, NodeConfig, load
+from common.hostport import parse_address
 from tests.conftest import REPO, eventually
 
 DEPLOY = REPO / "deploy"
