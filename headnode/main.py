@@ -24,7 +24,8 @@ from common import heap, log
 from common import loop as loops
 from common import metrics as metrics_common
 from common.clock import Clock, SystemClock
-from common.config import HeadConfig, parse_address
+from common.config import HeadConfig
+from common.hostport import parse_address
 from common.statedir import StateDirLock
 from headnode.api import server as server_mod
 from headnode.api.admin_servicer import AdminServicer

@@ -20,7 +20,7 @@ from google.protobuf.message_factory import GetMessageClass
 from common import tls
 from common.clock import perf_counter
 from headnode.api.errors import tolerant
-from common.config import parse_address
+from common.hostport import parse_address
 from common.errors import ConfigError
 from shoal.v1 import (
     admin_pb2,

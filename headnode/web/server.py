@@ -17,7 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from common import log, tls
-from common.config import parse_address
+from common.hostport import parse_address
 from common.errors import ConfigError
 from common.metrics import connectable
 from headnode.web import ADDRESS_FILE
