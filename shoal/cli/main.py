@@ -105,8 +105,17 @@ def _node_commands(sub: argparse._SubParsersAction) -> None:
     _json(p)
 
 
-# The options `shoal` takes before its command word, each followed by a value.
-TOP_VALUED = ("--head", "--ca", "--cert", "--key", "--token")
+# The options `shoal` takes before its command word, each followed by a value: declared from
+# here, and skipped by group_of when it looks for the command word.
+TOP_OPTIONS: dict[str, dict[str, object]] = {
+    "--head": {"metavar": "HOST:PORT", "default": None,
+               "help": "head node address (default: $SHOAL_HEAD, else localhost:7676)"},
+    "--ca": {"metavar": "FILE", "help": "the cluster CA certificate: talk TLS (default $SHOAL_CA; "
+             "without it, plaintext to a development cluster)"},
+    "--cert": {"metavar": "FILE", "help": "your certificate (default $SHOAL_CERT)"},
+    "--key": {"metavar": "FILE", "help": "your certificate's key (default $SHOAL_KEY)"},
+    "--token": {"metavar": "TOKEN", "help": "your user token (default $SHOAL_TOKEN)"},
+}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -117,13 +126,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="shoal", description="Shoal cluster job scheduler", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--head", metavar="HOST:PORT", default=None,
-                        help="head node address (default: $SHOAL_HEAD, else localhost:7676)")
-    parser.add_argument("--ca", metavar="FILE", help="the cluster CA certificate: talk TLS (default $SHOAL_CA; "
-                        "without it, plaintext to a development cluster)")
-    parser.add_argument("--cert", metavar="FILE", help="your certificate (default $SHOAL_CERT)")
-    parser.add_argument("--key", metavar="FILE", help="your certificate's key (default $SHOAL_KEY)")
-    parser.add_argument("--token", metavar="TOKEN", help="your user token (default $SHOAL_TOKEN)")
+    for option, kwargs in TOP_OPTIONS.items():
+        parser.add_argument(option, **kwargs)
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
     for name, (kwargs, fill) in GROUPS.items():
         p = sub.add_parser(name, **kwargs)
@@ -141,7 +145,7 @@ def group_of(argv: list[str]) -> str | None:
             skip = False
         elif word.startswith("-"):
             # argparse takes any unambiguous prefix of an option (--tok for --token).
-            skip = "=" not in word and len(word) > 2 and any(o.startswith(word) for o in TOP_VALUED)
+            skip = "=" not in word and len(word) > 2 and any(o.startswith(word) for o in TOP_OPTIONS)
         else:
             return word if word in GROUPS else None
     return None
