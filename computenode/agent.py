@@ -108,7 +108,8 @@ class Agent:
         self.capacity = capacity
         self.clock = clock
         self.instance_id = uuid.uuid4().hex
-        self.state = st.AgentState()
+        # The agent holds launches dispatched ahead until the node has room for them (state.py).
+        self.state = st.AgentState(capacity.cores, capacity.memory_mb)
         self.spool = Spool(config.state_dir / "spool")
         # fake_launch: benchmarks of the head with many agents in one process (fake.py).
         self.runner: TaskRunner | FakeRunner = FakeRunner(self._apply) if fake_launch else TaskRunner(
@@ -270,7 +271,8 @@ class Agent:
                 for stream in STREAMS:
                     self._conn.sent[(key, stream)] = 0
             limit = msg.launch.runtime_limit.ToNanoseconds() / 1e9 if msg.launch.HasField("runtime_limit") else 0.0
-            self._apply(st.LaunchRequested(key, msg.launch, limit))
+            asks = msg.launch.resources
+            self._apply(st.LaunchRequested(key, msg.launch, limit, asks.cores, asks.memory_mb))
         elif kind == "kill":
             self._apply(st.KillRequested((task_id(msg.kill.task), msg.kill.attempt)))
         elif kind == "exit_ack":
@@ -327,6 +329,10 @@ class Agent:
         out = []
         for e in self.state.entries():
             task, attempt = e.key
+            if e.phase is st.Phase.QUEUED:  # not started: no output, no spool record
+                out.append(nodes_pb2.TaskReport(task=task_ref(task), attempt=attempt,
+                                                phase=nodes_pb2.TASK_PHASE_QUEUED))
+                continue
             running = e.phase in (st.Phase.RUNNING, st.Phase.KILLING)
             out.append(nodes_pb2.TaskReport(
                 task=task_ref(task), attempt=attempt,
@@ -420,10 +426,14 @@ class Agent:
             conn.wake.set()
             await self._wait_until(lambda: not conn.exits and not conn.control, 1.0)
         _log.info("agent_stopped", tasks_left_running=sum(
-            1 for e in self.state.entries() if e.phase is not st.Phase.REPORTED))
+            1 for e in self.state.entries() if e.phase in (st.Phase.RUNNING, st.Phase.KILLING)))
 
     async def _stop_tasks(self) -> None:
         """Stop every task and give the head a chance to hear how they ended."""
+        # Queued launches first, and from the back, so none is started only to be stopped;
+        # each is reported killed at once.
+        for key in reversed(self.state.queue.copy()):
+            self._apply(st.KillRequested(key))
         for entry in self.state.entries():
             if entry.phase is st.Phase.RUNNING:
                 self._apply(st.KillRequested(entry.key))

@@ -7,15 +7,26 @@ new entry and never confused with an old one. The table is an explicit transitio
 event that has no entry for a task's phase is ignored, which makes repeated kills, duplicate
 launches and late acks harmless.
 
-Phases: RUNNING -> (KILLING) -> REPORTED (the exit is sent to the head and kept until it
-acknowledges) -> forgotten. A task past its runtime limit is killed like a cancelled one, and
-its exit says so. A task adopted after an agent restart enters in the phase it was left in.
+Phases: (QUEUED) -> RUNNING -> (KILLING) -> REPORTED (the exit is sent to the head and kept
+until it acknowledges) -> forgotten. A task past its runtime limit is killed like a cancelled
+one, and its exit says so. A task adopted after an agent restart enters in the phase it was
+left in.
+
+The head dispatches ahead: it may send a node more launches than it has free cores, so the next
+task starts the moment one ends, without a round trip. The agent keeps the node within its
+capacity: a launch starts when its cores and memory are free (RUNNING and KILLING tasks hold
+theirs until their process is gone), else it is QUEUED, and queued launches start as room
+frees, strictly first in first out, so the head's order holds. One larger than the whole node
+starts at the queue's head once nothing else runs (the head is the judge of what fits). A kill
+of a queued launch (the head taking it back) reports it killed (SIGKILL) without starting it.
+Queued launches are not in the spool: a restarted agent has forgotten them.
 """
 
 from __future__ import annotations
 
 import enum
 import signal as _signal
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +37,7 @@ Key = tuple[TaskId, int]  # (task, attempt)
 
 
 class Phase(enum.Enum):
+    QUEUED = "queued"
     RUNNING = "running"
     KILLING = "killing"
     REPORTED = "reported"
@@ -39,6 +51,8 @@ class LaunchRequested:
     key: Key
     launch: Any  # the LaunchTask message, passed through to the Start instruction
     runtime_limit: float = 0.0  # seconds; 0: none
+    cores: int = 0  # what it asks for (fewer than 1 counts as 1 on a node of limited capacity)
+    memory_mb: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +186,23 @@ class TaskEntry:
     runtime_limit: float = 0.0
     runtime_exceeded: bool = False
     out_of_memory: bool = False
+    cores: int = 0  # what it holds while RUNNING or KILLING (adopted ones: 0, counted as 1)
+    memory_mb: int = 0
+    launch: Any = None  # the LaunchTask message, kept while QUEUED
+
+
+# Phases in which a task holds its cores and memory: its process may be alive.
+_HOLDING = (Phase.RUNNING, Phase.KILLING)
 
 
 class AgentState:
-    def __init__(self) -> None:
+    def __init__(self, cores: int = 0, memory_mb: int = 0) -> None:
+        """`cores`, `memory_mb`: the node's capacity offered to tasks; 0 cores: unlimited (every
+        launch starts at once); 0 memory: memory not limited."""
         self.tasks: dict[Key, TaskEntry] = {}
+        self.cores = cores
+        self.memory_mb = memory_mb
+        self.queue: deque[Key] = deque()  # the QUEUED entries, first to start first
 
     def handle(self, event: Event) -> list[Instruction]:
         entry = self.tasks.get(event.key)
@@ -191,9 +217,51 @@ class AgentState:
 
     # -- handlers (one per row of the table) --
 
+    def _fits(self, t: TaskEntry) -> bool:
+        """The node has room for `t` now (or runs nothing, so `t` is never held forever)."""
+        if self.cores <= 0:
+            return True
+        cores = memory = 0
+        holding = False
+        for other in self.tasks.values():
+            if other.phase in _HOLDING:
+                holding = True
+                cores += max(1, other.cores)
+                memory += other.memory_mb
+        if not holding:
+            return True
+        if cores + max(1, t.cores) > self.cores:
+            return False
+        return self.memory_mb <= 0 or memory + t.memory_mb <= self.memory_mb
+
+    def _drain(self) -> list[Instruction]:
+        """Start the queued launches that now fit, in order; the first that does not stops it."""
+        out: list[Instruction] = []
+        while self.queue:
+            t = self.tasks[self.queue[0]]
+            if not self._fits(t):
+                break
+            self.queue.popleft()
+            launch, t.launch, t.phase = t.launch, None, Phase.RUNNING
+            out.append(Start(t.key, launch))
+        return out
+
     def _launch(self, _: None, e: LaunchRequested) -> list[Instruction]:
-        self.tasks[e.key] = TaskEntry(e.key, runtime_limit=e.runtime_limit)
-        return [Start(e.key, e.launch)]
+        t = TaskEntry(e.key, Phase.QUEUED, runtime_limit=e.runtime_limit, cores=e.cores, memory_mb=e.memory_mb)
+        fits = not self.queue and self._fits(t)  # before it is in the table, holding nothing
+        self.tasks[e.key] = t
+        if fits:
+            t.phase = Phase.RUNNING
+            return [Start(e.key, e.launch)]
+        t.launch = e.launch
+        self.queue.append(e.key)
+        return []
+
+    def _unqueue(self, t: TaskEntry, e: KillRequested) -> list[Instruction]:
+        # Taken back by the head (or cancelled) before it started: reported as killed.
+        self.queue.remove(e.key)
+        t.phase, t.launch, t.signal, t.exit_code = Phase.REPORTED, None, _signal.SIGKILL, 0
+        return [ReportExited(e.key), *self._drain()]
 
     def _adopted(self, _: None, e: Adopted) -> list[Instruction]:
         t = self.tasks[e.key] = TaskEntry(e.key, runtime_exceeded=e.runtime_exceeded, out_of_memory=e.out_of_memory)
@@ -215,7 +283,7 @@ class AgentState:
     def _start_failed(self, t: TaskEntry, e: StartFailed) -> list[Instruction]:
         t.error = e.error
         t.phase = Phase.REPORTED
-        return [ReportExited(e.key)]
+        return [ReportExited(e.key), *self._drain()]
 
     def _kill(self, t: TaskEntry, e: KillRequested | RuntimeExceeded) -> list[Instruction]:
         t.phase = Phase.KILLING
@@ -238,7 +306,7 @@ class AgentState:
         t.exit_code, t.signal, t.error = e.exit_code, e.signal, e.error
         t.phase = Phase.REPORTED
         # Whatever the task left behind in its process group goes with it (as Slurm does).
-        return [Signal(e.key, _signal.SIGKILL), ReportExited(e.key)]
+        return [Signal(e.key, _signal.SIGKILL), ReportExited(e.key), *self._drain()]
 
     def _acked(self, t: TaskEntry, e: ExitAcked) -> list[Instruction]:
         del self.tasks[e.key]
@@ -250,6 +318,7 @@ P = Phase
 _TABLE: dict[tuple[Phase | None, type], _Handler] = {
     (None, LaunchRequested): AgentState._launch,
     (None, Adopted): AgentState._adopted,
+    (P.QUEUED, KillRequested): AgentState._unqueue,
     (P.RUNNING, ProcessStarted): AgentState._started,
     (P.KILLING, ProcessStarted): AgentState._started,
     (P.RUNNING, StartFailed): AgentState._start_failed,

@@ -17,9 +17,11 @@ class TaskPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_PHASE_UNSPECIFIED: _ClassVar[TaskPhase]
     TASK_PHASE_RUNNING: _ClassVar[TaskPhase]
     TASK_PHASE_EXITED: _ClassVar[TaskPhase]
+    TASK_PHASE_QUEUED: _ClassVar[TaskPhase]
 TASK_PHASE_UNSPECIFIED: TaskPhase
 TASK_PHASE_RUNNING: TaskPhase
 TASK_PHASE_EXITED: TaskPhase
+TASK_PHASE_QUEUED: TaskPhase
 
 class TaskReport(_message.Message):
     __slots__ = ("task", "attempt", "phase", "exit_code", "signal", "error", "stdout_bytes", "stderr_bytes", "runtime_exceeded", "out_of_memory")
