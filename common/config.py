@@ -85,6 +85,15 @@ class HeadConfig:
     # A blocked task of a higher priority level stops lower-level runs (SIGTERM, then SIGKILL
     # after the agent's kill_grace), which are requeued.
     preemption: bool = False
+    # Dispatch ahead (HPC Pack's Dispatching): a node that ended a task in the last
+    # dispatch_ahead_wait seconds may be sent queued single-node tasks for up to this many
+    # times its cores beyond what is free; its agent starts each, in order, the moment it has
+    # room, so a stream of short tasks does not wait a round trip to the head between one
+    # task and the next. A task not started within dispatch_ahead_wait seconds is taken back
+    # and queued again. The price: a node starts what it holds before a higher-priority task
+    # that arrives later, so it is off (0) unless asked for, as a cluster of short tasks would.
+    dispatch_ahead: float = 0.0
+    dispatch_ahead_wait: float = 2.0
     # Fair-share: usage (core-seconds) decays with this half-life, and a job's priority within
     # its level gains up to fairshare_weight points the less its owner (or project) has used.
     # A weight of 0 turns fair-share off.
@@ -157,6 +166,10 @@ class HeadConfig:
         for key in ("backfill_depth", "max_running_cores_per_owner", "max_queued_jobs_per_owner"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if not 0 <= self.dispatch_ahead <= 16:
+            raise ConfigError(f"dispatch_ahead must be between 0 and 16 (times a node's cores), got {self.dispatch_ahead}")
+        if self.dispatch_ahead_wait <= 0:
+            raise ConfigError(f"dispatch_ahead_wait must be > 0 seconds, got {self.dispatch_ahead_wait}")
         if self.rate_limit < 0:
             raise ConfigError(f"rate_limit must be >= 0 requests per second, got {self.rate_limit}")
         if not 0 <= self.fairshare_weight <= 100_000:

@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", choices=("easy", "fcfs"), help="queue policy (default easy: EASY backfilling)")
     p.add_argument("--preemption", action="store_true", default=None,
                    help="let higher priority levels preempt (requeue) lower-level work")
+    p.add_argument("--dispatch-ahead", metavar="RATIO", type=float,
+                   help="send a node queued tasks for up to RATIO times its cores beyond what is free, "
+                        "started by its agent as room frees, for clusters of short tasks (default 0: off)")
     p.add_argument("--completed-job-ttl", metavar="SECONDS", type=float,
                    help="purge ended jobs after this long (default 432000, 5 days)")
     p.add_argument("--plaintext", action="store_true", default=None,

@@ -139,7 +139,8 @@ async def _serve_active(
                             metrics=metrics)
     policy = Policy(name=config.policy, placement=config.placement, default_runtime=config.default_runtime_limit,
                     backfill_depth=config.backfill_depth, max_running_cores=config.max_running_cores_per_owner,
-                    preemption=config.preemption)
+                    preemption=config.preemption, dispatch_ahead=config.dispatch_ahead,
+                    dispatch_ahead_wait=config.dispatch_ahead_wait)
     allocator = Allocator(cluster, effects, membership, output, clock, policy, metrics=metrics)
     fairshare = FairShare(cluster, clock, config, kick=lambda: allocator.kick())
     queue = QueueService(cluster, journal, effects, allocator, output, bus, clock,
@@ -191,6 +192,7 @@ async def _serve_active(
     background = [
         asyncio.create_task(allocator.run(), name="allocator"),
         asyncio.create_task(membership.run_liveness(), name="liveness"),
+        *([asyncio.create_task(allocator.run_take_back(), name="take-back")] if policy.dispatch_ahead else []),
         asyncio.create_task(fairshare.run(), name="fairshare"),
         asyncio.create_task(housekeeping.run(), name="housekeeping"),
     ]

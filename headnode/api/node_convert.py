@@ -56,6 +56,7 @@ def _report(r: nodes_pb2.TaskReport) -> TaskReport:
         task=task_id(r.task),
         attempt=r.attempt,
         running=r.phase != nodes_pb2.TASK_PHASE_EXITED,
+        queued=r.phase == nodes_pb2.TASK_PHASE_QUEUED,
         exit_code=r.exit_code,
         signal=r.signal,
         error=r.error,

@@ -36,6 +36,9 @@ class Allocation:
     charge: Resources | None = None
     secondary: bool = False
     pool: int = 0  # the job whose reservation it runs in (0: none)
+    # Dispatched ahead: sent while the node had no room for it; its agent holds it until it
+    # has (not stored: a restarted head treats it as any other allocation).
+    ahead: bool = False
 
     @property
     def charged(self) -> Resources:
@@ -57,6 +60,8 @@ class Node:
     last_heartbeat: float = 0.0
     # Monotonic time the head last heard from the agent (not stored; reset at start-up).
     seen_at: float = 0.0
+    # When a task on it last ended (the head's clock; 0: none since the head started).
+    last_exit: float = 0.0
     allocations: dict[TaskId, Allocation] = field(default_factory=dict)
     used: Resources = ZERO
     # Set by admins at the head node (stored), and declared by the agent (not stored).
@@ -180,6 +185,7 @@ class TaskReport:
     stderr_bytes: int = 0
     runtime_exceeded: bool = False
     out_of_memory: bool = False
+    queued: bool = False  # dispatched ahead and held by the agent, not started (running is True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,11 @@ difference gets exactly one decision:
   reported, not allocated here (unknown task or older attempt)
       running -> kill it;  exited -> let the agent forget it
   reported running, allocated, but the task should no longer run (cancelled) -> kill it
+      (reported queued, dispatched ahead and not started yet, counts as running, not as started)
   allocated, not reported
       at Hello from the same agent process, never started -> deliver the launch again
+      at Hello from a new one, dispatched ahead and never started -> deliver it again (the
+          agent records a task before starting it, so a started one would be reported)
       at Hello otherwise -> lost (the process that had it is gone)
       at a heartbeat, after the agent has acted on the launch -> lost
       at a heartbeat, launch not yet acted on -> nothing yet (it is in flight)
@@ -56,14 +59,15 @@ def reconcile(
             continue
         d.confirmed.append(r.task)
         if r.running:
-            d.running.append(r.task)
+            if not r.queued:
+                d.running.append(r.task)
             if not should_run(r.task, r.attempt):
                 d.kill.append((r.task, r.attempt, "cancelled"))
     for task, alloc in allocations.items():
         if task in reported:
             continue
         if acked_seq is None:
-            if same_agent and not alloc.started:
+            if (same_agent or alloc.ahead) and not alloc.started:
                 d.redeliver.append(task)
             else:
                 d.lost.append(task)

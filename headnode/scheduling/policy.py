@@ -38,6 +38,10 @@ class Policy:
     backfill_depth: int = 1000
     max_running_cores: int = 0
     preemption: bool = False
+    # Dispatch ahead (the allocator's, not the core's: see HeadConfig.dispatch_ahead). Off here,
+    # so the core and the simulator place only on free resources.
+    dispatch_ahead: float = 0.0
+    dispatch_ahead_wait: float = 2.0
 
 
 def level_of(priority: int) -> int:

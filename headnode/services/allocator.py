@@ -11,12 +11,15 @@ committed.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import takewhile
 
 from common import log
 from common.clock import Clock
 from common.constraints import merge
+from common.ids import TaskId
 from common.resources import ZERO, Resources, fits
 from headnode.domain import lifecycle
 from headnode.domain.cluster import Cluster
@@ -153,6 +156,8 @@ class Allocator:
         self._kicked = asyncio.Event()
         self._last = Plan()
         self.passes = 0
+        # Launches dispatched ahead and not yet seen started: instance -> (attempt, when sent).
+        self._ahead: dict[TaskId, tuple[int, float]] = {}
 
     def kick(self) -> None:
         self._kicked.set()
@@ -186,13 +191,16 @@ class Allocator:
         self._reservations(plan, now, o)
         self._preempt(plan, now, o)
         placed = [p for p in (self._commit(p, now, o) for p in plan.placements) if p is not None]
+        failed = len(placed) < len(plan.placements)
+        if self.policy.dispatch_ahead and (plan.pending or plan.blocked_at is not None):
+            placed += self._dispatch_ahead(now, o)
         self.metrics.pass_done(self.clock.monotonic() - began)
         if not placed and not o.jobs:
             return
         # A pass that only placed needs no pass after it (one for nothing, a third of all
         # passes on a busy small cluster): what it left pending it has already looked at. One
         # whose placement failed its second fit check asks again, as every pass used to.
-        only_placed = len(placed) == len(plan.placements) and not (
+        only_placed = not failed and not (
             plan.started or plan.preempt or plan.reserve or plan.release)
         # The launches go out once the placements are durable; the next pass need not wait
         # for that (the cluster in memory already holds them), so a commit in flight does not
@@ -211,7 +219,76 @@ class Allocator:
             return False
         if self.cluster.queue.peekitem(0)[1].id != blocked:
             return False
-        return not any(n.free.cores > 0 and n.schedulable for n in self.cluster.nodes.values())
+        now = self.clock.now()
+        return not any(n.free.cores + self._ahead_room(n, now).cores > 0 and n.schedulable
+                       for n in self.cluster.nodes.values())
+
+    # -- dispatch ahead ------------------------------------------------------------------
+
+    def _ahead_room(self, node: Node, now: float) -> Resources:
+        """What the node may be sent beyond its free resources: dispatch_ahead times its cores
+        and memory, if a task on it ended lately. A node running only long tasks gets none:
+        what it was sent would sit there until taken back."""
+        ratio = self.policy.dispatch_ahead
+        if not ratio or not node.schedulable or now - node.last_exit > self.policy.dispatch_ahead_wait:
+            return ZERO
+        return Resources(math.ceil(node.capacity.cores * ratio), int(node.capacity.memory_mb * ratio))
+
+    def _dispatch_ahead(self, now: float, o: Outcome) -> list[_Placed]:
+        """After a pass has placed what fits, send the queue's next tasks, in queue order, to
+        nodes with room ahead: a first-come-first-served pass over the nodes as if they had
+        that room too, stopping at the first task that may not go ahead (one that asks for
+        more than a share of one node: several nodes, a whole node, a gang, generic resources,
+        or more than the smallest of those nodes has; those wait for real room). Not with
+        preemption or job reservations."""
+        if self.policy.preemption or self.cluster.reserving or not self.cluster.queue:
+            return []
+        rooms = {n.name: r for n in self.cluster.nodes.values() if (r := self._ahead_room(n, now)).cores > 0}
+        if not rooms:
+            return []
+        nodes = tuple(replace(_node_view(self.cluster, n), capacity=n.capacity + rooms[n.name])
+                      for n in sorted(self.cluster.nodes.values(), key=lambda n: n.name) if n.name in rooms)
+        smallest = Resources(min(self.cluster.nodes[n].capacity.cores for n in rooms),
+                             min(self.cluster.nodes[n].capacity.memory_mb for n in rooms))
+        queue = takewhile(lambda r: _may_go_ahead(r, smallest),
+                          (_request(self.cluster, t) for t in self.cluster.queued() if t.pending))
+        snapshot = Snapshot(nodes, queue, running=_running(self.cluster, now, self.policy.default_runtime))
+        plan = schedule(snapshot, now, replace(self.policy, name=FCFS))
+        placed = [p for p in (self._commit(p, now, o, rooms) for p in plan.placements) if p is not None]
+        for p in placed:
+            self._ahead[p.inst.id] = (p.attempt, now)
+        return placed
+
+    async def run_take_back(self) -> None:
+        """Every half dispatch_ahead_wait, take back what was dispatched ahead and has not started."""
+        while True:
+            await self.clock.sleep(self.policy.dispatch_ahead_wait / 2)
+            self.take_back()
+
+    def take_back(self) -> None:
+        """Requeue instances dispatched ahead that have not started within dispatch_ahead_wait
+        (their node's tasks turned out long): as a preemption, so the agent drops the launch
+        (or stops it, if it started just now) and the instance is placed again, elsewhere if
+        there is room, without counting a retry."""
+        now, wait = self.clock.now(), self.policy.dispatch_ahead_wait
+        o = Outcome()
+        for task_id, (attempt, sent) in list(self._ahead.items()):
+            found = self.cluster.find_instance(task_id)
+            node = self.cluster.nodes.get(found[2].node) if found is not None else None
+            alloc = node.allocations.get(task_id) if node is not None else None
+            if found is None or alloc is None or alloc.attempt != attempt or alloc.started \
+                    or found[2].attempt != attempt or found[2].state is not TaskState.RUNNING:
+                del self._ahead[task_id]
+                continue
+            if now - sent < wait:
+                continue
+            del self._ahead[task_id]
+            job, task, inst = found
+            lifecycle.preempt(job, task, inst, f"dispatched ahead to node {inst.node} and not started there within "
+                              f"{wait:g}s; queued again", now, o)
+            _log.info("task_taken_back", job_id=job.id, task_id=str(task_id), node=inst.node, attempt=attempt)
+        if o.jobs or o.kill:
+            self.effects.apply(o)
 
     def _dispatch(self, committed: asyncio.Future[None], placed: list[_Placed]) -> None:
         if committed.cancelled() or committed.exception() is not None:
@@ -230,7 +307,8 @@ class Allocator:
                 p.node.name, Launch(p.inst.id, p.attempt, resolve(p.job, p.task, p.inst))
             )
             _log.info("task_placed", job_id=p.job.id, task_id=str(p.inst.id), node=p.node.name,
-                      attempt=p.attempt, cores=p.inst.cores, hosts=len(p.inst.hosts), sent=alloc.launch_seq > 0)
+                      attempt=p.attempt, cores=p.inst.cores, hosts=len(p.inst.hosts), sent=alloc.launch_seq > 0,
+                      ahead=alloc.ahead)
 
     def _preempt(self, plan: Plan, now: float, o: Outcome) -> None:
         for task_id, reason in plan.preempt:
@@ -264,8 +342,10 @@ class Allocator:
         if plan.release:
             self.kick()  # what was given back may let the next task start
 
-    def _commit(self, p: Placement, now: float, o: Outcome) -> _Placed | None:
-        """Check one placement again with the same fit check, then record it."""
+    def _commit(self, p: Placement, now: float, o: Outcome, ahead: dict[str, Resources] | None = None
+                ) -> _Placed | None:
+        """Check one placement again with the same fit check, then record it. `ahead`: the
+        room each node has beyond its free resources (a placement dispatched ahead)."""
         job = self.cluster.jobs.get(p.task.job)
         task = job.tasks.get(p.task.task) if job else None
         parts = [(self.cluster.nodes.get(name), given) for name, given in ((p.node, p.resources), *p.extra)]
@@ -273,7 +353,13 @@ class Allocator:
             return None
         charged = p.charged if p.charged is not None else p.resources
         for i, (node, given) in enumerate(parts):
-            if node is None or not node.schedulable or not fits(charged if i == 0 else given, node.free):
+            if node is None or not node.schedulable:
+                return None
+            wanted = charged if i == 0 else given
+            if ahead is None:
+                if not fits(wanted, node.free):
+                    return None
+            elif not (fits(wanted, node.free + ahead.get(node.name, ZERO)) and fits(wanted, node.capacity)):
                 return None
         iid = lifecycle.take_pending(task)
         if iid is None:
@@ -284,7 +370,7 @@ class Allocator:
         r = p.resources
         inst = lifecycle.place(job, task, iid, node.name, r.cores, r.memory_mb, now, o, r.generic, hosts)
         pool = job.id if p.charged is not None else 0
-        node.allocate(Allocation(inst.id, inst.attempt, r, charge=p.charged, pool=pool))
+        node.allocate(Allocation(inst.id, inst.attempt, r, charge=p.charged, pool=pool, ahead=ahead is not None))
         for other, given in parts[1:]:
             assert other is not None
             other.allocate(Allocation(inst.id, inst.attempt, given, secondary=True))
@@ -311,3 +397,8 @@ class Allocator:
             why = "first come, first served" if self.policy.name == FCFS else "it has the reservation"
             return f"waiting behind job {blocker.job}, ahead in the queue ({why})"
         return WAITING_FOR_SCHEDULER
+
+
+def _may_go_ahead(r: TaskRequest, smallest: Resources) -> bool:
+    return not (r.nodes or r.exclusive or r.job_exclusive or r.gang or r.max_cores or r.resources.generic) \
+        and fits(r.resources, smallest)

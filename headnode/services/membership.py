@@ -226,6 +226,8 @@ class Membership:
         self.output.complete(event.task)
         ack = AckExit(event.task, event.attempt)
         found = self.cluster.find_instance(event.task)
+        if found is not None and found[2].state is TaskState.RUNNING:
+            node.last_exit = self.clock.now()  # a task that ran to its end: one taken back did not
         if found is not None:
             self.cluster.release_secondaries(event.task, event.attempt, found[2].hosts)
         await self.settle(node)

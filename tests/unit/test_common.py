@@ -113,6 +113,10 @@ def test_config_errors_say_what_to_fix(tmp_path: Path) -> None:
         load(NodeConfig, "node", None, {"tls_ca": "ca.crt", "tls_cert": "n1.crt"})
     with pytest.raises(ConfigError, match="event_loop must be 'uvloop' or 'asyncio', got 'tokio'"):
         load(HeadConfig, "head", None, {"event_loop": "tokio"})
+    with pytest.raises(ConfigError, match="dispatch_ahead must be between 0 and 16"):
+        load(HeadConfig, "head", None, {"dispatch_ahead": -1})
+    with pytest.raises(ConfigError, match="dispatch_ahead_wait must be > 0 seconds"):
+        load(HeadConfig, "head", None, {"dispatch_ahead_wait": 0})
 
 
 def test_backoff_grows_with_jitter_and_resets() -> None:

@@ -56,3 +56,17 @@ def test_heartbeat_only_loses_launches_the_agent_has_acted_on() -> None:
     allocations = {A: alloc(A, launch_seq=4), B: alloc(B, launch_seq=9), C: alloc(C, launch_seq=0)}
     d = reconcile(allocations, always, (), acked_seq=5, same_agent=True)
     assert d.lost == [A]  # B is still in flight, C was never sent in this session
+
+
+def test_a_launch_held_by_the_agent_is_confirmed_but_not_started() -> None:
+    allocations = {A: alloc(A, launch_seq=2), B: alloc(B, launch_seq=3)}
+    held = TaskReport(B, 1, running=True, queued=True)
+    d = reconcile(allocations, lambda t, a: t != B, (running(A), held), acked_seq=3, same_agent=True)
+    assert d.confirmed == [A, B] and d.running == [A]
+    assert d.kill == [(B, 1, "cancelled")] and d.lost == []
+
+
+def test_hello_from_a_new_agent_process_redelivers_what_it_was_sent_ahead_and_never_started() -> None:
+    ahead = Allocation(A, 1, Resources(1, 0), launch_seq=4, ahead=True)
+    d = reconcile({A: ahead, B: alloc(B, launch_seq=3)}, always, (), None, same_agent=False)
+    assert d.redeliver == [A] and d.lost == [B]

@@ -1,0 +1,70 @@
+"""Dispatch ahead on a real cluster: one agent of 1 core, sent queued tasks beyond its room,
+runs them one at a time in queue order; one it cannot start in time is taken back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shoal.client import Client, task_spec
+from shoal.local import LocalCluster
+from shoal.v1 import jobs_pb2
+from tests.conftest import eventually
+
+pytestmark = pytest.mark.cluster
+
+CONFIG = """\
+[head]
+dispatch_ahead = 2.0
+dispatch_ahead_wait = 3.0
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    state = tmp_path_factory.mktemp("ahead")
+    (state / "shoal.toml").write_text(CONFIG)
+    with LocalCluster(state, nodes=1, cores=1, node_args=["--kill-grace", "1"],
+                      head_args=["--config", str(state / "shoal.toml")]) as c:
+        yield c
+
+
+@pytest.fixture
+def client(cluster: LocalCluster) -> Iterator[Client]:
+    with Client(cluster.address) as c:
+        yield c
+
+
+def test_a_node_runs_what_it_was_sent_ahead_one_at_a_time(cluster: LocalCluster, client: Client,
+                                                          tmp_path: Path) -> None:
+    # Two instances running at once on the 1-core node would both find the lock taken by the
+    # other (mkdir is atomic), and one would fail.
+    lock = tmp_path / "lock"
+    command = f"mkdir {lock} || exit 7; sleep 0.02; rmdir {lock}"
+    job = client.submit(jobs_pb2.JobSpec(name="ahead", tasks=[task_spec(command, sweep=(1, 40, 1))]))
+    done = client.wait_job(job)
+    assert done.state == jobs_pb2.JOB_STATE_FINISHED, [i.exit_code for i in done.tasks]
+    placed = [line for line in (cluster.log_dir / "head.log").read_text().splitlines() if "task_placed" in line]
+    assert any('"ahead": true' in line for line in placed), "no task was dispatched ahead"
+
+
+def test_a_task_sent_ahead_behind_a_long_one_is_taken_back(client: Client, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    first = client.submit(jobs_pb2.JobSpec(name="short", tasks=[task_spec("true")]))
+    assert client.wait_job(first).state == jobs_pb2.JOB_STATE_FINISHED
+    # The node ended a task just now, so what cannot start on it is sent ahead...
+    long = client.submit(jobs_pb2.JobSpec(name="long", tasks=[task_spec(f"while [ ! -e {go} ]; do sleep 0.02; done")]))
+    behind = client.submit(jobs_pb2.JobSpec(name="behind", tasks=[task_spec("echo ran")]))
+    eventually(lambda: client.get_job(long).state == jobs_pb2.JOB_STATE_RUNNING, what="the long job to run")
+    # ...and taken back once it has waited dispatch_ahead_wait there without starting.
+    reason = "not started there within 3s; queued again"
+    eventually(lambda: any(reason in h.reason for h in client.get_job(behind).tasks[0].history),
+               timeout=30, what="the task sent ahead to be taken back")
+    task = client.get_job(behind).tasks[0]
+    assert task.state == jobs_pb2.TASK_STATE_QUEUED, task
+    go.touch()
+    assert client.wait_job(behind).state == jobs_pb2.JOB_STATE_FINISHED
+    assert client.wait_job(long).state == jobs_pb2.JOB_STATE_FINISHED
