@@ -4,7 +4,9 @@
                                      [--runs 5] [--tasks 2000] [--no-slurm]
 
 Shoal runs as a local cluster (`shoal.local`: a head node on SQLite and 2 agents, each
-offering this machine's cores, as `shoal up` runs it); Slurm as bench/slurm.py sets it up (one
+offering this machine's cores, as `shoal up` runs it), with `dispatch_ahead = 1` (the setting
+for clusters of short tasks; the throughput runs also measure Shoal's default, off, as the
+`*_default` figures, pair by pair with the others); Slurm as bench/slurm.py sets it up (one
 node of this machine's cores, tuned). Slurm runs without cgroups, and so do Shoal's agents
 (`isolation = "watch"`) unless `--isolation cgroup`: on this machine's cgroup v1 hierarchy,
 moving each task into its cgroup waits for an RCU grace period, which costs 10-20 ms of start
@@ -89,12 +91,16 @@ class Watcher:
 
 
 ISOLATION = "watch"
+# The head node's dispatch_ahead: these runs are the cluster of short tasks it is for (Shoal's
+# own default is 0, off: throughput() measures that too, as the *_default figures).
+DISPATCH_AHEAD = 1.0
 
 
-def shoal_cluster(tmp: Path) -> LocalCluster:
+def shoal_cluster(tmp: Path, dispatch_ahead: float | None = None) -> LocalCluster:
     # Slurm runs here without cgroups (task/none, proctrack/linuxproc), so Shoal's agents do too
     # by default; --isolation cgroup measures Shoal with a cgroup per task.
-    return LocalCluster(tmp, nodes=2, node_args=["--isolation", ISOLATION])
+    ahead = DISPATCH_AHEAD if dispatch_ahead is None else dispatch_ahead
+    return LocalCluster(tmp, nodes=2, node_args=["--isolation", ISOLATION], head_args=["--dispatch-ahead", f"{ahead:g}"])
 
 
 # -- 1 and 2: throughput -------------------------------------------------------------------
@@ -148,22 +154,29 @@ def slurm_sweep(slurm: Slurm, n: int) -> float:
 
 def throughput(kind: str, runs: int, n: int, slurm: Slurm | None) -> list[dict[str, object]]:
     shoal_fn, slurm_fn = (shoal_jobs, slurm_jobs) if kind == "jobs" else (shoal_sweep, slurm_sweep)
-    ours, batched, theirs = [], [], []
-    with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp, shoal_cluster(Path(tmp)) as cluster:
+    ours, batched, theirs, default = [], [], [], []
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp, shoal_cluster(Path(tmp)) as cluster, \
+            tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp2, shoal_cluster(Path(tmp2), 0.0) as plain:
         shoal_fn(cluster, min(n, 200))  # warm up
+        shoal_fn(plain, min(n, 200))
         for _ in range(runs):
             ours.append(shoal_fn(cluster, n))
             if kind == "jobs":
                 batched.append(shoal_jobs(cluster, n, batched=True))
+            default.append(shoal_fn(plain, n))
             if slurm is not None:
                 theirs.append(slurm_fn(slurm, n))
+    ahead = f"dispatch_ahead = {DISPATCH_AHEAD:g}"
+    off = versus(f"throughput_{kind}_default", default, theirs or None, "tasks/s", True,
+                 note=f"as throughput_{kind}{'' if kind == 'sweep' else ' (one SubmitJob call each)'}, "
+                      "with Shoal's default config (dispatch_ahead = 0)")
     if kind == "sweep":
         return [versus("throughput_sweep", ours, theirs or None, "tasks/s", True, 600.0,
-                       note=f"{n} tasks of true per run")]
+                       note=f"{n} tasks of true per run; {ahead}"), off]
     return [versus("throughput_jobs", ours, theirs or None, "tasks/s", True, 500.0,
-                   note=f"{n} jobs, one SubmitJob call each, 32 in flight"),
+                   note=f"{n} jobs, one SubmitJob call each, 32 in flight; {ahead}"),
             versus("throughput_jobs_batched", batched, theirs or None, "tasks/s", True, 500.0,
-                   note=f"{n} jobs submitted 100 to a SubmitJobs call")]
+                   note=f"{n} jobs submitted 100 to a SubmitJobs call; {ahead}"), off]
 
 
 # -- 3: latency ----------------------------------------------------------------------------
@@ -280,6 +293,7 @@ def submission(runs: int, slurm: Slurm | None) -> list[dict[str, object]]:
 
 
 def main() -> None:
+    global ISOLATION, DISPATCH_AHEAD
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", nargs="?", default="all",
                         choices=("all", "throughput_jobs", "throughput_sweep", "latency", "submission"))
@@ -289,9 +303,10 @@ def main() -> None:
     parser.add_argument("--no-slurm", action="store_true")
     parser.add_argument("--isolation", choices=("watch", "cgroup"), default="watch",
                         help="Shoal's agents without cgroups, like the Slurm here (default), or with them")
+    parser.add_argument("--dispatch-ahead", type=float, default=DISPATCH_AHEAD, metavar="RATIO",
+                        help=f"the head node's dispatch_ahead (default {DISPATCH_AHEAD:g}; 0: off)")
     args = parser.parse_args()
-    global ISOLATION
-    ISOLATION = args.isolation
+    ISOLATION, DISPATCH_AHEAD = args.isolation, args.dispatch_ahead
     slurm: Slurm | None = None
     figures: list[dict[str, object]] = []
     if not args.no_slurm:
