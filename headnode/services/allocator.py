@@ -11,10 +11,8 @@ committed.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from itertools import takewhile
+from dataclasses import dataclass
 
 from common import log
 from common.clock import Clock
@@ -28,6 +26,7 @@ from headnode.domain.lifecycle import Outcome
 from headnode.domain.model import RESERVE_NODES, Instance, Job, Task
 from headnode.domain.node import Allocation, Launch, Node
 from headnode.domain.states import JobState, TaskState
+from headnode.scheduling import ahead
 from headnode.scheduling.core import Placement, Plan, schedule
 from headnode.scheduling.policy import FCFS, Policy, level_of
 from headnode.scheduling.snapshot import NodeView, PoolView, Running, Snapshot, TaskRequest
@@ -226,34 +225,21 @@ class Allocator:
     # -- dispatch ahead ------------------------------------------------------------------
 
     def _ahead_room(self, node: Node, now: float) -> Resources:
-        """What the node may be sent beyond its free resources: dispatch_ahead times its cores
-        and memory, if a task on it ended lately. A node running only long tasks gets none:
-        what it was sent would sit there until taken back."""
-        ratio = self.policy.dispatch_ahead
-        if not ratio or not node.schedulable or now - node.last_exit > self.policy.dispatch_ahead_wait:
-            return ZERO
-        return Resources(math.ceil(node.capacity.cores * ratio), int(node.capacity.memory_mb * ratio))
+        return ahead.room(node.capacity, node.last_exit, now, self.policy) if node.schedulable else ZERO
 
     def _dispatch_ahead(self, now: float, o: Outcome) -> list[_Placed]:
-        """After a pass has placed what fits, send the queue's next tasks, in queue order, to
-        nodes with room ahead: a first-come-first-served pass over the nodes as if they had
-        that room too, stopping at the first task that may not go ahead (one that asks for
-        more than a share of one node: several nodes, a whole node, a gang, generic resources,
-        or more than the smallest of those nodes has; those wait for real room). Not with
-        preemption or job reservations."""
+        """After a pass has placed what fits, send the queue's next tasks to nodes with room
+        ahead (scheduling/ahead.py). Not with preemption or job reservations."""
         if self.policy.preemption or self.cluster.reserving or not self.cluster.queue:
             return []
         rooms = {n.name: r for n in self.cluster.nodes.values() if (r := self._ahead_room(n, now)).cores > 0}
         if not rooms:
             return []
-        nodes = tuple(replace(_node_view(self.cluster, n), capacity=n.capacity + rooms[n.name])
-                      for n in sorted(self.cluster.nodes.values(), key=lambda n: n.name) if n.name in rooms)
-        smallest = Resources(min(self.cluster.nodes[n].capacity.cores for n in rooms),
-                             min(self.cluster.nodes[n].capacity.memory_mb for n in rooms))
-        queue = takewhile(lambda r: _may_go_ahead(r, smallest),
-                          (_request(self.cluster, t) for t in self.cluster.queued() if t.pending))
-        snapshot = Snapshot(nodes, queue, running=_running(self.cluster, now, self.policy.default_runtime))
-        plan = schedule(snapshot, now, replace(self.policy, name=FCFS))
+        nodes = (_node_view(self.cluster, n) for n in sorted(self.cluster.nodes.values(), key=lambda n: n.name)
+                 if n.name in rooms)
+        queue = (_request(self.cluster, t) for t in self.cluster.queued() if t.pending)
+        plan = ahead.plan(nodes, rooms, queue, _running(self.cluster, now, self.policy.default_runtime), now,
+                          self.policy)
         placed = [p for p in (self._commit(p, now, o, rooms) for p in plan.placements) if p is not None]
         for p in placed:
             self._ahead[p.inst.id] = (p.attempt, now)
@@ -397,8 +383,3 @@ class Allocator:
             why = "first come, first served" if self.policy.name == FCFS else "it has the reservation"
             return f"waiting behind job {blocker.job}, ahead in the queue ({why})"
         return WAITING_FOR_SCHEDULER
-
-
-def _may_go_ahead(r: TaskRequest, smallest: Resources) -> bool:
-    return not (r.nodes or r.exclusive or r.job_exclusive or r.gang or r.max_cores or r.resources.generic) \
-        and fits(r.resources, smallest)
