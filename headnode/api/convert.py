@@ -12,7 +12,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from common.errors import InvalidArgument
 from common.formats import format_exit_codes, parse_exit_codes
-from common.constraints import Constraints, check_token, make
+from common.constraints import NONE, Constraints, check_token, make
 from common.resources import Generic, Resources, check_name, generic_of
 from common.wire import resources_msg, task_ref, timestamp
 from headnode.domain.launch import substitute
@@ -130,6 +130,8 @@ def _generic(values: Any, where: str) -> Generic:
 
 
 def constraints(msg: common_pb2.PlacementConstraints, where: str) -> Constraints:
+    if not (msg.groups or msg.require_labels or msg.avoid_labels or msg.nodes):
+        return NONE  # most jobs and tasks name none: no sets to build
     for field_name in ("groups", "require_labels", "avoid_labels", "nodes"):
         for value in getattr(msg, field_name):
             if why := check_token(value, field_name.rstrip("s").replace("_label", " label")):
