@@ -191,10 +191,6 @@ class TaskEntry:
     launch: Any = None  # the LaunchTask message, kept while QUEUED
 
 
-# Phases in which a task holds its cores and memory: its process may be alive.
-_HOLDING = (Phase.RUNNING, Phase.KILLING)
-
-
 class AgentState:
     def __init__(self, cores: int = 0, memory_mb: int = 0) -> None:
         """`cores`, `memory_mb`: the node's capacity offered to tasks; 0 cores: unlimited (every
@@ -203,6 +199,9 @@ class AgentState:
         self.cores = cores
         self.memory_mb = memory_mb
         self.queue: deque[Key] = deque()  # the QUEUED entries, first to start first
+        # What the RUNNING and KILLING entries hold: how many, their cores and memory. Kept as
+        # they change phase rather than summed over the table at each launch and each exit.
+        self.holding = self.held_cores = self.held_memory = 0
 
     def handle(self, event: Event) -> list[Instruction]:
         entry = self.tasks.get(event.key)
@@ -219,20 +218,25 @@ class AgentState:
 
     def _fits(self, t: TaskEntry) -> bool:
         """The node has room for `t` now (or runs nothing, so `t` is never held forever)."""
-        if self.cores <= 0:
+        if self.cores <= 0 or not self.holding:
             return True
-        cores = memory = 0
-        holding = False
-        for other in self.tasks.values():
-            if other.phase in _HOLDING:
-                holding = True
-                cores += max(1, other.cores)
-                memory += other.memory_mb
-        if not holding:
-            return True
-        if cores + max(1, t.cores) > self.cores:
+        if self.held_cores + max(1, t.cores) > self.cores:
             return False
-        return self.memory_mb <= 0 or memory + t.memory_mb <= self.memory_mb
+        return self.memory_mb <= 0 or self.held_memory + t.memory_mb <= self.memory_mb
+
+    def _hold(self, t: TaskEntry, phase: Phase) -> None:
+        """`t` enters a phase that holds its cores and memory (from one that does not)."""
+        t.phase = phase
+        self.holding += 1
+        self.held_cores += max(1, t.cores)
+        self.held_memory += t.memory_mb
+
+    def _release(self, t: TaskEntry) -> None:
+        """`t` leaves RUNNING or KILLING for REPORTED: its process is gone."""
+        t.phase = Phase.REPORTED
+        self.holding -= 1
+        self.held_cores -= max(1, t.cores)
+        self.held_memory -= t.memory_mb
 
     def _drain(self) -> list[Instruction]:
         """Start the queued launches that now fit, in order; the first that does not stops it."""
@@ -242,7 +246,8 @@ class AgentState:
             if not self._fits(t):
                 break
             self.queue.popleft()
-            launch, t.launch, t.phase = t.launch, None, Phase.RUNNING
+            launch, t.launch = t.launch, None
+            self._hold(t, Phase.RUNNING)
             out.append(Start(t.key, launch))
         return out
 
@@ -251,7 +256,7 @@ class AgentState:
         fits = not self.queue and self._fits(t)  # before it is in the table, holding nothing
         self.tasks[e.key] = t
         if fits:
-            t.phase = Phase.RUNNING
+            self._hold(t, Phase.RUNNING)
             return [Start(e.key, e.launch)]
         t.launch = e.launch
         self.queue.append(e.key)
@@ -268,8 +273,8 @@ class AgentState:
         if not e.running:
             t.phase, t.exit_code, t.signal, t.error = Phase.REPORTED, e.exit_code, e.signal, e.error
             return [ReportExited(e.key)]
+        self._hold(t, Phase.KILLING if e.killing else Phase.RUNNING)
         if e.killing:
-            t.phase = Phase.KILLING
             return [Signal(e.key, _signal.SIGKILL)]  # its grace passed while the agent was away
         return [StartRuntimeTimer(e.key, e.runtime_left)] if e.runtime_left > 0 else []
 
@@ -282,7 +287,7 @@ class AgentState:
 
     def _start_failed(self, t: TaskEntry, e: StartFailed) -> list[Instruction]:
         t.error = e.error
-        t.phase = Phase.REPORTED
+        self._release(t)
         return [ReportExited(e.key), *self._drain()]
 
     def _kill(self, t: TaskEntry, e: KillRequested | RuntimeExceeded) -> list[Instruction]:
@@ -304,7 +309,7 @@ class AgentState:
 
     def _exited(self, t: TaskEntry, e: ProcessExited) -> list[Instruction]:
         t.exit_code, t.signal, t.error = e.exit_code, e.signal, e.error
-        t.phase = Phase.REPORTED
+        self._release(t)
         # Whatever the task left behind in its process group goes with it (as Slurm does).
         return [Signal(e.key, _signal.SIGKILL), ReportExited(e.key), *self._drain()]
 

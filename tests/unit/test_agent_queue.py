@@ -194,6 +194,7 @@ def test_any_order_keeps_the_node_within_its_cores_and_starts_in_arrival_order(e
         assert list(a.queue) == arrived
         holding = [t for t in a.tasks.values() if t.phase in (s.Phase.RUNNING, s.Phase.KILLING)]
         used = sum(t.cores for t in holding)
+        assert (a.holding, a.held_cores) == (len(holding), sum(max(1, t.cores) for t in holding)), "counts drifted"
         assert used <= 3 or len(holding) == 1, "over capacity with more than one task"
         if a.queue:
             assert holding, "queued launches wait for nothing"
