@@ -235,8 +235,7 @@ class Allocator:
         rooms = {n.name: r for n in self.cluster.nodes.values() if (r := self._ahead_room(n, now)).cores > 0}
         if not rooms:
             return []
-        nodes = (_node_view(self.cluster, n) for n in sorted(self.cluster.nodes.values(), key=lambda n: n.name)
-                 if n.name in rooms)
+        nodes = (_node_view(self.cluster, self.cluster.nodes[name]) for name in sorted(rooms))
         queue = (_request(self.cluster, t) for t in self.cluster.queued() if t.pending)
         plan = ahead.plan(nodes, rooms, queue, _running(self.cluster, now, self.policy.default_runtime), now,
                           self.policy)
