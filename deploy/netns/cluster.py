@@ -91,14 +91,17 @@ class NetnsCluster:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self, timeout: float = 30.0) -> str:
-        """Build the network, start the head node and every agent, and wait until all are Online.
-        Refuses to touch an existing cluster of the same prefix; cleans up after itself on failure."""
+    def check_prefix_free(self) -> None:
         prefix = self.layout.prefix
         if network.namespaces(prefix) or network.links(prefix):
             raise NetnsError(f"namespaces or links of prefix {prefix!r} already exist (a cluster is up, or a "
                              f"crashed one left them): run "
                              f"`python -m deploy.netns.cluster down --prefix {prefix}`")
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Build the network, start the head node and every agent, and wait until all are Online.
+        Refuses to touch an existing cluster of the same prefix; cleans up after itself on failure."""
+        self.check_prefix_free()
         network.check_subnet_free(self.layout)
         try:
             network.create(self.layout)
@@ -252,6 +255,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cluster = NetnsCluster(state_dir, nodes=args.nodes, prefix=args.prefix, subnet=args.subnet,
                                cores=args.cores, port=args.port, secure=args.secure)
+    except NetnsError as e:
+        print(f"netns: {e}", file=sys.stderr)
+        return 2
+    try:
+        # A cluster of this prefix already up comes first: its subnet would be taken too.
+        cluster.check_prefix_free()
+    except NetnsError as e:
+        print(f"netns: {e}", file=sys.stderr)
+        return 1
+    try:
         network.check_subnet_free(cluster.layout)
     except NetnsError as e:
         print(f"netns: {e}", file=sys.stderr)
