@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from common.ids import TaskId
 from shoal.client import Client, task_spec
 from shoal.local import LocalCluster
 from shoal.v1 import jobs_pb2
@@ -68,3 +69,29 @@ def test_a_task_sent_ahead_behind_a_long_one_is_taken_back(client: Client, tmp_p
     go.touch()
     assert client.wait_job(behind).state == jobs_pb2.JOB_STATE_FINISHED
     assert client.wait_job(long).state == jobs_pb2.JOB_STATE_FINISHED
+
+
+def test_launches_held_by_an_agent_that_restarts_are_sent_again(tmp_path: Path) -> None:
+    state = tmp_path / "restart"
+    state.mkdir()
+    (state / "shoal.toml").write_text("[head]\ndispatch_ahead = 2.0\ndispatch_ahead_wait = 60.0\n")
+    go = tmp_path / "go"
+    with LocalCluster(state, nodes=1, cores=1, stop_tasks_on_exit=False,
+                      head_args=["--config", str(state / "shoal.toml")]) as cluster, Client(cluster.address) as client:
+        first = client.submit(jobs_pb2.JobSpec(name="short", tasks=[task_spec("true")]))
+        assert client.wait_job(first).state == jobs_pb2.JOB_STATE_FINISHED
+        long = client.submit(jobs_pb2.JobSpec(name="long", tasks=[task_spec(f"while [ ! -e {go} ]; do sleep 0.02; done")]))
+        held = [client.submit(jobs_pb2.JobSpec(name="held", tasks=[task_spec("echo held")])) for _ in range(2)]
+        eventually(lambda: all(client.get_job(j).state == jobs_pb2.JOB_STATE_RUNNING for j in (long, *held)),
+                   what="the long job to run and the others to be sent ahead behind it")
+        cluster.kill_node("node1")  # the new agent adopts the long task and knows nothing of the rest
+        cluster.start_node("node1")
+        go.touch()
+        for job_id in held:
+            job = client.wait_job(job_id)
+            assert job.state == jobs_pb2.JOB_STATE_FINISHED and job.tasks[0].attempt == 1, job
+            assert b"".join(client.read_output(TaskId(job_id, 1))) == b"held\n"
+        assert client.wait_job(long).state == jobs_pb2.JOB_STATE_FINISHED
+        placed = [line for line in (cluster.log_dir / "head.log").read_text().splitlines()
+                  if "task_placed" in line and f'"job_id": {held[0]},' in line]
+        assert placed and all('"ahead": true' in line for line in placed), placed
