@@ -218,6 +218,8 @@ class Allocator:
             return False
         if self.cluster.queue.peekitem(0)[1].id != blocked:
             return False
+        if not self.policy.dispatch_ahead:  # every submission on a full cluster asks: kept cheap
+            return not any(n.free.cores > 0 and n.schedulable for n in self.cluster.nodes.values())
         now = self.clock.now()
         return not any(n.free.cores + self._ahead_room(n, now).cores > 0 and n.schedulable
                        for n in self.cluster.nodes.values())
@@ -327,9 +329,9 @@ class Allocator:
         if plan.release:
             self.kick()  # what was given back may let the next task start
 
-    def _commit(self, p: Placement, now: float, o: Outcome, ahead: dict[str, Resources] | None = None
+    def _commit(self, p: Placement, now: float, o: Outcome, rooms: dict[str, Resources] | None = None
                 ) -> _Placed | None:
-        """Check one placement again with the same fit check, then record it. `ahead`: the
+        """Check one placement again with the same fit check, then record it. `rooms`: the
         room each node has beyond its free resources (a placement dispatched ahead)."""
         job = self.cluster.jobs.get(p.task.job)
         task = job.tasks.get(p.task.task) if job else None
@@ -341,10 +343,10 @@ class Allocator:
             if node is None or not node.schedulable:
                 return None
             wanted = charged if i == 0 else given
-            if ahead is None:
+            if rooms is None:
                 if not fits(wanted, node.free):
                     return None
-            elif not (fits(wanted, node.free + ahead.get(node.name, ZERO)) and fits(wanted, node.capacity)):
+            elif not (fits(wanted, node.free + rooms.get(node.name, ZERO)) and fits(wanted, node.capacity)):
                 return None
         iid = lifecycle.take_pending(task)
         if iid is None:
@@ -355,7 +357,7 @@ class Allocator:
         r = p.resources
         inst = lifecycle.place(job, task, iid, node.name, r.cores, r.memory_mb, now, o, r.generic, hosts)
         pool = job.id if p.charged is not None else 0
-        node.allocate(Allocation(inst.id, inst.attempt, r, charge=p.charged, pool=pool, ahead=ahead is not None))
+        node.allocate(Allocation(inst.id, inst.attempt, r, charge=p.charged, pool=pool, ahead=rooms is not None))
         for other, given in parts[1:]:
             assert other is not None
             other.allocate(Allocation(inst.id, inst.attempt, given, secondary=True))

@@ -1,5 +1,6 @@
 """Dispatch ahead on a real cluster: one agent of 1 core, sent queued tasks beyond its room,
-runs them one at a time in queue order; one it cannot start in time is taken back.
+runs them one at a time in queue order; one it cannot start in time is taken back; those an
+agent held when it restarted are sent again.
 """
 
 from __future__ import annotations
