@@ -224,7 +224,7 @@ class TaskRunner:
     def _hostfile(self, key: st.Key, nodes: str) -> str:
         """An MPI hostfile ("host slots=N" lines, Open MPI's form) in the task's spool record."""
         words = nodes.split()
-        path = Path(self.spool.file(key, "hostfile"))
+        path = Path(self.spool.hostfile_path(key))  # so that remove() takes it
         path.write_text("".join(f"{h} slots={c}\n" for h, c in zip(words[::2], words[1::2])))
         return str(path)
 

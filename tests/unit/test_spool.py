@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from computenode import spool as spool_module
 from computenode.launcher import SUBSHELL_WRAPPER, WRAPPER, cd_failed, wrapper_for
 from computenode.spool import Meta, Spool
 
@@ -42,25 +43,199 @@ def test_a_record_from_an_earlier_agent_is_saved_over_without_a_remnant(tmp_path
     assert Spool(tmp_path / "spool").existing() == [adopted]
 
 
-def files(spool: Spool, m: Meta) -> list[str]:
-    return sorted(p.name for p in spool.root.iterdir() if p.name.startswith(spool.name(m.key) + "."))
+def slot(spool: Spool, m: Meta) -> str:
+    """The stem of the record's files (its slot), while the spool holds it."""
+    return Path(spool.file(m.key, "meta")).stem
 
 
-def test_remove_takes_the_whole_record(tmp_path: Path) -> None:
+def files(spool: Spool, stem: str) -> list[str]:
+    return sorted(p.name for p in spool.root.iterdir() if p.name.startswith(stem + "."))
+
+
+def test_remove_takes_the_whole_record_of_a_task_that_wrote_output(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     spool.watch(lambda key: None)
     a, b = meta(1), meta(2)
-    for m in (a, b):
-        spool.create(m)
+    out_a, _ = spool.create(a)
+    spool.create(b)
+    os.write(out_a, b"x")
     Path(spool.status_path(a.key)).write_text("0\n")
-    Path(spool.file(a.key, "hostfile")).write_text("n1 slots=2\n")
-    assert files(spool, a) == ["7.1.1.1.hostfile", "7.1.1.1.meta", "7.1.1.1.status", "7.1.1.1.stderr", "7.1.1.1.stdout"]
+    Path(spool.hostfile_path(a.key)).write_text("n1 slots=2\n")
+    sa, sb = slot(spool, a), slot(spool, b)
+    assert files(spool, sa) == [f"{sa}.{kind}" for kind in ("hostfile", "meta", "status", "stderr", "stdout")]
     spool.remove(a.key)
-    assert files(spool, a) == []
-    assert len(files(spool, b)) == 3, "the other record is untouched"
+    assert files(spool, sa) == []
+    assert len(files(spool, sb)) == 3, "the other record is untouched"
     spool.remove(b.key)
     spool.remove(b.key)  # twice is harmless
-    assert list((tmp_path / "spool").iterdir()) == []
+    assert files(spool, sb) == [f"{sb}.meta", f"{sb}.stderr", f"{sb}.stdout"], "no output: kept, free"
+    assert Path(f"{spool.root}/{sb}.meta").read_text().strip() == "", "blanked: no record"
+    spool.close()
+
+
+def test_a_removed_record_without_output_lends_its_files_to_the_next(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    first = meta(1, error="e" * 200, user_files={"stdout": "/a/long/path"})
+    out, err = spool.create(first)
+    spool.save(first)  # as after the start
+    Path(spool.status_path(first.key)).write_text("3\n")  # as the wrapper leaves it
+    Path(spool.hostfile_path(first.key)).write_text("n1 slots=2\n")
+    stem, inode = slot(spool, first), os.stat(spool.file(first.key, "stdout")).st_ino
+    spool.remove(first.key)
+    assert files(spool, stem) == [f"{stem}.meta", f"{stem}.stderr", f"{stem}.stdout"]
+    assert not list(spool.root.glob("*.status")) and not list(spool.root.glob("*.hostfile"))
+    second = meta(2)
+    assert spool.create(second) == (out, err), "the same descriptors"
+    assert slot(spool, second) == stem and os.stat(spool.file(second.key, "stdout")).st_ino == inode
+    assert spool.exit_status(second.key) is None, "nothing of the last occupant's exit"
+    assert (spool.size(second.key, "stdout"), spool.size(second.key, "stderr")) == (0, 0)
+    assert json.loads(Path(spool.file(second.key, "meta")).read_text()) == vars(second)
+    assert Spool(tmp_path / "spool").existing() == [second], "the shorter record, whole"
+    spool.close()
+
+
+def test_a_reused_slots_status_is_its_new_tasks_own(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    first, second = meta(1), meta(2)
+    spool.create(first)
+    assert run(WRAPPER, "exit 3", Path(spool.status_path(first.key))) == (3, "3")
+    assert spool.exit_status(first.key) == 3
+    spool.remove(first.key)
+    spool.create(second)
+    assert spool.status_path(second.key) == f"{spool.root}/s1.status", "the same slot"
+    assert spool.exit_status(second.key) is None, "not the last occupant's 3"
+    assert run(WRAPPER, "true", Path(spool.status_path(second.key))) == (0, "0")
+    assert spool.exit_status(second.key) == 0
+    spool.close()
+
+
+def test_a_record_whose_task_wrote_output_is_deleted_not_reused(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    first = meta(1)
+    _, err = spool.create(first)
+    os.write(err, b"oops")
+    stem = slot(spool, first)
+    spool.remove(first.key)
+    assert files(spool, stem) == []
+    with pytest.raises(OSError):
+        os.fstat(err)
+    second = meta(2)
+    spool.create(second)
+    assert slot(spool, second) != stem and spool.size(second.key, "stderr") == 0
+    spool.close()
+
+
+def test_a_slot_is_not_reused_while_its_tasks_process_group_lives(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    left = subprocess.Popen(["sleep", "60"], process_group=0)  # what the task left running
+    try:
+        first = meta(1)
+        spool.create(first)
+        first.pid = left.pid
+        spool.save(first)
+        stem = slot(spool, first)
+        spool.remove(first.key)
+        assert files(spool, stem) == [], "it could still write to its output"
+    finally:
+        left.kill()
+        left.wait()
+    second = meta(2, pid=left.pid)
+    spool.create(second)
+    stem = slot(spool, second)
+    spool.remove(second.key)  # the group is gone now
+    assert len(files(spool, stem)) == 3
+    spool.close()
+
+
+def test_a_free_slot_is_no_record_to_a_restarted_agent(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    kept, freed = meta(1), meta(2)
+    spool.create(kept)
+    spool.create(freed)
+    spool.remove(freed.key)
+    spool.close()  # the agent stops, or is killed
+    again = Spool(tmp_path / "spool")
+    assert again.existing() == [kept]
+    assert sorted(p.suffix for p in again.root.iterdir()) == [".meta", ".stderr", ".stdout"], "the free slot went"
+    new = meta(3)
+    again.create(new)
+    assert slot(again, new) not in {slot(again, kept), "s1", "s2"}, "no name an earlier agent used"
+    again.close()
+
+
+def test_an_agent_killed_while_it_frees_a_slot_leaves_no_record_and_no_status(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spool = Spool(tmp_path / "spool")
+    m = meta()
+    spool.create(m)
+    Path(spool.status_path(m.key)).write_text("0\n")
+
+    class Killed(BaseException):
+        pass
+
+    def killed(path: str) -> None:
+        raise Killed  # the agent dies just after the blank
+
+    monkeypatch.setattr(spool_module, "_unlink", killed)
+    with pytest.raises(Killed):
+        spool.remove(m.key)
+    monkeypatch.undo()
+    for fd in os.listdir("/proc/self/fd"):  # what the dead agent held
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(str(spool.root)):
+                os.close(int(fd))
+        except FileNotFoundError:  # listdir's own
+            pass
+    assert Path(f"{spool.root}/s1.status").exists()
+    assert Spool(tmp_path / "spool").existing() == []
+    assert list(spool.root.iterdir()) == [], "the status with the rest of the slot"
+
+
+def test_few_slots_are_kept_free_and_a_held_record_keeps_two_descriptors(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spool_module, "MAX_FREE", 2)
+    spool = Spool(tmp_path / "spool")
+    before = len(os.listdir("/proc/self/fd"))
+    ms = [meta(i) for i in range(1, 5)]
+    for m in ms:
+        spool.create(m)
+        spool.save(m)  # as after the start: the .meta is closed
+    assert len(os.listdir("/proc/self/fd")) == before + 2 * len(ms)
+    for m in ms:
+        spool.remove(m.key)
+    assert len(list(spool.root.glob("*.meta"))) == 2, "the other two deleted"
+    assert len(os.listdir("/proc/self/fd")) == before + 3 * 2, "a free slot's three"
+    spool.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_record_an_older_agent_left_under_its_key_is_adopted_and_removed_whole(tmp_path: Path) -> None:
+    m = meta(pid=4242)
+    root = tmp_path / "spool"
+    root.mkdir()
+    (root / "7.1.1.1.meta").write_text(json.dumps(vars(m)))
+    (root / "7.1.1.1.stdout").write_text("")
+    (root / "7.1.1.1.stderr").write_text("")
+    (root / "7.1.1.1.status").write_text("0\n")
+    (root / "7.1.1.1.hostfile").write_text("n1 slots=1\n")
+    spool = Spool(root)
+    assert spool.existing() == [m]
+    assert spool.file(m.key, "meta") == f"{root}/7.1.1.1.meta" and spool.exit_status(m.key) == 0
+    spool.remove(m.key)  # no output, but its descriptors are read-only: not reused
+    assert list(root.iterdir()) == []
+    spool.close()
+
+
+def test_files_an_agent_left_without_a_record_are_deleted_at_start_up(tmp_path: Path) -> None:
+    root = tmp_path / "spool"
+    root.mkdir()
+    for name in ("s4.stdout", "s4.stderr", "s4.status", "7.1.1.1.stdout"):  # killed while removing
+        (root / name).write_text("x")
+    spool = Spool(root)
+    assert spool.existing() == [] and list(root.iterdir()) == []
+    m = meta()
+    spool.create(m)
+    assert slot(spool, m) == "s5"
     spool.close()
 
 
@@ -99,8 +274,9 @@ def test_a_cut_short_record_is_dropped_as_never_started(tmp_path: Path) -> None:
     m = meta()
     spool.create(m)
     Path(spool.file(m.key, "meta")).write_text("")  # the agent died before its first write
+    stem = slot(spool, m)
     assert Spool(tmp_path / "spool").existing() == []
-    assert files(spool, m) == []
+    assert files(spool, stem) == []
 
 
 def test_growth_of_a_tasks_output_is_signalled_for_that_task_only(tmp_path: Path) -> None:
@@ -117,8 +293,9 @@ def test_growth_of_a_tasks_output_is_signalled_for_that_task_only(tmp_path: Path
     os.write(err_b, b"y")
     spool.pump()
     assert sorted(grown, key=str) == sorted([a.key, b.key], key=str)
+    stdout_a = spool.file(a.key, "stdout")
     spool.remove(a.key)
-    Path(spool.file(a.key, "stdout")).write_text("late")  # a removed record wakes no one
+    Path(stdout_a).write_text("late")  # a removed record wakes no one
     grown.clear()
     spool.pump()
     assert grown == []
