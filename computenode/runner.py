@@ -72,6 +72,7 @@ class TaskRunner:
         # Tasks inherit the agent's environment as it was at start-up: copying os.environ
         # decodes every variable again, a twentieth of the agent's work per trivial task.
         self._environ = dict(os.environ)
+        self._home = os.path.expanduser("~")  # the agent's, likewise as at start-up (a lookup per task)
 
     def begin(self) -> None:
         """Start watching processes, output and memory (needs the running event loop)."""
@@ -157,7 +158,7 @@ class TaskRunner:
             run_as = runas.resolve(launch.owner, self.config, node)
         except LaunchError as e:
             run_as, meta.error = None, str(e)
-        cwd = meta.cwd = launch.working_directory or (run_as.home if run_as else os.path.expanduser("~"))
+        cwd = meta.cwd = launch.working_directory or (run_as.home if run_as else self._home)
         if run_as is not None:
             meta.ids = run_as.ids
         for stream, path in (("stdout", launch.stdout_path), ("stderr", launch.stderr_path)):
