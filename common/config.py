@@ -90,8 +90,9 @@ class HeadConfig:
     # times its cores beyond what is free; its agent starts each, in order, the moment it has
     # room, so a stream of short tasks does not wait a round trip to the head between one
     # task and the next. A task not started within dispatch_ahead_wait seconds is taken back
-    # and queued again. The price: a node starts what it holds before a higher-priority task
-    # that arrives later, so it is off (0) unless asked for, as a cluster of short tasks would.
+    # and queued again, as is what was sent for a job of lower priority than the queue's
+    # first task. Off (0) unless asked for, as a cluster of short tasks would: a task sent
+    # ahead shows as Running before it starts, and may wait there behind a long one.
     dispatch_ahead: float = 0.0
     dispatch_ahead_wait: float = 2.0
     # Fair-share: usage (core-seconds) decays with this half-life, and a job's priority within

@@ -155,8 +155,9 @@ class Allocator:
         self._kicked = asyncio.Event()
         self._last = Plan()
         self.passes = 0
-        # Launches dispatched ahead and not yet seen started: instance -> (attempt, when sent).
-        self._ahead: dict[TaskId, tuple[int, float]] = {}
+        # Launches dispatched ahead and not yet seen started: instance -> (attempt, when sent,
+        # its job's priority).
+        self._ahead: dict[TaskId, tuple[int, float, int]] = {}
 
     def kick(self) -> None:
         self._kicked.set()
@@ -192,6 +193,7 @@ class Allocator:
         placed = [p for p in (self._commit(p, now, o) for p in plan.placements) if p is not None]
         failed = len(placed) < len(plan.placements)
         if self.policy.dispatch_ahead and (plan.pending or plan.blocked_at is not None):
+            self._make_way(now, o)  # first: what this pass sends ahead goes behind what stays
             placed += self._dispatch_ahead(now, o)
         self.metrics.pass_done(self.clock.monotonic() - began)
         if not placed and not o.jobs:
@@ -243,8 +245,24 @@ class Allocator:
                           self.policy)
         placed = [p for p in (self._commit(p, now, o, rooms) for p in plan.placements) if p is not None]
         for p in placed:
-            self._ahead[p.inst.id] = (p.attempt, now)
+            self._ahead[p.inst.id] = (p.attempt, now, p.job.spec.priority)
         return placed
+
+    def _make_way(self, now: float, o: Outcome) -> None:
+        """Take back what was dispatched ahead, and has not started, for jobs of a lower
+        priority than the queue's first task: a node starts what it holds before anything sent
+        after, and HPC Pack gives the next free resources to the highest priority. Explicit
+        priority only: a fair-share order among equal priorities does not undo what was sent."""
+        if not self._ahead or not self.cluster.queue:
+            return
+        first = self.cluster.queue.peekitem(0)[1].id.job
+        priority = self.cluster.jobs[first].spec.priority
+        if all(p >= priority for _, _, p in self._ahead.values()):  # what a pass mostly finds: kept cheap
+            return
+        for job, task, inst, _ in self._held():
+            if job.spec.priority < priority:
+                self._take_back(job, task, inst, f"dispatched ahead to node {inst.node} and taken back for job "
+                                f"{first}, of higher priority; queued again", now, o)
 
     async def run_take_back(self) -> None:
         """Every half dispatch_ahead_wait, take back what was dispatched ahead and has not started."""
@@ -259,7 +277,17 @@ class Allocator:
         there is room, without counting a retry."""
         now, wait = self.clock.now(), self.policy.dispatch_ahead_wait
         o = Outcome()
-        for task_id, (attempt, sent) in list(self._ahead.items()):
+        for job, task, inst, sent in self._held():
+            if now - sent >= wait:
+                self._take_back(job, task, inst, f"dispatched ahead to node {inst.node} and not started there "
+                                f"within {wait:g}s; queued again", now, o)
+        if o.jobs or o.kill:
+            self.effects.apply(o)
+
+    def _held(self) -> Iterator[tuple[Job, Task, Instance, float]]:
+        """What was dispatched ahead and has not started: (job, task, instance, when sent). What
+        started, ended or was placed again since is forgotten on the way."""
+        for task_id, (attempt, sent, _) in list(self._ahead.items()):
             found = self.cluster.find_instance(task_id)
             node = self.cluster.nodes.get(found[2].node) if found is not None else None
             alloc = node.allocations.get(task_id) if node is not None else None
@@ -267,15 +295,13 @@ class Allocator:
                     or found[2].attempt != attempt or found[2].state is not TaskState.RUNNING:
                 del self._ahead[task_id]
                 continue
-            if now - sent < wait:
-                continue
-            del self._ahead[task_id]
-            job, task, inst = found
-            lifecycle.preempt(job, task, inst, f"dispatched ahead to node {inst.node} and not started there within "
-                              f"{wait:g}s; queued again", now, o)
-            _log.info("task_taken_back", job_id=job.id, task_id=str(task_id), node=inst.node, attempt=attempt)
-        if o.jobs or o.kill:
-            self.effects.apply(o)
+            yield (*found, sent)
+
+    def _take_back(self, job: Job, task: Task, inst: Instance, reason: str, now: float, o: Outcome) -> None:
+        del self._ahead[inst.id]
+        lifecycle.preempt(job, task, inst, reason, now, o)
+        _log.info("task_taken_back", job_id=job.id, task_id=str(inst.id), node=inst.node, attempt=inst.attempt,
+                  reason=reason)
 
     def _dispatch(self, committed: asyncio.Future[None], placed: list[_Placed]) -> None:
         if committed.cancelled() or committed.exception() is not None:

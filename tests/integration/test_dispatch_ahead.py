@@ -1,6 +1,6 @@
 """Dispatch ahead on a real cluster: one agent of 1 core, sent queued tasks beyond its room,
-runs them one at a time in queue order; one it cannot start in time is taken back; those an
-agent held when it restarted are sent again.
+runs them one at a time in queue order; one it cannot start in time is taken back, as is one
+a higher-priority job arrives behind; those an agent held when it restarted are sent again.
 """
 
 from __future__ import annotations
@@ -69,6 +69,29 @@ def test_a_task_sent_ahead_behind_a_long_one_is_taken_back(client: Client, tmp_p
     assert task.state == jobs_pb2.TASK_STATE_QUEUED, task
     go.touch()
     assert client.wait_job(behind).state == jobs_pb2.JOB_STATE_FINISHED
+    assert client.wait_job(long).state == jobs_pb2.JOB_STATE_FINISHED
+
+
+def test_a_higher_priority_job_goes_before_what_was_sent_ahead_for_a_lower_one(client: Client,
+                                                                                  tmp_path: Path) -> None:
+    go, order = tmp_path / "go", tmp_path / "order"
+    first = client.submit(jobs_pb2.JobSpec(name="short", tasks=[task_spec("true")]))
+    assert client.wait_job(first).state == jobs_pb2.JOB_STATE_FINISHED
+    long = client.submit(jobs_pb2.JobSpec(name="long", tasks=[task_spec(f"while [ ! -e {go} ]; do sleep 0.02; done")]))
+    low = client.submit(jobs_pb2.JobSpec(name="low", priority=jobs_pb2.PRIORITY_LOWEST,
+                                         tasks=[task_spec(f"echo low >> {order}")]))
+    # The node ended a task just now: low is sent ahead, to wait behind long on the node...
+    eventually(lambda: client.get_job(low).tasks[0].state == jobs_pb2.TASK_STATE_RUNNING, what="low to be sent ahead")
+    high = client.submit(jobs_pb2.JobSpec(name="high", priority=jobs_pb2.PRIORITY_HIGHEST,
+                                          tasks=[task_spec(f"echo high >> {order}")]))
+    # ...and taken back for high (well within dispatch_ahead_wait, 3s, which would take it back too).
+    reason = f"taken back for job {high}, of higher priority"
+    eventually(lambda: any(reason in h.reason for h in client.get_job(low).tasks[0].history),
+               what="low to be taken back for high")
+    go.touch()
+    assert client.wait_job(high).state == jobs_pb2.JOB_STATE_FINISHED
+    assert client.wait_job(low).state == jobs_pb2.JOB_STATE_FINISHED
+    assert order.read_text() == "high\nlow\n", "the node ran low first"
     assert client.wait_job(long).state == jobs_pb2.JOB_STATE_FINISHED
 
 
