@@ -11,6 +11,7 @@ committed.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -158,6 +159,9 @@ class Allocator:
         # Launches dispatched ahead and not yet seen started: instance -> (attempt, when sent,
         # its job's priority).
         self._ahead: dict[TaskId, tuple[int, float, int]] = {}
+        # No entry of _ahead has a lower priority (entries that started linger until take_back
+        # looks, so this bound, not a look at them all, is what each pass asks).
+        self._lowest_ahead = math.inf
 
     def kick(self) -> None:
         self._kicked.set()
@@ -246,6 +250,7 @@ class Allocator:
         placed = [p for p in (self._commit(p, now, o, rooms) for p in plan.placements) if p is not None]
         for p in placed:
             self._ahead[p.inst.id] = (p.attempt, now, p.job.spec.priority)
+            self._lowest_ahead = min(self._lowest_ahead, p.job.spec.priority)
         return placed
 
     def _make_way(self, now: float, o: Outcome) -> None:
@@ -257,7 +262,7 @@ class Allocator:
             return
         first = self.cluster.queue.peekitem(0)[1].id.job
         priority = self.cluster.jobs[first].spec.priority
-        if all(p >= priority for _, _, p in self._ahead.values()):  # what a pass mostly finds: kept cheap
+        if self._lowest_ahead >= priority:  # what a pass mostly finds
             return
         for job, task, inst, _ in self._held():
             if job.spec.priority < priority:
@@ -287,6 +292,7 @@ class Allocator:
     def _held(self) -> Iterator[tuple[Job, Task, Instance, float]]:
         """What was dispatched ahead and has not started: (job, task, instance, when sent). What
         started, ended or was placed again since is forgotten on the way."""
+        self._lowest_ahead = min((p for _, _, p in self._ahead.values()), default=math.inf)
         for task_id, (attempt, sent, _) in list(self._ahead.items()):
             found = self.cluster.find_instance(task_id)
             node = self.cluster.nodes.get(found[2].node) if found is not None else None
