@@ -38,6 +38,11 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
 
+def wall_time() -> float:
+    """Seconds since the epoch, for the time on log lines (common/log.py)."""
+    return time.time()
+
+
 def perf_counter() -> float:
     """High-resolution interval timer, for benchmarks and durations in logs."""
     return time.perf_counter()

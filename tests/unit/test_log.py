@@ -70,3 +70,30 @@ def test_lines_a_stopped_loop_never_flushed_go_out_with_the_next_loops() -> None
     assert out.getvalue() == "first\nsecond\n"
     logger.flush()  # what exit does (atexit): nothing left, nothing written twice
     assert out.getvalue() == "first\nsecond\n"
+
+
+def test_a_json_line_says_what_structlogs_own_processors_would() -> None:
+    import datetime
+
+    import structlog
+
+    from common.log import json_line, timestamp
+
+    for now in (1764756123.123456, 1764756000.000001, 1764756000.5):
+        expected = datetime.datetime.fromtimestamp(now, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert timestamp(now) == expected
+
+    event = {"event": "task_exited", "job_id": 7, "node": "n1", "code": None, "why": 'a "quoted"\nline',
+             "values": [1.5, {"k": "é"}], "odd": object(), "data": b"x"}
+    line = json.loads(json_line(None, "exception", dict(event)))
+    ours = {k: v for k, v in line.items() if k != "timestamp"}
+    theirs = json.loads(structlog.processors.JSONRenderer()(None, "exception", structlog.processors.add_log_level(
+        None, "exception", dict(event))))
+    assert ours == theirs and line["level"] == "error"
+    assert datetime.datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00")).tzinfo is not None
+
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        with_exc = json.loads(json_line(None, "error", {"event": "failed", "exc_info": True}))
+    assert "ValueError: boom" in with_exc["exception"] and "exc_info" not in with_exc
