@@ -30,6 +30,7 @@ def run(args: argparse.Namespace, default_head: str | None) -> int:
     config = config_mod.load(NodeConfig, "node", args.config, overrides)
     log.configure(config.log_level)
     heap.tune()
+    heap.tune_gc()
     detected = capacity.detect()
     offered = capacity.offered(config, detected)
     _log.info("node_starting", node=config.name, head=config.head, offered=offered.describe(),

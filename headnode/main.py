@@ -184,6 +184,7 @@ async def _serve_active(
     else:
         (state_dir / WEB_ADDRESS_FILE).unlink(missing_ok=True)  # left by a head node that was killed
     await server.start()
+    heap.tune_gc()  # after recovery: the jobs loaded from the store are start-up's too
     await server_mod.set_serving(health, True)
     address = _connectable(config.listen, port)
     _write_address(state_dir / ADDRESS_FILE, address)
