@@ -8,6 +8,7 @@ from collections import deque
 from types import MappingProxyType
 from typing import Any
 
+from common import jsontext
 from common.ids import TaskId
 from common.constraints import NONE, Constraints, make
 from common.resources import ZERO, Resources, generic_of
@@ -43,8 +44,7 @@ from headnode.store.base import (
 NEXT_JOB_ID = "next_job_id"
 
 
-def _dumps(d: dict[str, Any]) -> str:
-    return json.dumps(d, separators=(",", ":"))
+_dumps = jsontext.compact
 
 
 def task_spec_to_json(spec: TaskSpec) -> str:
