@@ -32,6 +32,9 @@ class Cluster:
         self.dependents: dict[int, set[int]] = {}
         # Jobs with a job-level reservation that is, or may soon be, held on nodes.
         self.reserving: set[int] = set()
+        # Running jobs with a runtime limit (and, until housekeeping next looks, some that no
+        # longer run): what housekeeping checks every second, rather than every job kept.
+        self.limited: set[int] = set()
         # A job's place in the queue, higher first: its priority, or with fair-share its
         # effective priority (services/fairshare.py sets this and calls `rekey`).
         self.rank: Callable[[Job], float] = lambda job: job.spec.priority
@@ -110,6 +113,8 @@ class Cluster:
         """Put the task in the queue, move it, or take it out, as its state says."""
         if job.spec.reservation is not None and job.state in (JobState.QUEUED, JobState.RUNNING):
             self.reserving.add(job.id)
+        if job.spec.runtime_limit > 0 and job.state is JobState.RUNNING:
+            self.limited.add(job.id)
         if task.pending and self.blocked_reason(job, task) is None:
             key = (-self.rank(job), job.id, task.id.task)
             if task.queue_key != key:

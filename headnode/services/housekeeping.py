@@ -51,9 +51,13 @@ class Housekeeping:
     async def enforce_runtime_limits(self) -> None:
         now = self.clock.now()
         o = Outcome()
-        for job in self.cluster.jobs.values():
+        for job_id in list(self.cluster.limited):
+            job = self.cluster.jobs.get(job_id)
+            if job is None or job.state is not JobState.RUNNING:
+                self.cluster.limited.discard(job_id)  # put back by Cluster.sync if it runs again
+                continue
             limit = job.spec.runtime_limit
-            if limit and job.state is JobState.RUNNING and job.started_at is not None and now - job.started_at > limit:
+            if job.started_at is not None and now - job.started_at > limit:
                 lifecycle.fail_job(job, now, f"runtime limit {lifecycle.format_seconds(limit)} exceeded", o)
                 _log.info("job_runtime_limit", job_id=job.id, limit=limit)
         if o.jobs:

@@ -436,3 +436,19 @@ def test_a_preempted_instance_is_queued_but_placed_again_only_once_its_process_i
     again = run(job)
     assert again is inst and inst.attempt == 2 and inst.state is T.RUNNING
     check_counts(job)
+
+
+def test_housekeeping_looks_only_at_running_jobs_with_a_runtime_limit() -> None:
+    from headnode.domain.cluster import Cluster
+
+    cluster = Cluster()
+    limited, free = make_job(runtime_limit=60.0), make_job()
+    free.id = 8
+    for job in (limited, free):
+        cluster.add_job(job)
+    assert cluster.limited == set()  # queued, not running
+    for job in (limited, free):
+        run(job)
+        cluster.sync_job(job)
+    assert limited.state is JobState.RUNNING and free.state is JobState.RUNNING
+    assert cluster.limited == {limited.id}
