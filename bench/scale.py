@@ -43,7 +43,7 @@ SHOAL = [sys.executable, "-m", "shoal"]
 
 
 def purged(client: Client, job_id: int, timeout: float = 30.0) -> None:
-    """Wait until the head has purged the job (its output spool goes with it)."""
+    """Wait until the job has ended and the head has purged it (its output spool with it)."""
     def gone() -> bool:
         try:
             client.get_job(job_id, full=False)
@@ -75,8 +75,7 @@ def output(runs: int, gib: float) -> list[dict[str, object]]:
                 raise RuntimeError(f"the follower got {got} bytes of {size}")
             rates.append(size / elapsed / 1e6)
             head_cpu.append(100 * (cpu_seconds(head) - before) / elapsed)
-            client.wait_job(job_id)
-            purged(client, job_id)
+            purged(client, job_id)  # so ended too (waiting for its end first could miss it: purged)
     return [stat("output_follow", rates, "MB/s", target=150.0, met=sorted(rates)[len(rates) // 2] >= 150.0,
                  note=f"{gib:g} GiB to stdout, followed live"),
             stat("output_follow_head_cpu", head_cpu, "% core")]
