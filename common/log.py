@@ -55,8 +55,6 @@ def configure(level: str = "info", json: bool | None = None) -> None:
     _LOGGER.file = sys.stderr
 
 
-_LEVELS = {"exception": "error", "warn": "warning", "err": "error", "failure": "error", "fatal": "critical",
-           "msg": "info", "log": "info"}
 # Values JSON cannot hold are written as their repr, as structlog's JSONRenderer does.
 _encode = jsontext.encoder(", ", ": ", default=repr)
 _second = -1
@@ -79,7 +77,7 @@ def json_line(logger: object, method_name: str, event_dict: structlog.typing.Eve
     and JSONRenderer in one step. A head at full speed logs a few lines per job, and the
     four processors cost 13 us a line against 7 here, most of it json.dumps building an
     encoder per call and datetime formatting the time from scratch."""
-    event_dict["level"] = _LEVELS.get(method_name, method_name)
+    event_dict = structlog.processors.add_log_level(logger, method_name, event_dict)
     event_dict["timestamp"] = timestamp(wall_time())
     if "exc_info" in event_dict:
         event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
