@@ -438,7 +438,7 @@ def test_a_preempted_instance_is_queued_but_placed_again_only_once_its_process_i
     check_counts(job)
 
 
-def test_housekeeping_looks_only_at_running_jobs_with_a_runtime_limit() -> None:
+def test_the_cluster_keeps_for_housekeeping_the_running_jobs_with_a_runtime_limit() -> None:
     from headnode.domain.cluster import Cluster
 
     cluster = Cluster()
