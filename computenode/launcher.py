@@ -1,8 +1,8 @@
 """Starting, signalling and watching task processes.
 
-Each task runs as `/bin/sh -c WRAPPER shoal-task COMMAND STATUS_FILE WORKDIR`: the wrapper
-shell enters WORKDIR and evaluates the command, and an EXIT trap writes its exit code to
-STATUS_FILE. So the code survives even when the agent, the task's parent, does not (a
+Each task runs as `/bin/sh -c WRAPPER shoal-task COMMAND STATUS_FILE WORKDIR RUN_ID`: the
+wrapper shell enters WORKDIR and evaluates the command, and an EXIT trap writes its exit code
+and RUN_ID to STATUS_FILE. So the code survives even when the agent, the task's parent, does not (a
 restarted agent adopts the task and reads the file). A command that `exec`s or sets its own trap would leave no file, so a
 command line with either word in it runs in a subshell instead, as every command did before
 (costing a fork). Only a command that hides them (a sourced script that `exec`s) loses its
@@ -47,6 +47,11 @@ from common import log
 # `exit` in the command runs it too): a subshell is a fork, about 0.6 ms of CPU per task here,
 # half again what starting `true` costs. The status path is fixed into the trap's text when
 # the trap is set, so a path with a single quote in it takes the subshell form instead.
+# "$4": the run id, written after the code ("CODE RUN_ID"), fixed into the trap's text too.
+# The file is written over in place (`1<>`, no truncation), not created: a slot's .status
+# outlives its task (spool.py), and a create and an unlink per task cost 0.06 ms of the
+# shell's CPU and 0.03 of the agent's here. The run id tells this task's code from what an
+# earlier task in the same slot left; only the first line counts.
 # (The subshell is the rule for `exec` and `trap` commands, see the module's docstring.)
 # "$3": the working directory, entered first, as the task's user (`[ -x ]` asks the kernel
 # with the user's ids, so no message of the shell's own comes before ours). If it cannot be
@@ -62,8 +67,10 @@ def cd_failed(cwd: str) -> bytes:
     return f"shoal: cannot enter the working directory {cwd}\n".encode()
 
 
-WRAPPER = CD + 'trap "echo \\$? > \'$2\'" EXIT; __shoal_cmd=$1; set --; eval "unset __shoal_cmd; $__shoal_cmd"'
-SUBSHELL_WRAPPER = CD + '(__shoal_cmd=$1; set --; eval "unset __shoal_cmd; $__shoal_cmd"); s=$?; echo "$s" > "$2"; exit "$s"'
+WRAPPER = (CD + 'trap "printf \'%s %s\\n\' \\$? \'$4\' 1<> \'$2\'" EXIT; '
+           '__shoal_cmd=$1; set --; eval "unset __shoal_cmd; $__shoal_cmd"')
+SUBSHELL_WRAPPER = (CD + '(__shoal_cmd=$1; set --; eval "unset __shoal_cmd; $__shoal_cmd"); s=$?; '
+                    'printf \'%s %s\\n\' "$s" "$4" 1<> "$2"; exit "$s"')
 _log = log.get("launcher")
 
 
@@ -158,7 +165,7 @@ class Launcher:
 
     def start(
         self, key: object, command_line: str, env: Mapping[str, str], cwd: str, stdin_path: str,
-        stdout_fd: int, stderr_fd: int, status_path: str, prefix: list[str] | None = None,
+        stdout_fd: int, stderr_fd: int, status_path: str, run_id: str, prefix: list[str] | None = None,
         hand_over: bool = False, files: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> int:
         """Start the task (behind `prefix`, e.g. setpriv to switch user); returns its pid.
@@ -181,7 +188,7 @@ class Launcher:
         if hand_over:
             env, restore = handover(env)
             wrapper = restore + wrapper
-        argv = [*(prefix or ()), "/bin/sh", "-c", wrapper, "shoal-task", command_line, status_path, cwd]
+        argv = [*(prefix or ()), "/bin/sh", "-c", wrapper, "shoal-task", command_line, status_path, cwd, run_id]
         try:
             pid = os.posix_spawn(
                 argv[0], argv, env,

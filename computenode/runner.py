@@ -133,7 +133,7 @@ class TaskRunner:
             return st.Adopted(key, running=True, killing=meta.killing, runtime_left=left,
                               runtime_exceeded=meta.runtime_exceeded,
                               out_of_memory=meta.out_of_memory)
-        code = self.spool.exit_status(key)
+        code = self.spool.exit_status(key, meta.run_id)
         if code is not None:
             return st.Adopted(key, running=False, exit_code=code, runtime_exceeded=meta.runtime_exceeded,
                               out_of_memory=meta.out_of_memory)
@@ -199,7 +199,7 @@ class TaskRunner:
                 raise LaunchError(meta.error)
             self._open_user_files(key, meta, truncate=True, owner=run_as)
             pid = self.launcher.start(key, launch.command_line, env, cwd, launch.stdin_path, out_fd,
-                                      err_fd, status, prefix + (run_as.prefix() if run_as else []),
+                                      err_fd, status, meta.run_id, prefix + (run_as.prefix() if run_as else []),
                                       hand_over=run_as is not None, files=run_as.files if run_as else nullcontext)
         except LaunchError as e:
             self._close_user_files(key)
@@ -282,7 +282,7 @@ class TaskRunner:
             code, sig = (0, -returncode) if returncode < 0 else (returncode, 0)
             self._feed(st.ProcessExited(k, code, sig))
             return
-        code = self.spool.exit_status(k)
+        code = self.spool.exit_status(k, meta.run_id if meta is not None else "")
         if code is not None:
             self._feed(st.ProcessExited(k, code, 0))
         elif k in self._signals:

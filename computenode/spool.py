@@ -5,7 +5,8 @@ side in one directory, named <slot>.<kind>:
                 the process id, runtime deadline, the user's output files
     .stdout     the task writes its output here itself (its fd 1 and 2 are these files, not
     .stderr     pipes to the agent), so it never notices the agent dying
-    .status     the exit code, written by the task's wrapper shell when the command ends
+    .status     the exit code and the run id, written by the task's wrapper shell when the
+                command ends
     .hostfile   a multi-node task's MPI hostfile
 
 The head is sent output from these files from the offset it says it has, so output written
@@ -20,9 +21,11 @@ task's cgroup keeps that name, `Spool.name()`). Creating a record's files and un
 was ~150 us of the agent's CPU per trivial task on this ext4 (mounted with `discard`);
 handing the same files to the next record costs ~50 us. So a removed record whose task wrote
 no output keeps its slot: its .meta is blanked in place (spaces, which are no record to an
-agent that restarts), its .status and .hostfile go, and its descriptors stay open for the
-next create(). A slot with output is deleted, not emptied: an ftruncate of a non-empty file
-that is then written again makes ext4 (auto_da_alloc) flush it, ~600 us of wall time here.
+agent that restarts), its .hostfile goes, and its descriptors stay open for the next
+create(). Its .status stays too, for the next task's wrapper to write over: each names the
+run it is from, and exit_status() takes only its own run's. A slot with output is deleted,
+not emptied: an ftruncate of a non-empty file that is then written again makes ext4
+(auto_da_alloc) flush it, ~600 us of wall time here.
 Nor is a slot kept while anything of its task's process group lives on, which could still
 write to it (or, the wrapper, to its .status). At most MAX_FREE slots are kept free, three
 descriptors each; a restarted agent deletes them, as it deletes records cut short.
@@ -141,8 +144,8 @@ class Spool:
         """A fresh record; returns the (stdout, stderr) fds to give the task's process. They
         stay the spool's (it reads the output through them; remove() closes them or keeps
         them for the next record). `key`: meta.key, when the caller has it (parsing it again
-        costs). Its files hold nothing of an earlier record: a free slot's output is empty
-        and its .status gone."""
+        costs). Its files hold nothing of an earlier record that counts: a free slot's output
+        is empty, and its .status names another run."""
         key = key or meta.key
         if key in self._slots:  # launched again under the same key: the old record goes
             self.remove(key)
@@ -209,13 +212,20 @@ class Spool:
         if slot is not None:
             slot.length = max(last, len(data))
 
-    def exit_status(self, key: Key) -> int | None:
+    def exit_status(self, key: Key, run_id: str) -> int | None:
+        """The exit code the wrapper of run `run_id` left, or None: none yet, or what another
+        run in the same slot left. Its first line is "CODE RUN_ID" (the rest is what a longer
+        earlier one left); a bare code is from an agent before run ids, whose slots never
+        kept a .status."""
         try:
             with open(self.status_path(key), "rb") as f:
-                text = f.read().decode(errors="replace").strip()
+                line = f.readline().decode(errors="replace").strip()
         except FileNotFoundError:
             return None
-        return int(text) if text.lstrip("-").isdigit() else None
+        code, _, run = line.partition(" ")
+        if run and run != run_id:
+            return None
+        return int(code) if code.lstrip("-").isdigit() else None
 
     def existing(self) -> list[Meta]:
         """Records left by an earlier run of the agent, to adopt. The rest goes: free slots
@@ -271,7 +281,6 @@ class Spool:
             except OSError:
                 blanked = False
             if blanked:
-                _unlink(f"{slot.base}.status")
                 if slot.hostfile:
                     _unlink(f"{slot.base}.hostfile")
                     slot.hostfile = False

@@ -17,7 +17,7 @@ from computenode.spool import Meta, Spool
 
 
 def meta(instance: int = 1, **fields: object) -> Meta:
-    return Meta(task=f"7.1.{instance}", attempt=1, run_id="r" * 32, **fields)  # type: ignore[arg-type]
+    return Meta(**{"task": f"7.1.{instance}", "attempt": 1, "run_id": "r" * 32, **fields})  # type: ignore[arg-type]
 
 
 def test_a_record_is_rewritten_in_place_and_read_back_whole(tmp_path: Path) -> None:
@@ -78,16 +78,16 @@ def test_a_removed_record_without_output_lends_its_files_to_the_next(tmp_path: P
     first = meta(1, error="e" * 200, user_files={"stdout": "/a/long/path"})
     out, err = spool.create(first)
     spool.save(first)  # as after the start
-    Path(spool.status_path(first.key)).write_text("3\n")  # as the wrapper leaves it
+    Path(spool.status_path(first.key)).write_text(f"3 {first.run_id}\n")  # as the wrapper leaves it
     Path(spool.hostfile_path(first.key)).write_text("n1 slots=2\n")
     stem, inode = slot(spool, first), os.stat(spool.file(first.key, "stdout")).st_ino
     spool.remove(first.key)
-    assert files(spool, stem) == [f"{stem}.meta", f"{stem}.stderr", f"{stem}.stdout"]
-    assert not list(spool.root.glob("*.status")) and not list(spool.root.glob("*.hostfile"))
-    second = meta(2)
+    assert files(spool, stem) == [f"{stem}.meta", f"{stem}.status", f"{stem}.stderr", f"{stem}.stdout"], \
+        "all but the hostfile, the status for the next task's wrapper to write over"
+    second = meta(2, run_id="s" * 32)
     assert spool.create(second) == (out, err), "the same descriptors"
     assert slot(spool, second) == stem and os.stat(spool.file(second.key, "stdout")).st_ino == inode
-    assert spool.exit_status(second.key) is None, "nothing of the last occupant's exit"
+    assert spool.exit_status(second.key, second.run_id) is None, "nothing of the last occupant's exit"
     assert (spool.size(second.key, "stdout"), spool.size(second.key, "stderr")) == (0, 0)
     assert json.loads(Path(spool.file(second.key, "meta")).read_text()) == vars(second)
     assert Spool(tmp_path / "spool").existing() == [second], "the shorter record, whole"
@@ -96,16 +96,19 @@ def test_a_removed_record_without_output_lends_its_files_to_the_next(tmp_path: P
 
 def test_a_reused_slots_status_is_its_new_tasks_own(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    first, second = meta(1), meta(2)
+    first, second = meta(1), meta(2, run_id="s" * 32)
     spool.create(first)
-    assert run(WRAPPER, "exit 3", Path(spool.status_path(first.key))) == (3, "3")
-    assert spool.exit_status(first.key) == 3
+    status = Path(spool.status_path(first.key))
+    assert run(WRAPPER, "exit 125", status, first.run_id) == (125, f"125 {first.run_id}")
+    assert spool.exit_status(first.key, first.run_id) == 125
+    inode = status.stat().st_ino
     spool.remove(first.key)
     spool.create(second)
-    assert spool.status_path(second.key) == f"{spool.root}/s1.status", "the same slot"
-    assert spool.exit_status(second.key) is None, "not the last occupant's 3"
-    assert run(WRAPPER, "true", Path(spool.status_path(second.key))) == (0, "0")
-    assert spool.exit_status(second.key) == 0
+    assert spool.status_path(second.key) == str(status), "the same slot"
+    assert spool.exit_status(second.key, second.run_id) is None, "not the last occupant's 125"
+    assert run(WRAPPER, "true", status, second.run_id) == (0, f"0 {second.run_id}")
+    assert spool.exit_status(second.key, second.run_id) == 0, "its own line, not what the longer one left after it"
+    assert status.stat().st_ino == inode, "written over, not made again"
     spool.close()
 
 
@@ -168,7 +171,8 @@ def test_an_agent_killed_while_it_frees_a_slot_leaves_no_record_and_no_status(
     spool = Spool(tmp_path / "spool")
     m = meta()
     spool.create(m)
-    Path(spool.status_path(m.key)).write_text("0\n")
+    Path(spool.status_path(m.key)).write_text(f"0 {m.run_id}\n")
+    Path(spool.hostfile_path(m.key)).write_text("n1 slots=1\n")  # the one file remove() unlinks after the blank
 
     class Killed(BaseException):
         pass
@@ -220,7 +224,8 @@ def test_a_record_an_older_agent_left_under_its_key_is_adopted_and_removed_whole
     (root / "7.1.1.1.hostfile").write_text("n1 slots=1\n")
     spool = Spool(root)
     assert spool.existing() == [m]
-    assert spool.file(m.key, "meta") == f"{root}/7.1.1.1.meta" and spool.exit_status(m.key) == 0
+    assert spool.file(m.key, "meta") == f"{root}/7.1.1.1.meta" and spool.exit_status(m.key, m.run_id) == 0, \
+        "a bare code, as agents before run ids wrote it"
     spool.remove(m.key)  # no output, but its descriptors are read-only: not reused
     assert list(root.iterdir()) == []
     spool.close()
@@ -259,13 +264,13 @@ def test_a_fresh_record_keeps_nothing_of_one_left_under_its_name(tmp_path: Path)
     long = meta(error="e" * 200, user_files={"stdout": "/a/long/path"})
     out, _ = spool.create(long)
     os.write(out, b"stale output")
-    Path(spool.status_path(long.key)).write_text("3\n")
+    Path(spool.status_path(long.key)).write_text(f"3 {long.run_id}\n")
     spool.close()  # the agent died before starting it; the same attempt is launched again
     again = Spool(tmp_path / "spool")
     short = meta()
     again.create(short)
     assert json.loads(Path(again.file(short.key, "meta")).read_text()) == vars(short)
-    assert (again.size(short.key, "stdout"), again.exit_status(short.key)) == (0, None)
+    assert (again.size(short.key, "stdout"), again.exit_status(short.key, short.run_id)) == (0, None)
     again.close()
 
 
@@ -314,14 +319,18 @@ def test_a_record_an_older_agent_kept_in_a_directory_is_moved_out_and_adopted(tm
     assert spool.existing() == [m]
     assert not old.exists()
     assert spool.read(m.key, "stdout", 0, 100) == b"before the upgrade\n"
-    assert spool.exit_status(m.key) == 0
+    assert spool.exit_status(m.key, m.run_id) == 0
     spool.close()
 
 
-def run(wrapper: str, command: str, status: Path) -> tuple[int, str | None]:
-    code = subprocess.run(["/bin/sh", "-c", wrapper, "shoal-task", command, str(status), str(status.parent)],
+RUN = "r" * 32
+
+
+def run(wrapper: str, command: str, status: Path, run_id: str = RUN) -> tuple[int, str | None]:
+    """(the wrapper's exit code, the first line of the status it left)."""
+    code = subprocess.run(["/bin/sh", "-c", wrapper, "shoal-task", command, str(status), str(status.parent), run_id],
                           capture_output=True).returncode
-    return code, status.read_text().strip() if status.exists() else None
+    return code, status.read_text().splitlines()[0] if status.exists() else None
 
 
 @pytest.mark.parametrize("wrapper", [WRAPPER, SUBSHELL_WRAPPER], ids=["trap", "subshell"])
@@ -330,7 +339,7 @@ def run(wrapper: str, command: str, status: Path) -> tuple[int, str | None]:
     ("if then", 2), ('sh -c "kill -9 \\$\\$"', 137),
 ])
 def test_both_wrappers_leave_the_exit_code_behind(tmp_path: Path, wrapper: str, command: str, code: int) -> None:
-    assert run(wrapper, command, tmp_path / "status") == (code, str(code))
+    assert run(wrapper, command, tmp_path / "status") == (code, f"{code} {RUN}")
 
 
 @pytest.mark.parametrize("wrapper", [WRAPPER, SUBSHELL_WRAPPER], ids=["trap", "subshell"])
@@ -353,10 +362,10 @@ def test_a_working_directory_that_cannot_be_entered_is_said_so_and_nothing_runs(
 def test_commands_that_would_escape_the_trap_run_in_a_subshell(tmp_path: Path) -> None:
     for command in ('exec sh -c "exit 4"', 'trap "echo mine" EXIT; exit 4'):
         assert wrapper_for(command, "/spool/status") == SUBSHELL_WRAPPER
-        assert run(wrapper_for(command, str(tmp_path / "s")), command, tmp_path / "s") == (4, "4")
+        assert run(wrapper_for(command, str(tmp_path / "s")), command, tmp_path / "s") == (4, f"4 {RUN}")
         (tmp_path / "s").unlink()
     assert wrapper_for("true", "/spool/status") == WRAPPER
     assert wrapper_for("true", "/it's/status") == SUBSHELL_WRAPPER, "a quote would break the trap's text"
     weird = tmp_path / "with space"
     weird.mkdir()
-    assert run(WRAPPER, "exit 5", weird / "status") == (5, "5")
+    assert run(WRAPPER, "exit 5", weird / "status") == (5, f"5 {RUN}")
