@@ -62,6 +62,9 @@ class Plan:
     preempt: tuple[tuple[TaskId, str], ...] = ()
     # EASY: the blocked task's reservation (task, earliest start).
     reserved: tuple[TaskId, float] | None = None
+    # Why every queued task not in `pending` waits, when that is the same for all: no node
+    # takes work (_Pass.nowhere).
+    everyone: str = ""
 
 
 def schedule(snapshot: Snapshot, now: float, policy: Policy | str = DEFAULT) -> Plan:
@@ -95,6 +98,8 @@ class _Pass:
     def run(self) -> Plan:
         looked = 0
         board, pooled, pending = self.board, self.pools.pools, self.pending
+        if not pooled and all(n.unavailable for n in board.nodes):
+            return self.nowhere()
         unlimited = not self.policy.max_running_cores
         depth = self.policy.backfill_depth
         for request in self.snapshot.queue:
@@ -115,6 +120,20 @@ class _Pass:
         return Plan(tuple(self.placements), self.pending, self.blocked_at, tuple(self.pools.reserve),
                     tuple(release), tuple(self.pools.started), tuple(self.preempt.items()),
                     (self.reservation.request.id, self.reservation.at) if self.reservation else None)
+
+    def nowhere(self) -> Plan:
+        """No node takes work (none has registered, or each is drained, down or disconnected):
+        nothing can be placed and every queued task waits for the same reason. The pass
+        gives that reason to all (Plan.everyone) and looks no further than the first task,
+        so it costs what a pass over one task does: each of them used to be looked at in turn
+        (none blocks the queue when no node could take it), 21 ms of the head's CPU per
+        submission with 2,000 jobs queued. Nothing blocks: no task holds the others up."""
+        first = next(iter(self.snapshot.queue), None)
+        if first is None:
+            return Plan()
+        nodes = self.board.nodes
+        reason = explain(first.resources, [Rejection(n.name, Why.UNAVAILABLE, n.unavailable) for n in nodes], nodes)
+        return Plan(pending={first.id: reason}, everyone=reason)
 
     def _step(self, request: TaskRequest) -> bool:
         """Look at one queued task; True stops the pass."""

@@ -407,6 +407,8 @@ class Allocator:
         reason = self._last.pending.get(task.id)
         if reason is not None:
             return reason
+        if self._last.everyone:
+            return self._last.everyone
         blocker = self._last.blocked_at
         blocker_job = self.cluster.jobs.get(blocker.job) if blocker else None
         blocker_task = blocker_job.tasks.get(blocker.task) if blocker_job else None

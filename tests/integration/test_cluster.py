@@ -306,6 +306,20 @@ def test_a_second_head_node_cannot_take_a_busy_port_or_state_dir(cluster: object
     assert shared.returncode == 2 and f"another head node is using the state dir {head_dir}" in shared.stderr
 
 
+def test_jobs_queued_where_no_node_has_registered_all_say_so_and_run_once_one_does(tmp_path: Path) -> None:
+    from shoal.local import LocalCluster
+
+    with LocalCluster(tmp_path, nodes=0, cores=1) as c, Client(c.address) as client:
+        jobs = [submit(client, "true") for _ in range(3)]
+        for job_id in jobs:
+            job = client.get_job(job_id)
+            assert job.state == jobs_pb2.JOB_STATE_QUEUED
+            assert job.pending_reason == "no compute node has registered yet", job_id
+        c.start_node("late")
+        for job_id in jobs:
+            assert client.wait_job(job_id).state == FINISHED
+
+
 def test_the_daemons_run_on_the_event_loop_their_config_names(tmp_path: Path) -> None:
     # uvloop by default (common/loop.py); `event_loop = "asyncio"` brings back the standard
     # loop. Both kinds serve the same protocol: a node on each runs a job to the end.

@@ -253,7 +253,7 @@ def check_plan(snap: Snapshot, policy: str) -> None:
         if r.gang:
             assert placed[r.id] in (0, r.count), f"gang {r.id} partly started"
         if placed[r.id] < r.count:
-            assert plan.pending.get(r.id), f"{r.id} not placed and no reason"
+            assert plan.pending.get(r.id) or plan.everyone, f"{r.id} not placed and no reason"
         else:
             assert r.id not in plan.pending
         if r.id == plan.blocked_at:
@@ -375,7 +375,8 @@ def test_board_choice_equals_a_full_scan(data: st.DataObject, policy: str) -> No
     expected = reference(nodes, queue, policy)
     assert plan.placements == expected.placements
     assert plan.blocked_at == expected.blocked_at
-    assert set(plan.pending) == set(expected.pending)
+    # Where no node takes work, one reason stands for every task's (Plan.everyone).
+    assert (set(plan.pending) if not plan.everyone else {r.id for r in queue}) == set(expected.pending)
 
 
 # -- hand-built cases ------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from collections import Counter
 
 from hypothesis import given, settings
@@ -77,6 +79,25 @@ def test_unavailable_nodes_are_skipped_with_their_reason() -> None:
 def test_no_nodes_at_all() -> None:
     plan = schedule(Snapshot(nodes=(), queue=(task(1),)), NOW)
     assert plan.pending[TaskId(1, 1)] == "no compute node has registered yet"
+
+
+@pytest.mark.parametrize(("nodes", "reason"), [
+    ((), "no compute node has registered yet"),
+    ((node("a", 4, unavailable="Draining"), node("b", 4, unavailable="Unreachable")),
+     "no node is online (a: Draining; b: Unreachable)"),
+])
+def test_where_no_node_takes_work_the_pass_stops_at_the_first_task_with_everyones_reason(nodes, reason) -> None:
+    def queue():
+        yield task(1)
+        yield task(2)
+        raise AssertionError("a pass with nowhere to place anything went past the first two tasks")
+
+    plan = schedule(Snapshot(nodes=nodes, queue=queue()), NOW)
+    assert plan.placements == () and plan.blocked_at is None, "no task holds the others up"
+    assert plan.pending == {TaskId(1, 1): reason} and plan.everyone == reason
+    # One node taking work and the pass looks at each task again.
+    plan = schedule(Snapshot(nodes=(*nodes, node("c", 1)), queue=(task(1), task(2, cores=8), task(3))), NOW)
+    assert [p.task for p in plan.placements] == [TaskId(1, 1)] and plan.everyone == ""
 
 
 def _requests(raw_queue):
