@@ -2,13 +2,13 @@
 
 Each task runs as `/bin/sh -c WRAPPER shoal-task COMMAND STATUS_FILE WORKDIR RUN_ID`: the
 wrapper shell enters WORKDIR and evaluates the command, and an EXIT trap writes its exit code
-and RUN_ID to STATUS_FILE. So the code survives even when the agent, the task's parent, does not (a
-restarted agent adopts the task and reads the file). A command that `exec`s or sets its own trap would leave no file, so a
-command line with either word in it runs in a subshell instead, as every command did before
-(costing a fork). Only a command that hides them (a sourced script that `exec`s) loses its
-code if the agent restarts while it runs, and is reported as having left none. The task's
-stdout and stderr are files in the spool, never pipes to the agent, so an agent restart does
-not kill the task with SIGPIPE.
+and RUN_ID to STATUS_FILE. So the code survives even when the agent, the task's parent, does
+not (a restarted agent adopts the task and reads the file). A command that `exec`s or sets its
+own trap would leave no file, so a command line with either word in it runs in a subshell
+instead, as every command did before (costing a fork). Only a command that hides them (a
+sourced script that `exec`s) loses its code if the agent restarts while it runs, and is
+reported as having left none. The task's stdout and stderr are files in the spool, never pipes
+to the agent, so an agent restart does not kill the task with SIGPIPE.
 
 Tasks start through `os.posix_spawn` (glibc: a vfork-style clone, then exec, with nothing run
 in Python in between, which PLATFORM-NOTES measured safe next to grpc.aio, unlike preexec_fn).
