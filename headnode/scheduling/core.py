@@ -15,8 +15,9 @@ submission). The first task that could run but does not fit right now is blocked
 "fcfs" it stops the pass and everything behind it waits; under "easy" it gets a
 reservation and the pass goes on, starting only what cannot delay it (backfill.py). Either
 way a wide task is never starved by narrow ones behind it. A task that could never fit on
-any available node does not block the queue; its reason says why. An owner over the
-running-cores limit is skipped, not blocking. With preemption on, a blocked task of a
+any available node does not block the queue; its reason says why, and the plan names it
+(Plan.never) so the caller can set it aside until the nodes change. An owner over the
+running-cores limit is skipped, not blocking (Plan.held: aside until one of its runs ends). With preemption on, a blocked task of a
 higher level names lower-level runs to stop.
 """
 
@@ -65,6 +66,13 @@ class Plan:
     # Why every queued task not in `pending` waits, when that is the same for all: no node
     # takes work (_Pass.nowhere).
     everyone: str = ""
+    # Tasks that could never start on the nodes as they are (each too small for them, ruled
+    # out by their placement, or not taking work), whatever ends: the caller may set them
+    # aside until a node joins or changes, so later passes do not look at them again.
+    never: tuple[TaskId, ...] = ()
+    # Tasks none of whose instances may start because their owner runs as many cores as the
+    # limit allows: the caller may set them aside until one of the owner's runs ends.
+    held: tuple[TaskId, ...] = ()
 
 
 def schedule(snapshot: Snapshot, now: float, policy: Policy | str = DEFAULT) -> Plan:
@@ -84,6 +92,8 @@ class _Pass:
         self.blocked_at: TaskId | None = None
         self.reservation: Reservation | None = None
         self.preempt: dict[TaskId, str] = {}
+        self.never: list[TaskId] = []
+        self.held: list[TaskId] = []
         self.made: list[tuple[float, str, Resources]] = []  # releases of this pass's placements
         self._running: list[Running] | None = None
         self._owner_cores: dict[str, int] | None = None
@@ -119,7 +129,8 @@ class _Pass:
         release = self.pools.shrink()
         return Plan(tuple(self.placements), self.pending, self.blocked_at, tuple(self.pools.reserve),
                     tuple(release), tuple(self.pools.started), tuple(self.preempt.items()),
-                    (self.reservation.request.id, self.reservation.at) if self.reservation else None)
+                    (self.reservation.request.id, self.reservation.at) if self.reservation else None,
+                    never=tuple(self.never), held=tuple(self.held))
 
     def nowhere(self) -> Plan:
         """No node takes work (none has registered, or each is drained, down or disconnected):
@@ -148,6 +159,7 @@ class _Pass:
             return False
         count = self._within_limit(request)
         if count == 0:
+            self.held.append(request.id)
             return False
         if self.reservation is not None:
             self._backfill(request, count)
@@ -163,6 +175,7 @@ class _Pass:
             self.board.rollback()
             self.pending[request.id] = f"its {count} instances must start together: {reason}"
             if not _could_ever(self.board, request, count):
+                self.never.append(request.id)
                 return False  # could not start together even on an empty cluster: do not block
             return self._blocked(request)
         placed = _place(self.board, request, count)
@@ -174,6 +187,8 @@ class _Pass:
         rejections = self.board.rejections(request)
         self.pending[request.id] = _reason(self.board, request, rejections)
         if never_fits(rejections) or not _could_ever(self.board, request, 1):
+            if not placed:
+                self.never.append(request.id)
             return False
         return self._blocked(request)
 

@@ -260,6 +260,13 @@ def check_plan(snap: Snapshot, policy: str) -> None:
             looked = False
     if plan.blocked_at is not None:
         assert could_start_on_empty(snap, requests[plan.blocked_at]), "a task that never could start blocks"
+    # What the plan would have set aside could not start even on empty nodes (or is held by
+    # its owner's limit), started nothing, and says why.
+    for t in plan.never:
+        assert placed[t] == 0 and plan.pending.get(t), f"{t} set aside but placed or without a reason"
+        assert not could_start_on_empty(snap, requests[t]), f"{t} set aside for good but could start"
+    for t in plan.held:
+        assert placed[t] == 0 and plan.pending[t].startswith("held back by the owner limit")
 
 
 def could_start_on_empty(snap: Snapshot, r: TaskRequest) -> bool:

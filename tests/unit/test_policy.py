@@ -117,6 +117,10 @@ def test_the_running_cores_limit_holds_back_an_owner_without_blocking_others() -
     assert [(p.task.job, p.node) for p in plan.placements] == [(2, "n1"), (3, "n1")]
     assert plan.pending[TaskId(2, 1)] == "held back by the owner limit: alice runs 3 of at most 4 cores"
     assert plan.blocked_at is None
+    assert plan.held == (), "one of job 2's instances started: it is not held back whole"
+    full = (run(1, "n1", 4, NOW + 100, owner="alice"),)
+    plan = schedule(Snapshot(nodes, queue, running=full), NOW, Policy(name=FCFS, max_running_cores=4))
+    assert plan.held == (TaskId(2, 1),) and [p.task.job for p in plan.placements] == [3]
 
 
 def test_preemption_requeues_the_lower_level() -> None:

@@ -8,9 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.constraints import Constraints
 from common.ids import TaskId
 from common.resources import Resources, fits
 from headnode.scheduling.core import Placement, schedule
+from headnode.scheduling.policy import Policy
 from headnode.scheduling.snapshot import NodeView, Snapshot, TaskRequest
 
 NOW = 1_700_000_000.0
@@ -49,6 +51,20 @@ def test_task_larger_than_every_node_says_why_and_does_not_block() -> None:
     assert plan.pending[TaskId(1, 1)] == "no node has 64 cores; largest has 2, and all online nodes together have 3"
     assert [p.task for p in plan.placements] == [TaskId(2, 1)]
     assert plan.blocked_at is None
+    assert plan.never == (TaskId(1, 1),)
+
+
+def test_the_plan_names_what_could_never_run_on_these_nodes_and_nothing_that_waits_for_room() -> None:
+    picky = TaskRequest(TaskId(3, 1), Resources(1, 0), constraints=Constraints(groups=frozenset({"gpu"})))
+    gang = TaskRequest(TaskId(4, 1), Resources(1, 0), count=9, gang=True)
+    busy = task(5, cores=2)  # fits an empty node: waits for room, not for ever
+    snap = Snapshot(nodes=(node("a", 2, used=Resources(1, 0)), node("b", 2, used=Resources(1, 0))),
+                    queue=(task(1, cores=64), task(2, memory=10_000), picky, gang, task(6), busy))
+    plan = schedule(snap, NOW, policy=Policy(name="easy"))
+    assert plan.never == (TaskId(1, 1), TaskId(2, 1), TaskId(3, 1), TaskId(4, 1))
+    assert plan.blocked_at == TaskId(5, 1) and [p.task for p in plan.placements] == [TaskId(6, 1)]
+    half = TaskRequest(TaskId(7, 1), Resources(2, 0), count=3)  # one fits now, the rest wait
+    assert schedule(Snapshot(nodes=(node("a", 2),), queue=(half,)), NOW).never == ()
 
 
 def test_memory_too_large_names_memory() -> None:
