@@ -189,7 +189,7 @@ async def _serve_active(
     address = _connectable(config.listen, port)
     _write_address(state_dir / ADDRESS_FILE, address)
     _log.info("head_started", address=address, state_dir=str(state_dir), event_loop=loops.current(), jobs=len(cluster.jobs),
-              queued=len(cluster.queue), nodes=len(cluster.nodes), lease_epoch=lease.epoch if lease else None)
+              queued=cluster.waiting(), nodes=len(cluster.nodes), lease_epoch=lease.epoch if lease else None)
     background = [
         asyncio.create_task(allocator.run(), name="allocator"),
         asyncio.create_task(membership.run_liveness(), name="liveness"),

@@ -162,6 +162,8 @@ class Allocator:
         # No entry of _ahead has a lower priority (entries that started linger until take_back
         # looks, so this bound, not a look at them all, is what each pass asks).
         self._lowest_ahead = math.inf
+        # The nodes as they were when the parked tasks were found unable ever to run (_nodes).
+        self._parked_on: tuple[object, ...] = ()
 
     def kick(self) -> None:
         self._kicked.set()
@@ -181,6 +183,8 @@ class Allocator:
     def pass_once(self) -> None:
         """Plan, record and (once recorded) launch; returns without waiting for the store."""
         self.passes += 1
+        if self.cluster.parked and self._nodes() != self._parked_on:
+            _log.debug("tasks_unparked", count=self.cluster.unpark_all())
         if not self.cluster.queue and not self.cluster.reserving:
             self._last = Plan()
             return
@@ -189,6 +193,8 @@ class Allocator:
         now, began = self.clock.now(), self.clock.monotonic()
         plan = schedule(take_snapshot(self.cluster, now, self.policy.default_runtime), now, self.policy)
         self._last = plan
+        if plan.never or plan.held:
+            self._park(plan)
         _log.debug("scheduling_pass", ms=round((self.clock.monotonic() - began) * 1000, 2),
                    queued=len(self.cluster.queue), placed=len(plan.placements))
         o = Outcome()
@@ -211,6 +217,27 @@ class Allocator:
         # for that (the cluster in memory already holds them), so a commit in flight does not
         # hold up placing what ends meanwhile. Commits, and so launches, keep their order.
         self.effects.apply(o, kick=not only_placed).add_done_callback(lambda f: self._dispatch(f, placed))
+
+    def _nodes(self) -> tuple[object, ...]:
+        """What of the nodes decides whether a task could ever run on one."""
+        return tuple((n.name, n.capacity, n.unavailable_reason(), n.groups, n.agent_groups, n.labels, n.agent_labels)
+                     for n in self.cluster.nodes.values())
+
+    def _park(self, plan: Plan) -> None:
+        """Set aside the tasks the pass found no node could ever run, until the nodes change
+        (checked at the start of each pass, so no change is missed whichever way it came: a
+        node joining, coming back online, or being given a group or label), and those held
+        back by their owner's limit, until one of its runs ends (effects.py). A held task's
+        reason keeps the owner's cores as they were when it was parked."""
+        if not self.cluster.parked:
+            self._parked_on = self._nodes()
+        for ids, limited in ((plan.never, False), (plan.held, True)):
+            for task_id in ids:
+                job = self.cluster.jobs.get(task_id.job)
+                task = job.tasks.get(task_id.task) if job is not None else None
+                if job is not None and task is not None:
+                    self.cluster.park(task, plan.pending.get(task_id, WAITING_FOR_SCHEDULER),
+                                      job.owner if limited else "")
 
     def _full_behind_the_same_task(self) -> bool:
         """True when a pass would place nothing and find the reasons the last one found: no
@@ -404,7 +431,7 @@ class Allocator:
             return ""
         if task.queue_key is None:
             return self.cluster.blocked_reason(job, task) or WAITING_FOR_SCHEDULER
-        reason = self._last.pending.get(task.id)
+        reason = self._last.pending.get(task.id) or self.cluster.parked_reason(task)
         if reason is not None:
             return reason
         if self._last.everyone:

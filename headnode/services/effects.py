@@ -19,6 +19,7 @@ from headnode.domain.cluster import Cluster
 from headnode.domain.lifecycle import Outcome
 from headnode.domain.model import Instance
 from headnode.domain.node import Kill, Node
+from headnode.domain.states import TaskState
 from headnode.services.journal import Journal
 from headnode.services.metrics import NO_METRICS, Metrics
 
@@ -53,12 +54,24 @@ class Effects:
             job = self.cluster.jobs.get(task.id.job)
             if job is not None:
                 self.cluster.sync(job, task)
+        unparked = self._unpark_owners(o) if self.cluster.held else 0
         future = self.journal.record_outcome(o, nodes, meta)
         if to_kill:
             future.add_done_callback(lambda f: None if f.cancelled() or f.exception() else self._kill(to_kill))
-        if (o.resync and kick) or o.kill or o.ended:
+        if (o.resync and kick) or o.kill or o.ended or unparked:
             self._kick()
         return future
+
+    def _unpark_owners(self, o: Outcome) -> int:
+        """A run that stops running (ended, requeued, being stopped) frees some of its owner's
+        limit: its tasks parked by the limit go back in the queue."""
+        count = 0
+        for inst in o.instances.values():
+            if inst.state is not TaskState.RUNNING:
+                job = self.cluster.jobs.get(inst.id.job)
+                if job is not None and job.owner in self.cluster.held:
+                    count += self.cluster.unpark_owner(job.owner)
+        return count
 
     def _follow_ended_jobs(self, o: Outcome) -> None:
         i = 0

@@ -59,7 +59,7 @@ def totals(cluster: Cluster, now: float = 0.0) -> Totals:
         t.cores_used += node.used.cores
         t.memory_used_mb += node.used.memory_mb
         t.gpus_used += node.used.get(GPU)
-    t.queued_tasks = len(cluster.queue)
+    t.queued_tasks = cluster.waiting()
     return t
 
 

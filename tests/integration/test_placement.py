@@ -272,6 +272,25 @@ def test_groups_and_labels_set_by_an_admin_are_kept_and_used(client: Client) -> 
     assert set(client.get_node("mid").groups) == {"cpu"}
 
 
+def test_tasks_no_node_could_ever_run_wait_aside_and_run_once_a_node_changes_to_take_them(client: Client) -> None:
+    # The allocator parks them (out of every pass) and puts them back when a node changes:
+    # here an admin gives a node the group they ask for.
+    picky = [submit(client, spec("echo $SHOAL_NODE", placement=common_pb2.PlacementConstraints(groups=["bigmem"])))
+             for _ in range(3)]
+    huge = submit(client, spec("true", cores=64))
+    eventually(lambda: all(client.get_job(j).pending_reason.startswith("no node satisfies its placement")
+                           for j in picky), what="the reason of the tasks no node could run")
+    assert client.get_job(huge).pending_reason.startswith("no node has 64 cores"), client.get_job(huge).pending_reason
+    assert client.wait_job(submit(client, spec("true"))).state == FINISHED, "the rest of the queue goes on"
+    client.node_group("bigmem", ["mid"])
+    try:
+        for job_id in picky:
+            assert client.wait_job(job_id).state == FINISHED and out(client, job_id).strip() == "mid"
+        assert client.get_job(huge).pending_reason.startswith("no node has 64 cores"), "parked again"
+    finally:
+        client.node_group("bigmem", ["mid"], add=False)
+
+
 def test_only_admins_manage_nodes(cluster: LocalCluster, client: Client) -> None:
     with Client(cluster.address, user="mallory") as other:
         assert len(other.list_nodes()) == 3, "anyone may look"

@@ -452,3 +452,30 @@ def test_the_cluster_keeps_for_housekeeping_the_running_jobs_with_a_runtime_limi
         cluster.sync_job(job)
     assert limited.state is JobState.RUNNING and free.state is JobState.RUNNING
     assert cluster.limited == {limited.id}
+
+
+def test_a_parked_task_leaves_the_queue_keeps_its_reason_and_comes_back_when_anything_changes_it() -> None:
+    from headnode.domain.cluster import Cluster
+
+    cluster = Cluster()
+    o = Outcome()
+    big = make_job()
+    small = operations.create_job(8, "alice", JobSpec(tasks=(TaskSpec("echo"),)), NOW, o)
+    operations.submit_job(small, "alice", NOW, o)
+    for job in (big, small):
+        cluster.add_job(job)
+    task = big.tasks[1]
+    cluster.park(task, "no node has 64 cores")
+    assert [t.id.job for t in cluster.queued()] == [8] and cluster.waiting() == 2
+    assert cluster.parked_reason(task) == "no node has 64 cores"
+    assert cluster.parked_reason(small.tasks[1]) is None
+    cluster.sync_job(big)  # e.g. the task was modified: looked at again
+    assert [t.id.job for t in cluster.queued()] == [7, 8] and not cluster.parked
+    cluster.park(task, "no node has 64 cores")
+    cluster.rank = lambda job: 10 if job.id == 7 else 0  # rekey() passes parked tasks by ...
+    cluster.rekey()
+    assert cluster.unpark_all() == 1  # ... so they come back where the rank says
+    assert task.queue_key == (-10, 7, 1) and [t.id.job for t in cluster.queued()] == [7, 8]
+    cluster.park(task, "no node has 64 cores")
+    cluster.remove_job(big)
+    assert not cluster.parked and cluster.waiting() == 1
