@@ -71,8 +71,11 @@ class Plan:
     # aside until a node joins or changes, so later passes do not look at them again.
     never: tuple[TaskId, ...] = ()
     # Tasks none of whose instances may start because their owner runs as many cores as the
-    # limit allows: the caller may set them aside until one of the owner's runs ends.
-    held: tuple[TaskId, ...] = ()
+    # limit allows, each with the cores it needs at once: the caller may set them aside until
+    # one of the owner's runs ends. `room`: how many more cores each of their owners' limit
+    # lets start once this plan's placements run.
+    held: tuple[tuple[TaskId, int], ...] = ()
+    room: dict[str, int] = field(default_factory=dict)
 
 
 def schedule(snapshot: Snapshot, now: float, policy: Policy | str = DEFAULT) -> Plan:
@@ -93,7 +96,8 @@ class _Pass:
         self.reservation: Reservation | None = None
         self.preempt: dict[TaskId, str] = {}
         self.never: list[TaskId] = []
-        self.held: list[TaskId] = []
+        self.held: list[tuple[TaskId, int]] = []
+        self._held_owners: set[str] = set()
         self.made: list[tuple[float, str, Resources]] = []  # releases of this pass's placements
         self._running: list[Running] | None = None
         self._owner_cores: dict[str, int] | None = None
@@ -130,7 +134,7 @@ class _Pass:
         return Plan(tuple(self.placements), self.pending, self.blocked_at, tuple(self.pools.reserve),
                     tuple(release), tuple(self.pools.started), tuple(self.preempt.items()),
                     (self.reservation.request.id, self.reservation.at) if self.reservation else None,
-                    never=tuple(self.never), held=tuple(self.held))
+                    never=tuple(self.never), held=tuple(self.held), room=self._room())
 
     def nowhere(self) -> Plan:
         """No node takes work (none has registered, or each is drained, down or disconnected):
@@ -158,8 +162,12 @@ class _Pass:
                 return True
             return False
         count = self._within_limit(request)
+        if count is None:
+            self.never.append(request.id)
+            return False
         if count == 0:
-            self.held.append(request.id)
+            self.held.append((request.id, _at_once(request)))
+            self._held_owners.add(request.owner)
             return False
         if self.reservation is not None:
             self._backfill(request, count)
@@ -270,11 +278,21 @@ class _Pass:
         if self._owner_cores is not None:
             self._owner_cores[request.owner] = self._owner_cores.get(request.owner, 0) + cores
 
-    def _within_limit(self, request: TaskRequest) -> int:
-        """How many of the request's instances its owner's running-cores limit lets start."""
+    def _room(self) -> dict[str, int]:
+        owners, limit = self._owner_cores or {}, self.policy.max_running_cores
+        return {o: max(0, limit - owners.get(o, 0)) for o in sorted(self._held_owners)}
+
+    def _within_limit(self, request: TaskRequest) -> int | None:
+        """How many of the request's instances its owner's running-cores limit lets start;
+        None: never any (one instance, or a gang's all, needs more cores than the limit)."""
         limit = self.policy.max_running_cores
         if not limit:
             return request.count
+        at_once = _at_once(request)
+        if at_once > limit:
+            self.pending[request.id] = (f"needs {at_once} cores at once, more than the owner limit of {limit} "
+                                        f"(max_running_cores_per_owner)")
+            return None
         if self._owner_cores is None:
             self._owner_cores = {}
             for r in self.running:
@@ -290,6 +308,11 @@ class _Pass:
         self.pending[request.id] = (f"held back by the owner limit: {request.owner} runs {used} of at most "
                                     f"{limit} cores")
         return allowed
+
+
+def _at_once(request: TaskRequest) -> int:
+    """The cores of the request's owner limit one instance (a gang: all of them) takes."""
+    return request.resources.cores * max(1, request.nodes) * (request.count if request.gang else 1)
 
 
 def _unit(board: Board, request: TaskRequest, node: str) -> Resources:

@@ -265,7 +265,7 @@ def check_plan(snap: Snapshot, policy: str) -> None:
     for t in plan.never:
         assert placed[t] == 0 and plan.pending.get(t), f"{t} set aside but placed or without a reason"
         assert not could_start_on_empty(snap, requests[t]), f"{t} set aside for good but could start"
-    for t in plan.held:
+    for t, _ in plan.held:
         assert placed[t] == 0 and plan.pending[t].startswith("held back by the owner limit")
 
 

@@ -120,7 +120,21 @@ def test_the_running_cores_limit_holds_back_an_owner_without_blocking_others() -
     assert plan.held == (), "one of job 2's instances started: it is not held back whole"
     full = (run(1, "n1", 4, NOW + 100, owner="alice"),)
     plan = schedule(Snapshot(nodes, queue, running=full), NOW, Policy(name=FCFS, max_running_cores=4))
-    assert plan.held == (TaskId(2, 1),) and [p.task.job for p in plan.placements] == [3]
+    assert plan.held == ((TaskId(2, 1), 1),) and plan.room == {"alice": 0}
+    assert [p.task.job for p in plan.placements] == [3]
+
+
+
+def test_a_task_bigger_than_the_owner_limit_says_so_and_is_never_held_for_an_end() -> None:
+    nodes = (node("n1", 16),)
+    gang = TaskRequest(TaskId(3, 1), Resources(2, 0), count=3, owner="alice", gang=True)
+    queue = (req(2, cores=8, owner="alice"), gang, req(4, cores=1, owner="alice"))
+    plan = schedule(Snapshot(nodes, queue), NOW, Policy(name=FCFS, max_running_cores=4))
+    assert plan.pending[TaskId(2, 1)] == ("needs 8 cores at once, more than the owner limit of 4 "
+                                          "(max_running_cores_per_owner)")
+    assert plan.pending[TaskId(3, 1)].startswith("needs 6 cores at once")
+    assert plan.never == (TaskId(2, 1), TaskId(3, 1)) and plan.held == ()
+    assert [p.task.job for p in plan.placements] == [4] and plan.blocked_at is None
 
 
 def test_preemption_requeues_the_lower_level() -> None:
