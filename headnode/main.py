@@ -147,7 +147,8 @@ async def _serve_active(
                          max_queued_jobs=config.max_queued_jobs_per_owner)
     node_admin = NodeAdmin(cluster, effects, journal, membership, clock, kick=lambda: allocator.kick())
     templates = TemplateService(journal, clock, loaded.templates)
-    housekeeping = Housekeeping(cluster, effects, journal, output, clock, config.completed_job_ttl)
+    housekeeping = Housekeeping(cluster, effects, journal, output, clock, config.completed_job_ttl,
+                                kick=lambda: allocator.kick())
     token_key = loaded.meta.get(TOKEN_KEY)
     if token_key is None:  # the cluster's first start: head nodes sharing the store share the key
         token_key = tokens.new_key()

@@ -11,9 +11,14 @@ A queued task that no node could ever run as the nodes are (too big for each, or
 by its placement), or whose owner runs all the cores its limit allows, is parked: kept, with
 its reason, out of `queue`, so that passes do not look at it again and again (4,000 such
 tasks cost each SubmitJob 129 ms of the head's CPU, and 50 ms held back by a limit). The
-allocator parks them and puts them all back when a node joins or changes; effects.py puts an
-owner's back when one of its runs ends; `sync` puts one back whenever anything about it
-changes.
+allocator parks them and puts them all back when a node joins or changes. When one of an
+owner's runs ends, effects.py calls `freed`, which puts back, in queue order, as many of the
+owner's held tasks as the cores its limit may now let start could take (an upper bound: the
+room the last pass left it, plus every core freed since), not all of them: a user with
+thousands of short jobs queued over the limit would otherwise have them all looked at again
+at each end. Housekeeping puts all held tasks back every few seconds, so none waits longer
+than that on a count that came out low (a task put back that cannot start for want of a node
+leaves the room to the next). `sync` puts one back whenever anything about it changes.
 """
 
 from __future__ import annotations
@@ -36,7 +41,10 @@ class Cluster:
         self.nodes: dict[str, Node] = {}
         self.queue: SortedDict = SortedDict()  # (-rank, job id, task number) -> Task
         self.parked: dict[tuple[float, int, int], tuple[Task, str]] = {}  # queue key -> (task, its reason)
-        self.held: dict[str, set[tuple[float, int, int]]] = {}  # owner -> keys parked by its limit
+        # Owner -> its tasks parked by its limit, in queue order: key -> the cores each needs at
+        # once; and at most how many cores its limit lets it start now (`freed`).
+        self.held: dict[str, SortedDict] = {}
+        self.room: dict[str, int] = {}
         self.next_job_id = next_job_id
         # Job id -> ids of the jobs that depend on it.
         self.dependents: dict[int, set[int]] = {}
@@ -161,13 +169,15 @@ class Cluster:
         """Tasks with instances waiting and nothing blocking them, parked ones included."""
         return len(self.queue) + len(self.parked)
 
-    def park(self, task: Task, reason: str, owner: str = "") -> None:
-        """`owner`: parked because that owner is at its running-cores limit (unpark_owner)."""
+    def park(self, task: Task, reason: str, owner: str = "", need: int = 0, room: int = 0) -> None:
+        """Take a queued task out of the queue, with its reason. `owner`: parked because that
+        owner's limit lets it start `room` more cores and the task needs `need` at once."""
         key = task.queue_key
         if key is not None and self.queue.pop(key, None) is not None:
             self.parked[key] = (task, reason)
             if owner:
-                self.held.setdefault(owner, set()).add(key)
+                self.held.setdefault(owner, SortedDict())[key] = need
+                self.room[owner] = room
 
     def parked_reason(self, task: Task) -> str | None:
         entry = self.parked.get(task.queue_key) if task.queue_key is not None else None
@@ -180,17 +190,49 @@ class Cluster:
             self._requeue(task)
         self.parked.clear()
         self.held.clear()
+        self.room.clear()
         return count
 
-    def unpark_owner(self, owner: str) -> int:
-        """Put back the tasks parked because `owner` was at its limit; returns how many."""
+    def unpark_held(self) -> int:
+        """Put back every task parked by its owner's limit; returns how many."""
         count = 0
-        for key in self.held.pop(owner, ()):
-            entry = self.parked.pop(key, None)
-            if entry is not None:
-                self._requeue(entry[0])
-                count += 1
+        for held in self.held.values():
+            for key in held:
+                count += self._unpark(key)
+        self.held.clear()
+        self.room.clear()
         return count
+
+    def freed(self, owner: str, cores: int) -> int:
+        """One of `owner`'s runs stopped running, freeing `cores` of its limit: put back, in
+        queue order, the held tasks that room could start; returns how many."""
+        held = self.held.get(owner)
+        if not held:
+            return 0
+        room = self.room[owner] = self.room.get(owner, 0) + cores
+        given, back = 0, []
+        for key, need in held.items():
+            if given >= room:
+                break
+            if key not in self.parked:  # put back since (sync), or gone
+                back.append(key)
+            elif need <= room - given:
+                back.append(key)
+                given += need
+        count = 0
+        for key in back:
+            del held[key]
+            count += self._unpark(key)
+        if not held:
+            del self.held[owner], self.room[owner]
+        return count
+
+    def _unpark(self, key: tuple[float, int, int]) -> int:
+        entry = self.parked.pop(key, None)
+        if entry is None:
+            return 0
+        self._requeue(entry[0])
+        return 1
 
     def _requeue(self, task: Task) -> None:
         # Where `rank` says now: rekey() passes parked tasks by.

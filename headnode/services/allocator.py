@@ -227,17 +227,19 @@ class Allocator:
         """Set aside the tasks the pass found no node could ever run, until the nodes change
         (checked at the start of each pass, so no change is missed whichever way it came: a
         node joining, coming back online, or being given a group or label), and those held
-        back by their owner's limit, until one of its runs ends (effects.py). A held task's
-        reason keeps the owner's cores as they were when it was parked."""
+        back by their owner's limit, until one of its runs ends (effects.py, Cluster.freed).
+        A held task's reason keeps the owner's cores as they were when it was parked."""
         if not self.cluster.parked:
             self._parked_on = self._nodes()
-        for ids, limited in ((plan.never, False), (plan.held, True)):
-            for task_id in ids:
-                job = self.cluster.jobs.get(task_id.job)
-                task = job.tasks.get(task_id.task) if job is not None else None
-                if job is not None and task is not None:
-                    self.cluster.park(task, plan.pending.get(task_id, WAITING_FOR_SCHEDULER),
-                                      job.owner if limited else "")
+        for task_id, need in (*((t, -1) for t in plan.never), *plan.held):
+            job = self.cluster.jobs.get(task_id.job)
+            task = job.tasks.get(task_id.task) if job is not None else None
+            if job is not None and task is not None:
+                reason = plan.pending.get(task_id, WAITING_FOR_SCHEDULER)
+                if need < 0:
+                    self.cluster.park(task, reason)
+                else:
+                    self.cluster.park(task, reason, job.owner, need, plan.room.get(job.owner, 0))
 
     def _full_behind_the_same_task(self) -> bool:
         """True when a pass would place nothing and find the reasons the last one found: no

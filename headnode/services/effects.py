@@ -64,13 +64,13 @@ class Effects:
 
     def _unpark_owners(self, o: Outcome) -> int:
         """A run that stops running (ended, requeued, being stopped) frees some of its owner's
-        limit: its tasks parked by the limit go back in the queue."""
+        limit: as many of its held tasks as that could start go back in the queue."""
         count = 0
         for inst in o.instances.values():
             if inst.state is not TaskState.RUNNING:
                 job = self.cluster.jobs.get(inst.id.job)
                 if job is not None and job.owner in self.cluster.held:
-                    count += self.cluster.unpark_owner(job.owner)
+                    count += self.cluster.freed(job.owner, inst.cores + sum(c for _, c in inst.hosts))
         return count
 
     def _follow_ended_jobs(self, o: Outcome) -> None:

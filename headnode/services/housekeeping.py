@@ -1,12 +1,17 @@
-"""Time-driven upkeep: jobs past their runtime limit, and completed jobs past their TTL.
+"""Time-driven upkeep: jobs past their runtime limit, completed jobs past their TTL, and
+tasks held back by their owner's limit.
 
 A running job whose runtime limit has passed is failed as a whole ("runtime limit 1h
 exceeded"), its tasks cancelled and their processes stopped. A job that ended more than
 `completed_job_ttl` ago is purged from memory, the store and the output spool (HPC Pack's
-TTLCompletedJobs), unless a job that has not ended yet still depends on it.
+TTLCompletedJobs), unless a job that has not ended yet still depends on it. Every
+RECHECK_HELD seconds the tasks set aside by their owner's running-cores limit all go back in
+the queue for the next pass (domain/cluster.py says why a few may wait on a low count).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from common import log
 from common.clock import Clock
@@ -20,13 +25,15 @@ from headnode.services.output import OutputStore
 
 _log = log.get("housekeeping")
 PURGE_EVERY = 60.0
+RECHECK_HELD = 10.0
 
 
 class Housekeeping:
     def __init__(
         self, cluster: Cluster, effects: Effects, journal: Journal, output: OutputStore, clock: Clock, ttl: float,
-        period: float = 1.0,
+        period: float = 1.0, kick: Callable[[], None] = lambda: None,
     ) -> None:
+        self.kick = kick
         self.cluster = cluster
         self.effects = effects
         self.journal = journal
@@ -36,11 +43,16 @@ class Housekeeping:
         self.period = period
 
     async def run(self) -> None:
-        since_purge = PURGE_EVERY
+        since_purge, since_recheck = PURGE_EVERY, 0.0
         while True:
             await self.clock.sleep(self.period)
             try:
                 await self.enforce_runtime_limits()
+                since_recheck += self.period
+                if since_recheck >= RECHECK_HELD:
+                    since_recheck = 0.0
+                    if self.cluster.unpark_held():
+                        self.kick()
                 since_purge += self.period
                 if since_purge >= min(PURGE_EVERY, self.ttl):
                     since_purge = 0.0

@@ -192,6 +192,16 @@ def test_owner_limits(clients: dict[str, Client], tmp_path: Path) -> None:
         carol.cancel_job(job_id)
 
 
+def test_work_held_back_by_the_owner_limit_goes_through_as_the_owners_runs_end(clients: dict[str, Client]) -> None:
+    # Held tasks are set aside and put back a few at a time as carol's runs end
+    # (Cluster.freed): every one must still run, tasks and a sweep's instances alike.
+    carol = clients["carol"]
+    tasks = carol.submit(jobs_pb2.JobSpec(name="many", tasks=[task_spec(f"echo {i}") for i in range(12)]))
+    sweep = carol.submit(jobs_pb2.JobSpec(name="sweep", tasks=[task_spec("echo *", sweep=(1, 12, 1))]))
+    for job_id in (tasks, sweep):
+        assert carol.wait_job(job_id).state == FINISHED
+
+
 def test_limits_on_the_request_rate(clients: dict[str, Client]) -> None:
     carol = clients["carol"]
     with pytest.raises(RequestFailed) as e:

@@ -479,3 +479,31 @@ def test_a_parked_task_leaves_the_queue_keeps_its_reason_and_comes_back_when_any
     cluster.park(task, "no node has 64 cores")
     cluster.remove_job(big)
     assert not cluster.parked and cluster.waiting() == 1
+
+
+def test_an_owners_end_puts_back_in_queue_order_as_many_held_tasks_as_the_freed_cores_could_start() -> None:
+    from common.resources import Resources
+    from headnode.domain.cluster import Cluster
+
+    cluster = Cluster()
+    o = Outcome()
+    jobs = []
+    for job_id, cores in ((1, 2), (2, 1), (3, 1), (4, 1)):
+        spec = JobSpec(tasks=(TaskSpec("echo", resources=Resources(cores, 0)),))
+        job = operations.create_job(job_id, "alice", spec, NOW, o)
+        operations.submit_job(job, "alice", NOW, o)
+        cluster.add_job(job)
+        jobs.append(job)
+    for job in jobs:  # alice runs all her limit allows (room 0)
+        task = job.tasks[1]
+        cluster.park(task, "held back by the owner limit", "alice", task.spec.resources.cores, room=0)
+    assert not cluster.queue and cluster.waiting() == 4
+    assert cluster.freed("bob", 1) == 0, "bob holds nothing back"
+    # One core freed: job 1 needs 2 and stays; job 2 takes the core; 3 and 4 wait for more.
+    assert cluster.freed("alice", 1) == 1 and [t.id.job for t in cluster.queued()] == [2]
+    # Two more (the room is an upper bound: 1 + 2): job 1 (2 cores) then job 3 (1 core).
+    assert cluster.freed("alice", 2) == 2 and [t.id.job for t in cluster.queued()] == [1, 2, 3]
+    cluster.sync_job(jobs[3])  # job 4 changed: back by itself, and dropped from alice's held
+    assert cluster.freed("alice", 5) == 0 and "alice" not in cluster.held
+    cluster.park(jobs[3].tasks[1], "held back by the owner limit", "alice", 1, room=0)
+    assert cluster.unpark_held() == 1 and not cluster.parked and not cluster.held
