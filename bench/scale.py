@@ -14,6 +14,10 @@
            queued tasks): the head node's RSS, the time of one scheduling pass over that
            queue (the head's own, read from its `scheduling_pass` log events), and the
            wall time of `shoal job list`
+  aside    the head node's CPU per SubmitJob of a job that runs, on a node of 2 cores, with
+           nothing else queued, then with --aside jobs no node could ever run (64 cores) and
+           as many held back by their owner's running-cores limit queued: both kinds are set
+           aside (domain/cluster.py), so they should cost later passes nothing
 """
 
 from __future__ import annotations
@@ -109,6 +113,38 @@ def queue(sweeps: int, instances: int, runs: int) -> list[dict[str, object]]:
             stat("queue_cli_job_list", [x * 1000 for x in lists], "ms")]
 
 
+def aside(jobs: int, runs: int, per_run: int = 200) -> list[dict[str, object]]:
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
+        config = Path(tmp) / "head.toml"
+        config.write_text("[head]\nmax_running_cores_per_owner = 1\nrate_limit = 0\n")
+        cluster = LocalCluster(Path(tmp) / "cluster", nodes=1, cores=2, head_args=["--config", str(config)])
+        with cluster, Client(cluster.address, user="alice") as alice, Client(cluster.address, user="bob") as bob:
+            head = psutil.Process(cluster.head.pid)  # type: ignore[union-attr]
+            plain = jobs_pb2.JobSpec(tasks=[task_spec("true")])
+
+            def cost() -> float:
+                before = cpu_seconds(head)
+                ids = bob.submit_each([plain] * per_run, window=8)
+                bob.wait_job(ids[-1])
+                used = cpu_seconds(head) - before
+                for job_id in ids:  # outside the measure: a watch per job costs the head too
+                    if bob.wait_job(job_id).state != jobs_pb2.JOB_STATE_FINISHED:
+                        raise RuntimeError(f"job {job_id} did not finish")
+                return used * 1000 / per_run
+
+            cost()  # warm up
+            alone = [cost() for _ in range(runs)]
+            busy = alice.submit(jobs_pb2.JobSpec(tasks=[task_spec("sleep 3600")]))  # alice at her limit
+            if not wait_until(lambda: alice.get_job(busy).state == jobs_pb2.JOB_STATE_RUNNING, 30):
+                raise RuntimeError("alice's first job did not start")
+            alice.submit_many([plain] * jobs)
+            bob.submit_many([jobs_pb2.JobSpec(tasks=[task_spec("true", cores=64)])] * jobs)
+            queued = [cost() for _ in range(runs)]
+    note = f"SubmitJob of a job that runs; {jobs:,} jobs of 64 cores and {jobs:,} held by a limit queued"
+    return [stat("aside_submit_head_cpu_alone", alone, "ms", note="SubmitJob of a job that runs; nothing else queued"),
+            stat("aside_submit_head_cpu", queued, "ms", note=note)]
+
+
 def _passes(log: Path, want: int) -> list[float]:
     """Durations of the head's scheduling passes that saw the full queue."""
     import time
@@ -128,17 +164,20 @@ def _passes(log: Path, want: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="?", default="all", choices=("all", "output", "queue"))
+    parser.add_argument("which", nargs="?", default="all", choices=("all", "output", "queue", "aside"))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--gib", type=float, default=1.0)
     parser.add_argument("--sweeps", type=int, default=10)
     parser.add_argument("--instances", type=int, default=100_000)
+    parser.add_argument("--aside", type=int, default=10_000, metavar="JOBS")
     args = parser.parse_args()
     figures: list[dict[str, object]] = []
     if args.which in ("all", "output"):
         figures += output(args.runs, args.gib)
     if args.which in ("all", "queue"):
         figures += queue(args.sweeps, args.instances, args.runs)
+    if args.which in ("all", "aside"):
+        figures += aside(args.aside, args.runs)
     report(figures, "Shoal at scale")
 
 
