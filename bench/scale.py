@@ -1,6 +1,7 @@
 """Shoal at scale on this machine (no Slurm side: these are Shoal's own limits).
 
-    .venv/bin/python bench/scale.py [output|queue|all] [--runs 5] [--gib 1] [--sweeps 10 --instances 100000]
+    .venv/bin/python bench/scale.py [output|queue|aside|all] [--runs 5] [--gib 1] [--sweeps 10 --instances 100000]
+        [--aside 10000]
 
   output   a task writes 1 GiB to stdout while a client follows it live (ReadOutput with
            follow): MB/s delivered from submission to the last byte, and the head node's CPU
@@ -14,10 +15,12 @@
            queued tasks): the head node's RSS, the time of one scheduling pass over that
            queue (the head's own, read from its `scheduling_pass` log events), and the
            wall time of `shoal job list`
-  aside    the head node's CPU per SubmitJob of a job that runs, on a node of 2 cores, with
-           nothing else queued, then with --aside jobs no node could ever run (64 cores) and
-           as many held back by their owner's running-cores limit queued: both kinds are set
-           aside (domain/cluster.py), so they should cost later passes nothing
+  aside    the head node's CPU per SubmitJob of a job that runs (on a node of 4 cores, with
+           max_running_cores_per_owner 2, so the submitter's own jobs are held back and put
+           back as its runs end), with nothing else queued, then with --aside jobs no node
+           could ever run (64 cores) and as many of another owner's held back by its limit
+           queued: both kinds are set aside (domain/cluster.py), so they should cost later
+           passes nothing
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 import grpc  # noqa: E402
 import psutil  # noqa: E402
 from figures import cpu_seconds, report, stat  # noqa: E402
+from versus import Watcher  # noqa: E402
 
 from common.clock import perf_counter, wait_until  # noqa: E402
 from common.ids import TaskId  # noqa: E402
@@ -116,25 +120,26 @@ def queue(sweeps: int, instances: int, runs: int) -> list[dict[str, object]]:
 def aside(jobs: int, runs: int, per_run: int = 200) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
         config = Path(tmp) / "head.toml"
-        config.write_text("[head]\nmax_running_cores_per_owner = 1\nrate_limit = 0\n")
-        cluster = LocalCluster(Path(tmp) / "cluster", nodes=1, cores=2, head_args=["--config", str(config)])
+        config.write_text("[head]\nmax_running_cores_per_owner = 2\nrate_limit = 0\n")
+        cluster = LocalCluster(Path(tmp) / "cluster", nodes=1, cores=4, head_args=["--config", str(config)])
         with cluster, Client(cluster.address, user="alice") as alice, Client(cluster.address, user="bob") as bob:
             head = psutil.Process(cluster.head.pid)  # type: ignore[union-attr]
             plain = jobs_pb2.JobSpec(tasks=[task_spec("true")])
 
             def cost() -> float:
-                before = cpu_seconds(head)
-                ids = bob.submit_each([plain] * per_run, window=8)
-                bob.wait_job(ids[-1])
-                used = cpu_seconds(head) - before
-                for job_id in ids:  # outside the measure: a watch per job costs the head too
-                    if bob.wait_job(job_id).state != jobs_pb2.JOB_STATE_FINISHED:
-                        raise RuntimeError(f"job {job_id} did not finish")
+                with Client(cluster.address, user="bob") as watching:
+                    watcher = Watcher(watching)  # bob's jobs' ends, on one stream
+                    before = cpu_seconds(head)
+                    bob.submit_each([plain] * per_run, window=8)
+                    watcher.wait(per_run)
+                    used = cpu_seconds(head) - before
+                if watcher.failed:
+                    raise RuntimeError(f"{watcher.failed} of bob's jobs did not finish")
                 return used * 1000 / per_run
 
             cost()  # warm up
             alone = [cost() for _ in range(runs)]
-            busy = alice.submit(jobs_pb2.JobSpec(tasks=[task_spec("sleep 3600")]))  # alice at her limit
+            busy = alice.submit(jobs_pb2.JobSpec(tasks=[task_spec("sleep 3600", cores=2)]))  # alice at her limit
             if not wait_until(lambda: alice.get_job(busy).state == jobs_pb2.JOB_STATE_RUNNING, 30):
                 raise RuntimeError("alice's first job did not start")
             alice.submit_many([plain] * jobs)
