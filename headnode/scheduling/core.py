@@ -17,8 +17,8 @@ reservation and the pass goes on, starting only what cannot delay it (backfill.p
 way a wide task is never starved by narrow ones behind it. A task that could never fit on
 any available node does not block the queue; its reason says why, and the plan names it
 (Plan.never) so the caller can set it aside until the nodes change. An owner over the
-running-cores limit is skipped, not blocking (Plan.held: aside until one of its runs ends). With preemption on, a blocked task of a
-higher level names lower-level runs to stop.
+running-cores limit is skipped, not blocking (Plan.held: aside until one of its runs ends).
+With preemption on, a blocked task of a higher level names lower-level runs to stop.
 """
 
 from __future__ import annotations
