@@ -28,20 +28,27 @@ from common.clock import SystemClock, perf_counter
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 
-SUITE = [
-    ("versus.py", ["all"], ["all", "--runs", "2", "--samples", "10"]),
-    ("scale.py", ["all"], ["all", "--runs", "2", "--gib", "0.25"]),
-    ("simulate.py", ["--lublin-runs", "1"], ["--runs", "1"]),
-    # Not among the issue's eight (nor the Lublin replays above): two runs each, not five, so
-    # the suite keeps within twenty minutes on a slow day (Slurm's side of versus.py alone
-    # takes twelve to thirteen).
-    ("scheduling_pass.py", ["--runs", "2"], ["--runs", "1"]),
-    ("sweep_100k.py", ["--runs", "2"], ["--runs", "1"]),
-    ("failover.py", ["--rounds", "2"], ["--rounds", "1"]),
-    ("nodes.py", ["--dispatch", "5000"], ["--agents", "200", "--runs", "2", "--window", "5", "--dispatch", "2000"]),
+# (script, its arguments, its arguments with --quick, seconds it may take on a slow hour:
+# None for the issue's eight, which always run; a number for the others, which run after
+# them and only while the suite stays within BUDGET).
+SUITE: list[tuple[str, list[str], list[str], float | None]] = [
+    ("versus.py", ["all"], ["all", "--runs", "2", "--samples", "10"], None),
+    ("scale.py", ["all"], ["all", "--runs", "2", "--gib", "0.25"], None),
+    ("simulate.py", ["--lublin-runs", "1"], ["--runs", "1"], None),
+    ("nodes.py", ["--dispatch", "5000"], ["--agents", "200", "--runs", "2", "--window", "5", "--dispatch", "2000"],
+     None),
+    # Not among the issue's eight (nor the Lublin replays above): two runs each, not five.
     # Where the CPU goes, not a target: fewer and smaller runs than the figures above.
-    ("cpu_per_task.py", ["--runs", "1", "--tasks", "1000"], ["--runs", "1", "--tasks", "500"]),
+    ("cpu_per_task.py", ["--runs", "1", "--tasks", "1000"], ["--runs", "1", "--tasks", "500"], 20.0),
+    ("scheduling_pass.py", ["--runs", "2"], ["--runs", "1"], 15.0),
+    ("failover.py", ["--rounds", "2"], ["--rounds", "1"], 25.0),
+    ("sweep_100k.py", ["--runs", "2"], ["--runs", "1"], 30.0),
 ]
+# The issue asks for the whole suite within twenty minutes. On the slowest hours seen here
+# (2026-12-03 15:06, 1,170 s) Slurm's side of versus.py alone took most of fifteen, so the
+# benchmarks beyond the issue's eight are skipped, each with a note, where they would take
+# the suite past this.
+BUDGET = 1140.0
 
 
 def machine() -> str:
@@ -57,7 +64,12 @@ def main() -> None:
     figures: list[dict[str, object]] = []
     notes: list[str] = []
     start = perf_counter()
-    for script, full, quick in SUITE:
+    for script, full, quick, slow in SUITE:
+        if slow is not None and perf_counter() - start + slow > BUDGET:
+            notes.append(f"{script} skipped: the suite had taken {perf_counter() - start:.0f} s, and it may take "
+                         f"{slow:g} more of the {BUDGET:g} allowed (run it alone: bench/{script})")
+            print(f"== {script}: skipped", flush=True)
+            continue
         argv = [sys.executable, str(BENCH / script), *(quick if args.quick else full)]
         print(f"== {script}", flush=True)
         began = perf_counter()
