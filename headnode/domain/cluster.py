@@ -134,7 +134,7 @@ class Cluster:
         if job.spec.runtime_limit > 0 and job.state is JobState.RUNNING:
             self.limited.add(job.id)
         if task.pending and self.blocked_reason(job, task) is None:
-            key = (-self.rank(job), job.id, task.id.task)
+            key = self._key(job, task)
             if task.queue_key != key or key in self.parked:
                 self._unqueue(task)
                 self.queue[key] = task
@@ -234,9 +234,12 @@ class Cluster:
         self._requeue(entry[0])
         return 1
 
+    def _key(self, job: Job, task: Task) -> tuple[float, int, int]:
+        return (-self.rank(job), job.id, task.id.task)
+
     def _requeue(self, task: Task) -> None:
         # Where `rank` says now: rekey() passes parked tasks by.
-        key = (-self.rank(self.jobs[task.id.job]), task.id.job, task.id.task)
+        key = self._key(self.jobs[task.id.job], task)
         self.queue[key] = task
         task.queue_key = key
 

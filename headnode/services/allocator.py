@@ -163,7 +163,7 @@ class Allocator:
         # looks, so this bound, not a look at them all, is what each pass asks).
         self._lowest_ahead = math.inf
         # The nodes as they were when the parked tasks were found unable ever to run (_nodes).
-        self._parked_on: tuple[object, ...] = ()
+        self._parked_on: tuple[int, int] = (-1, -1)
 
     def kick(self) -> None:
         self._kicked.set()
@@ -218,10 +218,10 @@ class Allocator:
         # hold up placing what ends meanwhile. Commits, and so launches, keep their order.
         self.effects.apply(o, kick=not only_placed).add_done_callback(lambda f: self._dispatch(f, placed))
 
-    def _nodes(self) -> tuple[object, ...]:
-        """What of the nodes decides whether a task could ever run on one."""
-        return tuple((n.name, n.capacity, n.unavailable_reason(), n.groups, n.agent_groups, n.labels, n.agent_labels)
-                     for n in self.cluster.nodes.values())
+    def _nodes(self) -> tuple[int, int]:
+        """Moves whenever what decides whether a task could ever run on a node changes (a
+        removed node only changes the count)."""
+        return Node.shape_changes, len(self.cluster.nodes)
 
     def _park(self, plan: Plan) -> None:
         """Set aside the tasks the pass found no node could ever run, until the nodes change

@@ -507,3 +507,25 @@ def test_an_owners_end_puts_back_in_queue_order_as_many_held_tasks_as_the_freed_
     assert cluster.freed("alice", 5) == 0 and "alice" not in cluster.held
     cluster.park(jobs[3].tasks[1], "held back by the owner limit", "alice", 1, room=0)
     assert cluster.unpark_held() == 1 and not cluster.parked and not cluster.held
+
+
+def test_a_nodes_shape_changes_are_counted_and_its_load_is_not() -> None:
+    # The allocator puts tasks no node could run back in the queue when this count moves.
+    from common.resources import Resources
+    from headnode.domain.node import Allocation, Node
+    from headnode.domain.states import NodeState
+
+    before = Node.shape_changes
+    node = Node("n1", Resources(2, 0))
+    assert Node.shape_changes > before, "a new node counts"
+    for change in (lambda: setattr(node, "connected", True), lambda: setattr(node, "state", NodeState.DRAINING),
+                   lambda: setattr(node, "groups", frozenset({"gpu"})), lambda: setattr(node, "capacity", Resources(4, 0)),
+                   lambda: setattr(node, "agent_labels", frozenset({"ssd"}))):
+        before = Node.shape_changes
+        change()
+        assert Node.shape_changes == before + 1
+    before = Node.shape_changes
+    node.allocate(Allocation(TaskId(1, 1), 1, Resources(1, 0)))
+    node.release(TaskId(1, 1))
+    node.seen_at = 5.0
+    assert Node.shape_changes == before
