@@ -32,6 +32,9 @@ class Reservation:
     at: float
     parts: Parts
     extra: dict[str, Resources] = field(default_factory=dict)
+    # The most cores `extra` had on any node when reserved: no more once backfill takes some,
+    # so a run that ends after `at` and needs more than this cannot start (no node search).
+    spare_cores: int = 0
 
 
 def runtime(request: TaskRequest, default: float) -> float:
@@ -74,7 +77,7 @@ def reserve(board: Board, request: TaskRequest, freed: Sequence[tuple[float, str
             extra = dict(projected)
             for node, res in parts:
                 extra[node] = extra[node] - res
-            return Reservation(request, max(at, now), parts, extra)
+            return Reservation(request, max(at, now), parts, extra, max((e.cores for e in extra.values()), default=0))
     return None
 
 
