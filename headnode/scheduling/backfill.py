@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from common.resources import ZERO, Resources, fits
 from headnode.scheduling.board import SINGLE, Board
 from headnode.scheduling.snapshot import NodeView, Running, TaskRequest
 
 Parts = list[tuple[str, Resources]]
+_WHEN_WHERE = itemgetter(0, 1)  # a release's (time, node)
 
 
 @dataclass
@@ -43,9 +45,11 @@ def runtime(request: TaskRequest, default: float) -> float:
 
 def releases(running: Iterable[Running], now: float) -> list[tuple[float, str, Resources]]:
     out = []
+    append = out.append
     for r in running:
-        end = now if r.dying else max(now, r.ends)
-        out += [(end, node, res) for node, res in r.parts]
+        end = now if r.dying or r.ends < now else r.ends
+        for node, res in r.parts:
+            append((end, node, res))
     return out
 
 
@@ -57,7 +61,7 @@ def reserve(board: Board, request: TaskRequest, freed: Sequence[tuple[float, str
     if not candidates:
         return None
     projected = dict(board.free)
-    events = sorted(freed, key=lambda e: (e[0], e[1]))
+    events = sorted(freed, key=_WHEN_WHERE)
     single = k.mode == SINGLE and not request.gang
     i = 0
     while i < len(events):

@@ -37,7 +37,7 @@ from headnode.scheduling.snapshot import Running, Snapshot, TaskRequest
 DEFAULT = Policy()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Placement:
     task: TaskId
     node: str
@@ -48,7 +48,7 @@ class Placement:
     charged: Resources | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Plan:
     placements: tuple[Placement, ...] = ()
     # Why each task the pass looked at and could not (fully) place is still waiting.

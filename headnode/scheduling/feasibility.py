@@ -30,7 +30,7 @@ class Why(enum.Enum):
 WHOLE = "not a whole free node"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rejection:
     node: str
     why: Why
