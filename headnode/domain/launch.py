@@ -37,7 +37,8 @@ def substitute(text: str, value: int) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True, slots=True)
+# Values, never changed once built; not frozen= (see headnode/scheduling/snapshot.py: 4-5x cheaper to build).
+@dataclass(slots=True)
 class RunSpec:
     command_line: str
     environment: Mapping[str, str]

@@ -36,13 +36,14 @@ class DependencyKind(enum.Enum):
     AFTER_NOT_OK = "after-not-ok"
 
 
-@dataclass(frozen=True, slots=True)
+# Values, never changed once built; not frozen= (see headnode/scheduling/snapshot.py: 4-5x cheaper to build).
+@dataclass(slots=True)
 class JobDependency:
     kind: DependencyKind
     job_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sweep:
     start: int
     end: int
@@ -56,7 +57,7 @@ class Sweep:
         return self.start + (instance - 1) * self.step
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskSpec:
     command_line: str
     name: str = ""
@@ -116,7 +117,7 @@ RESERVE_CORES = "cores"
 RESERVE_NODES = "nodes"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reservation:
     """A job-level allocation of `minimum` to `maximum` cores or whole nodes (HPC Pack's
     job unit type with MinCores/MaxCores or MinNodes/MaxNodes)."""
@@ -126,7 +127,7 @@ class Reservation:
     maximum: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JobSpec:
     """Job-level fields. Tasks come with a submission and then live in Job.tasks."""
 
@@ -145,7 +146,7 @@ class JobSpec:
     tasks: tuple[TaskSpec, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Change:
     """One status change: a history entry for the store and an event for watchers."""
 

@@ -162,21 +162,22 @@ class Node:
 # Instructions the head sends to an agent (converted to HeadMessage by the API layer).
 
 
-@dataclass(frozen=True, slots=True)
+# Values, never changed once built; not frozen= (see headnode/scheduling/snapshot.py: 4-5x cheaper to build).
+@dataclass(slots=True)
 class Launch:
     task: TaskId
     attempt: int
     run: RunSpec
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Kill:
     task: TaskId
     attempt: int
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AckExit:
     task: TaskId
     attempt: int
@@ -188,7 +189,7 @@ Instruction = Launch | Kill | AckExit
 # What an agent reports (converted from AgentMessage by the API layer).
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskReport:
     task: TaskId
     attempt: int
@@ -203,7 +204,7 @@ class TaskReport:
     queued: bool = False  # dispatched ahead and held by the agent, not started (running is True)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Hello:
     node_name: str
     instance_id: str
@@ -215,13 +216,13 @@ class Hello:
     labels: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Heartbeat:
     acked_seq: int
     tasks: tuple[TaskReport, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Started:
     task: TaskId
     attempt: int
@@ -229,7 +230,7 @@ class Started:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Output:
     task: TaskId
     attempt: int
@@ -238,7 +239,7 @@ class Output:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Exited:
     task: TaskId
     attempt: int

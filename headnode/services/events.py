@@ -17,7 +17,8 @@ from headnode.domain.model import Change
 from headnode.domain.states import JobState, TaskState
 
 
-@dataclass(frozen=True, slots=True)
+# Values, never changed once built; not frozen= (see headnode/scheduling/snapshot.py: 4-5x cheaper to build).
+@dataclass(slots=True)
 class JobChanged:
     change: Change
     job_state: JobState

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 
-@dataclass(frozen=True, slots=True)
+# Values, never changed once built; not frozen= (see headnode/scheduling/snapshot.py: 4-5x cheaper to build).
+@dataclass(slots=True)
 class JobRecord:
     id: int
     owner: str
@@ -28,7 +29,7 @@ class JobRecord:
     spec: str  # JSON of the job-level spec fields
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskRecord:
     job_id: int
     task_id: int
@@ -44,7 +45,7 @@ class TaskRecord:
     spec: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InstanceRecord:
     job_id: int
     task_id: int
@@ -65,7 +66,7 @@ class InstanceRecord:
     detail: str = "{}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NodeRecord:
     name: str
     state: str
@@ -83,7 +84,7 @@ class NodeRecord:
     detail: str = "{}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HistoryRecord:
     job_id: int
     task_id: int  # 0: the job itself
@@ -94,7 +95,7 @@ class HistoryRecord:
     instance_id: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TemplateRecord:
     name: str
     owner: str
@@ -102,7 +103,7 @@ class TemplateRecord:
     body: str  # the template as the API defines it (JSON); the store does not look inside
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UsageRecord:
     """What an ended job used, kept after the job itself is purged (accounting).
 
@@ -128,7 +129,7 @@ class UsageRecord:
     exit_codes: str  # the distinct exit codes seen, ascending, comma-separated (at most 16)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UsageQuery:
     """Usage of the jobs that ended in [since, until), by owner, project or job."""
 
@@ -140,7 +141,7 @@ class UsageQuery:
     limit: int = 10_000  # at most this many rows
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UsageRow:
     key: str  # the owner, the project, or the job id
     jobs: int
@@ -153,7 +154,7 @@ class UsageRow:
     record: UsageRecord | None = None  # by job: the job's own record
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UsageReport:
     rows: list[UsageRow]
     total: UsageRow  # over every matching job, not only the rows returned
