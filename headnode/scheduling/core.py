@@ -78,16 +78,19 @@ class Plan:
     room: dict[str, int] = field(default_factory=dict)
 
 
-def schedule(snapshot: Snapshot, now: float, policy: Policy | str = DEFAULT) -> Plan:
-    """One pass. `policy` may be a placement name alone ("pack", "spread") for FCFS."""
+def schedule(snapshot: Snapshot, now: float, policy: Policy | str = DEFAULT, reasons: bool = True) -> Plan:
+    """One pass. `policy` may be a placement name alone ("pack", "spread") for FCFS.
+    `reasons=False`: the plan's pending reasons are left empty (its keys are the same), for a
+    caller that reads none, such as the trace replay (their text was a tenth of its time);
+    what the pass places, reserves and sets aside is the same either way."""
     if isinstance(policy, str):
         policy = Policy(placement=policy)
-    return _Pass(snapshot, now, policy).run()
+    return _Pass(snapshot, now, policy, reasons).run()
 
 
 class _Pass:
-    def __init__(self, snapshot: Snapshot, now: float, policy: Policy) -> None:
-        self.snapshot, self.now, self.policy = snapshot, now, policy
+    def __init__(self, snapshot: Snapshot, now: float, policy: Policy, reasons: bool = True) -> None:
+        self.snapshot, self.now, self.policy, self.reasons = snapshot, now, policy, reasons
         self.board = Board(tuple(snapshot.nodes), policy.placement)
         self.pools = Pools(self.board, dict(snapshot.pools))
         self.placements: list[Placement] = []
@@ -126,7 +129,7 @@ class _Pass:
                     # Most of a long backfill scan on a busy cluster asks for more cores than
                     # are free in all: settled here as _backfill would settle it (_refuse), with
                     # no node search (which was a third of a trace replay's time).
-                    pending.setdefault(request.id, self._refused or self._refusal())
+                    pending.setdefault(request.id, self._refusal())
                     continue
             if self._step(request):
                 break
@@ -147,7 +150,8 @@ class _Pass:
         if first is None:
             return Plan()
         nodes = self.board.nodes
-        reason = explain(first.resources, [Rejection(n.name, Why.UNAVAILABLE, n.unavailable) for n in nodes], nodes)
+        reason = explain(first.resources, [Rejection(n.name, Why.UNAVAILABLE, n.unavailable) for n in nodes],
+                         nodes) if self.reasons else ""
         return Plan(pending={first.id: reason}, everyone=reason)
 
     def _step(self, request: TaskRequest) -> bool:
@@ -156,7 +160,7 @@ class _Pass:
             out = self.pools.place(request)
             self.placements += [Placement(request.id, n, g, charged=c) for n, g, c in out.placed]
             if len(out.placed) < request.count:
-                self.pending[request.id] = out.reason
+                self.pending[request.id] = out.reason if self.reasons else ""
             if out.block and self.reservation is None:
                 self.blocked_at = request.id
                 return True
@@ -179,9 +183,12 @@ class _Pass:
                 self.board.commit()
                 self._record(request, placed)
                 return False
-            reason = _reason(self.board, request, self.board.rejections(request))
+            if self.reasons:
+                reason = _reason(self.board, request, self.board.rejections(request))
+                self.pending[request.id] = f"its {count} instances must start together: {reason}"
+            else:
+                self.pending[request.id] = ""
             self.board.rollback()
-            self.pending[request.id] = f"its {count} instances must start together: {reason}"
             if not _could_ever(self.board, request, count):
                 self.never.append(request.id)
                 return False  # could not start together even on an empty cluster: do not block
@@ -193,7 +200,7 @@ class _Pass:
         if len(placed) == count:
             return False  # the rest is held back by the owner's limit (its reason says so)
         rejections = self.board.rejections(request)
-        self.pending[request.id] = _reason(self.board, request, rejections)
+        self.pending[request.id] = _reason(self.board, request, rejections) if self.reasons else ""
         if never_fits(rejections) or not _could_ever(self.board, request, 1):
             if not placed:
                 self.never.append(request.id)
@@ -208,14 +215,15 @@ class _Pass:
             chosen = victims(self.board, request, self.running)
             for r in chosen or ():
                 self.preempt[r.task] = f"preempted by job {request.job} ({LEVELS[request.level]} priority)"
-            if chosen:
+            if chosen and self.reasons:
                 self.pending[request.id] += f"; preempting {len(chosen)} lower-priority task(s)"
         if self.policy.name != EASY:
             return True
         self.reservation = reserve(self.board, request, releases(self.running, self.now) + self.made, self.now)
         if self.reservation is None:
             return True
-        self.pending[request.id] += f"; reserved to start in {_seconds(self.reservation.at - self.now)}"
+        if self.reasons:
+            self.pending[request.id] += f"; reserved to start in {_seconds(self.reservation.at - self.now)}"
         return False
 
     def _backfill(self, request: TaskRequest, count: int) -> None:
@@ -229,13 +237,15 @@ class _Pass:
     def _refuse(self, request: TaskRequest, placed: list[Placement]) -> None:
         """The pending reason of what backfill could not start (all or some of)."""
         if len(placed) < request.count and request.id not in self.pending:
-            self.pending[request.id] = self._refused or self._refusal()
+            self.pending[request.id] = self._refusal()
 
     def _refusal(self) -> str:
-        res = self.reservation
-        assert res is not None
-        self._refused = (f"waiting for resources: starting it now would delay job {res.request.job}, "
-                         f"reserved to start in {_seconds(res.at - self.now)}")
+        """The reason for all that backfill refuses in this pass, made once."""
+        if self._refused is None:
+            res = self.reservation
+            assert res is not None
+            self._refused = (f"waiting for resources: starting it now would delay job {res.request.job}, "
+                             f"reserved to start in {_seconds(res.at - self.now)}") if self.reasons else ""
         return self._refused
 
     def _fill(self, request: TaskRequest, count: int, res: Reservation) -> list[Placement]:
@@ -295,7 +305,7 @@ class _Pass:
         at_once = _at_once(request)
         if at_once > limit:
             self.pending[request.id] = (f"needs {at_once} cores at once, more than the owner limit of {limit} "
-                                        f"(max_running_cores_per_owner)")
+                                        f"(max_running_cores_per_owner)") if self.reasons else ""
             return None
         if self._owner_cores is None:
             self._owner_cores = {}
@@ -310,7 +320,7 @@ class _Pass:
         if request.gang and allowed < request.count:
             allowed = 0
         self.pending[request.id] = (f"held back by the owner limit: {request.owner} runs {used} of at most "
-                                    f"{limit} cores")
+                                    f"{limit} cores") if self.reasons else ""
         return allowed
 
 

@@ -6,6 +6,7 @@ pending reasons users see."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,9 +16,10 @@ from common.ids import TaskId
 from common.resources import GPU, ZERO, Resources, fits, generic_of
 from headnode.scheduling.core import Placement, Plan, schedule
 from headnode.scheduling.feasibility import dynamic_check, static_check
+from headnode.scheduling.policy import Policy
 from headnode.scheduling.pools import Grant
 from headnode.scheduling.ranking import score
-from headnode.scheduling.snapshot import NodeView, PoolView, Snapshot, TaskRequest
+from headnode.scheduling.snapshot import NodeView, PoolView, Running, Snapshot, TaskRequest
 
 NOW = 1_700_000_000.0
 NAMES = tuple(f"n{i}" for i in range(8))  # in name order, as the head node gives them
@@ -141,6 +143,22 @@ def snapshots(draw, pool_chance: int = 4) -> Snapshot:
             nodes=0 if pooled or not chance(draw, 10) else draw(_WHOLE),
         ))
     return Snapshot(nodes, tuple(queue), pools)
+
+
+@settings(max_examples=300, deadline=None)
+@given(snapshots(), st.sampled_from(["fcfs", "easy"]), st.lists(st.floats(0, 7200), min_size=8, max_size=8))
+def test_a_pass_without_reasons_makes_the_same_plan(snap: Snapshot, name: str, ends: list[float]) -> None:
+    """schedule(reasons=False), the trace replay's, places, reserves, preempts and sets aside
+    what a pass with reasons does, and leaves the same tasks pending, each with no text.
+    What runs on the nodes ends at random times, so EASY reserves and backfills."""
+    running = tuple(Running(TaskId(100 + i, 1), ((n.name, n.used),), ends[i]) for i, n in enumerate(snap.nodes)
+                    if n.used.cores > 0)
+    snap = Snapshot(snap.nodes, snap.queue, snap.pools, running)
+    full = schedule(snap, 100.0, Policy(name=name))
+    bare = schedule(snap, 100.0, Policy(name=name), reasons=False)
+    assert bare.pending.keys() == full.pending.keys()
+    assert not any(bare.pending.values()) and not bare.everyone
+    assert replace(bare, pending={}, everyone="") == replace(full, pending={}, everyone="")
 
 
 def parts(p: Placement) -> list[tuple[str, Resources]]:
