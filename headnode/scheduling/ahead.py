@@ -40,11 +40,13 @@ def may_go_ahead(r: TaskRequest, smallest: Resources) -> bool:
 def plan(nodes: Iterable[NodeView], rooms: Mapping[str, Resources], queue: Iterable[TaskRequest],
          running: Iterable[Running], now: float, policy: Policy) -> Plan:
     """Placements ahead on the nodes named in `rooms` (each given its room on top of its
-    capacity), for the queue in order up to the first task that may not go ahead."""
+    capacity), for the queue in order up to the first task that may not go ahead. Its pending
+    reasons are left empty: the allocator takes only the placements (a task's reason is the
+    main pass's)."""
     views = [n for n in nodes if n.name in rooms]
     if not views:
         return Plan()
     smallest = Resources(min(n.capacity.cores for n in views), min(n.capacity.memory_mb for n in views))
     wider = tuple(replace(n, capacity=n.capacity + rooms[n.name]) for n in views)
     ahead = takewhile(lambda r: may_go_ahead(r, smallest), (r for r in queue if r.count > 0))
-    return schedule(Snapshot(wider, ahead, running=running), now, replace(policy, name=FCFS))
+    return schedule(Snapshot(wider, ahead, running=running), now, replace(policy, name=FCFS), reasons=False)
