@@ -15,18 +15,18 @@ one and grants nothing by itself: it only lets the connection be made.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import socket
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-# cryptography is imported where certificates are made or read, not here: a client that only
-# hands files to gRPC (every `shoal` command) would otherwise pay a fifth of its start-up.
+# cryptography (and pathlib, datetime, ipaddress) are imported where certificates are made or
+# read, not here: a client that only hands files to gRPC (every `shoal` command) would
+# otherwise pay a fifth of its start-up, and a plaintext one needs none of them.
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -52,6 +52,8 @@ class Files:
         ca = os.environ.get("SHOAL_CA")
         if not ca:
             return None
+        from pathlib import Path
+
         cert, key = os.environ.get("SHOAL_CERT"), os.environ.get("SHOAL_KEY")
         return cls(Path(ca), Path(cert) if cert else None, Path(key) if key else None)
 
@@ -98,6 +100,8 @@ def _name(common: str, unit: str) -> x509.Name:
 
 def _builder(subject: x509.Name, issuer: x509.Name, public: ec.EllipticCurvePublicKey, days: int, at: float
              ) -> x509.CertificateBuilder:
+    import datetime
+
     from cryptography import x509
 
     now = datetime.datetime.fromtimestamp(at, datetime.UTC)
@@ -110,6 +114,8 @@ def _builder(subject: x509.Name, issuer: x509.Name, public: ec.EllipticCurvePubl
 def init(directory: Path, now: float, names: list[str] = (), days: int = 3650) -> list[Path]:  # type: ignore[assignment]
     """A new CA, the head node's certificate and the shared client one in `directory`, valid
     from `now`; refuses to overwrite a CA."""
+    from pathlib import Path
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
 
@@ -146,12 +152,16 @@ def issue(directory: Path, kind: str, name: str, now: float, role: str = "", day
         raise ValueError(f"{kind} name {name!r} must be non-empty, without spaces, commas, '/' or '='")
     if role and (kind != "user" or role not in ROLES):
         raise ValueError(f"--role is for users, one of {', '.join(ROLES)}")
+    from pathlib import Path
+
     return _sign(Path(directory), name, role or kind, days, now)
 
 
 def _sign(directory: Path, name: str, unit: str, days: int, now: float,
           alt_names: list[str] = ()  # type: ignore[assignment]
           ) -> tuple[Path, Path]:
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
 

@@ -21,7 +21,6 @@ iterators; leaving the loop early cancels the call.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -32,7 +31,7 @@ from google.protobuf import field_mask_pb2
 from common.addr import channel
 from common.ids import TaskId
 from common.tls import Files
-from shoal.client import ENDED_JOB_STATES, USER_METADATA, RequestFailed, ref, translate
+from shoal.client import ENDED_JOB_STATES, USER_METADATA, RequestFailed, os_user, ref, translate
 from shoal.v1 import admin_pb2, admin_pb2_grpc, common_pb2, jobs_pb2, jobs_pb2_grpc
 
 T = TypeVar("T")
@@ -49,7 +48,7 @@ class AsyncClient:
         self._channel = channel(self.address, tls, aio=True)
         self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
         self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
-        self._metadata: tuple[tuple[str, str], ...] = ((USER_METADATA, user or getpass.getuser()),)
+        self._metadata: tuple[tuple[str, str], ...] = ((USER_METADATA, user or os_user()),)
         if token:
             self._metadata += (("authorization", f"Bearer {token}"),)
 

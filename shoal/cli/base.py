@@ -31,6 +31,7 @@ def talks_to_head(fn: Command) -> Command:
             print(f"shoal: {e.message}", file=sys.stderr)
             return EXIT_REFUSED
 
+    wrapper.talks_to_head = True  # type: ignore[attr-defined]  # main() may skip finalization
     return wrapper
 
 

@@ -1,14 +1,13 @@
 """`shoal job ...`: the HPC Pack job lifecycle from the command line.
 
-The job-file parsers and the renderer are imported where used: `shoal job submit -- CMD`
-needs neither, and start-up time is what its user waits for."""
+The job-file parsers, the renderer, json and pathlib are imported where used: `shoal job
+submit -- CMD` needs none of them, and start-up time is what its user waits for."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
-from pathlib import Path
 
 from common.ids import parse_job_id
 from shoal.cli import hints
@@ -60,6 +59,8 @@ def submit(args: argparse.Namespace, head: str) -> int:
     if args.file:
         if command_of(args) is not None or task_fields:
             return usage("--file brings its own tasks: give no command and no task options with it")
+        from pathlib import Path
+
         from shoal import jobfile
 
         spec = jobfile.load(Path(args.file))
@@ -75,7 +76,7 @@ def submit(args: argparse.Namespace, head: str) -> int:
         spec = job_spec
         if not spec.name:
             first = command.split()[0] if command.split() else ""
-            spec.name = Path(first).name
+            spec.name = os.path.basename(first.rstrip("/"))  # as Path(first).name
         spec.tasks.append(task)
     with Client(head) as client:
         job_id = client.submit(spec)
@@ -223,7 +224,8 @@ def export(args: argparse.Namespace, head: str) -> int:
     spec = jobfile.spec_of(job)
     text = jobfile.to_hpc_xml(spec) if args.format == "xml" else jobfile.to_json(spec)
     if args.output:
-        Path(args.output).write_text(text)
+        with open(args.output, "w") as f:
+            f.write(text)
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -231,6 +233,8 @@ def export(args: argparse.Namespace, head: str) -> int:
 
 @talks_to_head
 def watch(args: argparse.Namespace, head: str) -> int:
+    import json
+
     from google.protobuf import json_format
 
     from shoal.cli import render

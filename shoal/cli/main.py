@@ -12,11 +12,12 @@ names its handler as "module:function" and only that module is imported. Exit co
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 # Must precede any import of grpc in this process (see shared/PLATFORM-NOTES.md).
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
@@ -40,6 +41,36 @@ class _Help(argparse.HelpFormatter):
         if text.startswith("example:"):
             return "".join(indent + line for line in text.splitlines(keepends=True))
         return super()._fill_text(text, width, indent)
+
+
+def _width() -> int:
+    """The width argparse's formatters wrap help to: shutil.get_terminal_size's columns less 2,
+    reckoned as it does ($COLUMNS, else standard output's terminal, else 80)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser of the tree (add_subparsers makes its children of the same class) gives
+    its formatter the width up front: argparse makes a formatter at each add_argument, and
+    one not given a width imports shutil (with bz2 and lzma) to ask the terminal, about 6 ms
+    of `shoal job submit`'s start-up."""
+
+    def __init__(self, *args: Any, formatter_class: type[argparse.HelpFormatter] = argparse.HelpFormatter,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, formatter_class=functools.partial(formatter_class, width=_WIDTH),  # type: ignore[arg-type]
+                         **kwargs)
+
+
+_WIDTH = _width()
 
 
 def _examples(*commands: str, exits: bool = False) -> str:
@@ -122,7 +153,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole command tree; with `only`, that command group is filled in and every other
     group is left bare (its name and help: enough for usage lines and errors). Building all of
     it takes ~20 ms, a tenth of `shoal job submit --wait`'s wall time."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="shoal", description="Shoal cluster job scheduler", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -448,10 +479,29 @@ GROUPS: dict[str, tuple[dict[str, Any], Callable[[argparse.ArgumentParser], None
 }
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run(argv if argv is not None else sys.argv[1:]))
+    ran: list[Callable[..., int]] = []
+    code = run(argv if argv is not None else sys.argv[1:], ran)
+    if ran and getattr(ran[0], "talks_to_head", False):
+        _exit_now(code)
+    sys.exit(code)
 
 
-def run(argv: list[str]) -> int:
+def _exit_now(code: int) -> NoReturn:
+    """Leave without the interpreter's finalization. A command that only talked to the head
+    node has nothing left to tidy (its channel is closed, its files written), and tearing down
+    grpc's and protobuf's modules took 40-60 ms of `shoal job submit --wait`'s ~300 on a slow
+    hour here. Not for the daemons (`shoal head`, `shoal node`, `shoal up`): their logs are
+    flushed at exit."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that left, or a stream already closed
+            pass
+    os._exit(code)
+
+
+def run(argv: list[str], ran: list[Callable[..., int]] | None = None) -> int:
+    """Parse and run one command; returns its exit code. `ran`: given the command's handler."""
     # Everything after the first `--` is the task's command, taken as it is: argparse is
     # never shown it, so it can hold anything, options included.
     command: list[str] | None = None
@@ -478,7 +528,10 @@ def run(argv: list[str]) -> int:
 
             return run_agent(args, getattr(args, "head", None) or os.environ.get("SHOAL_HEAD"))
         module, function = args.func.split(":")
-        return getattr(importlib.import_module(f"shoal.cli.{module}"), function)(args, head)
+        handler = getattr(importlib.import_module(f"shoal.cli.{module}"), function)
+        if ran is not None:
+            ran.append(handler)
+        return handler(args, head)
     except ShoalError as e:
         print(f"shoal: {e.message}", file=sys.stderr)
         return EXIT_USAGE

@@ -229,3 +229,40 @@ def test_json_of_a_list_has_one_record_to_a_line_and_the_same_content() -> None:
     assert json.loads(render.to_json(jobs_pb2.ListJobsResponse()))["jobs"] == []
     one = render.to_json(jobs_pb2.Job(id=3))
     assert one.startswith('{\n  "id": "3",')  # a single record stays indented throughout
+
+
+def test_submit_start_up_leaves_out_what_it_does_not_use():
+    """`shoal job submit --wait`'s start-up is what its user waits for: building its parser and
+    loading its command and the client import none of the modules kept out of that path."""
+    code = ("import sys; from shoal.cli.main import build_parser; build_parser('job').parse_args(['job', 'list']); "
+            "import shoal.cli.jobs, shoal.cli.progress, shoal.client; "
+            "print(sorted({'shutil', 'getpass'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_os_user_is_the_one_getpass_finds(monkeypatch):
+    import getpass
+
+    from shoal.client import os_user
+
+    assert os_user() == getpass.getuser()
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+    assert os_user() == getpass.getuser()  # from the password database
+    monkeypatch.setenv("USERNAME", "someone")
+    assert os_user() == getpass.getuser() == "someone"
+
+
+def test_help_is_wrapped_to_columns(monkeypatch):
+    from shoal.cli import main
+
+    monkeypatch.setenv("COLUMNS", "60")
+    assert main._width() == 58
+    monkeypatch.setattr(main, "_WIDTH", 58)
+    parser = build_parser("job")
+    job = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["job"]
+    submit = next(a for a in job._actions if isinstance(a, argparse._SubParsersAction)).choices["submit"]
+    assert {p._get_formatter()._width for p in (parser, job, submit)} == {58}
+    usage = submit.format_help().split("\n\n")[0]
+    assert usage.count("\n") > 3 and max(map(len, usage.splitlines())) <= 58
