@@ -3,7 +3,7 @@
     .venv/bin/python bench/cpu_per_task.py [--runs 3] [--tasks 2000]
 
 On the local cluster versus.py measures throughput with (a head node and 2 agents), a sweep of
-`--tasks` instances and as many separate jobs (SubmitJob calls, 32 in flight) are run; over
+`--tasks` instances and as many separate jobs (the SDK's submit_each: a request each on one SubmitJobStream, 32 unanswered) are run; over
 each run the CPU (user and system) of the head node, of the agents, of the agents' children
 (the tasks' own `sh` and `true`) and of this client is divided by the tasks. On a machine
 where the throughput runs are CPU-bound (2 cores here), this says which process to make

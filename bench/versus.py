@@ -14,8 +14,9 @@ latency and about a third of trivial-task throughput. Each run measures Shoal th
 pair is taken while the machine is in the same mood.
 
   throughput_jobs    2,000 separate jobs of `true`, submitted as fast as the client allows
-                     (Shoal: the SDK's submit_each, one SubmitJob call per job with 32 in
-                     flight, and submit_many, 100 jobs to a SubmitJobs call; Slurm: `sbatch
+                     (Shoal: the SDK's submit_each, each job its own request on one
+                     SubmitJobStream call, 32 unanswered, and submit_many, 100 jobs to a
+                     SubmitJobs call; Slurm: `sbatch
                      --wrap=true` from 8 parallel clients, as it has no batch submission of
                      separate jobs), tasks/s from the first submit to the last end
   throughput_sweep   one sweep of 2,000 instances (Slurm: `sbatch --array=1-2000`)
@@ -94,7 +95,7 @@ ISOLATION = "watch"
 # The head node's dispatch_ahead: these runs are the cluster of short tasks it is for (Shoal's
 # own default is 0, off: throughput() measures that too, as the *_default figures). Sweeps of
 # 3,000 here, alternating: 2 did ~5% better than 1. Separate jobs gain from more: while the
-# client keeps 32 SubmitJob calls in flight, the head's loop takes longer to come back to an
+# client keeps 32 submissions unanswered, the head's loop takes longer to come back to an
 # agent's exits, and a deeper queue on the agent bridges the gap. 2,000 separate jobs, 10
 # alternating pairs (2 or 3 runs each, /tmp script): 4 did better in 7, by a median of 7%
 # (up to 20%), worse in 3 (by 2-20%, the VM's speed moving); sweeps about the same or better
@@ -174,13 +175,13 @@ def throughput(kind: str, runs: int, n: int, slurm: Slurm | None) -> list[dict[s
                 theirs.append(slurm_fn(slurm, n))
     ahead = f"dispatch_ahead = {DISPATCH_AHEAD:g}"
     off = versus(f"throughput_{kind}_default", default, theirs or None, "tasks/s", True,
-                 note=f"as throughput_{kind}{'' if kind == 'sweep' else ' (one SubmitJob call each)'}, "
+                 note=f"as throughput_{kind}{'' if kind == 'sweep' else ' (a request per job on one stream)'}, "
                       "with Shoal's default config (dispatch_ahead = 0)")
     if kind == "sweep":
         return [versus("throughput_sweep", ours, theirs or None, "tasks/s", True, 600.0,
                        note=f"{n} tasks of true per run; {ahead}"), off]
     return [versus("throughput_jobs", ours, theirs or None, "tasks/s", True, 500.0,
-                   note=f"{n} jobs, one SubmitJob call each, 32 in flight; {ahead}"),
+                   note=f"{n} jobs, each its own request on one SubmitJobStream, 32 unanswered; {ahead}"),
             versus("throughput_jobs_batched", batched, theirs or None, "tasks/s", True, 500.0,
                    note=f"{n} jobs submitted 100 to a SubmitJobs call; {ahead}"), off]
 

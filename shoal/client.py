@@ -7,7 +7,7 @@ Errors come out as RequestFailed (the head answered with a status) or HeadUnreac
 from __future__ import annotations
 
 import os
-from collections import deque
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -39,6 +39,7 @@ class RequestFailed(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.queued: list[int] = []  # submit_each: the ids of the jobs queued before the refusal
 
 
 class HeadUnreachable(RequestFailed):
@@ -154,32 +155,36 @@ class Client:
         return ids
 
     def submit_each(self, specs: Iterable[jobs_pb2.JobSpec], window: int = 32) -> list[int]:
-        """Queue each job with its own SubmitJob call, up to `window` calls in flight; returns
-        the ids in the order of `specs` (calls in flight together may be numbered in any
-        order). Each acknowledged job is durable; one refused stops the rest, raising
-        RequestFailed once those already in flight are answered."""
+        """Queue each job as a request of its own on one SubmitJobStream call, with up to
+        `window` unanswered; returns the ids in the order of `specs`. Each answered job is
+        durable (the head node writes those that arrive together in one step). One refused
+        stops the rest: RequestFailed is raised, every job before it queued (their ids in its
+        `queued`), none after it."""
+        room = threading.Semaphore(window)
+        stop = threading.Event()
+
+        def requests() -> Iterator[jobs_pb2.SubmitJobRequest]:
+            # On grpc's thread, which waits here for room: so at most `window` are unanswered.
+            for spec in specs:
+                room.acquire()
+                if stop.is_set():
+                    return
+                yield jobs_pb2.SubmitJobRequest(spec=spec)
+
         ids: list[int] = []
-        inflight: deque[Any] = deque()
-        failed: RequestFailed | None = None
-
-        def settle() -> None:
-            nonlocal failed
-            try:
-                ids.append(inflight.popleft().result().job_id)
-            except grpc.RpcError as e:
-                failed = failed or self._translate(e)
-
-        for spec in specs:
-            if failed is not None:
-                break
-            inflight.append(self._jobs.SubmitJob.future(jobs_pb2.SubmitJobRequest(spec=spec), timeout=self.timeout,
-                                                        metadata=self._metadata))
-            if len(inflight) >= window:
-                settle()
-        while inflight:
-            settle()
-        if failed is not None:
-            raise failed
+        call = self._jobs.SubmitJobStream(requests(), metadata=self._metadata)
+        try:
+            for response in call:
+                ids.extend(response.job_ids)
+                for _ in response.job_ids:
+                    room.release()
+        except grpc.RpcError as e:
+            failed = self._translate(e)
+            failed.queued = ids
+            raise failed from None
+        finally:
+            stop.set()
+            room.release()  # a request generator waiting for room sees stop and ends
         return ids
 
     def submit_existing(self, job_id: int) -> int:

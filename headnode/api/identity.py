@@ -82,7 +82,9 @@ class Authority:
         # Token buckets per caller: name -> (tokens, monotonic time of the last refill).
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def _throttle(self, name: str) -> None:
+    def throttle(self, name: str) -> None:
+        """Count one request of `name`'s against rate_limit (user() counts each call; a stream
+        of requests, SubmitJobStream's, counts each of the rest)."""
         rate = self.config.rate_limit
         if not rate:
             return
@@ -135,7 +137,7 @@ class Authority:
 
     def user(self, context: grpc.aio.ServicerContext) -> Principal:
         p = self.who(context)
-        self._throttle(p.name)
+        self.throttle(p.name)
         if p.node:
             raise PermissionDenied(f"node {p.name}'s certificate identifies a node, not a user")
         return p

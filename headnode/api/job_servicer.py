@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf import json_format
 
-from common.errors import InvalidArgument, PermissionDenied
+from common.errors import InvalidArgument, PermissionDenied, ShoalError
 from common.ids import TaskId
 from common.wire import STREAM_NAMES, task_id, timestamp
 from headnode.api import convert, usage_convert
-from headnode.api.errors import maps_errors
+from headnode.api.errors import check, maps_errors
 from headnode.api.identity import ADMIN, Authority
+from headnode.domain.model import JobSpec
 from headnode.services.output import OutputStore
 from headnode.services.queue import QueueService
 from headnode.services.templates import TemplateService
 from headnode.services.usage import UsageService
-from headnode.services.validation import reason_text, validate_users
+from headnode.services.validation import MAX_BATCH, reason_text, validate_users
 from headnode.store.base import TemplateRecord
 from shoal.v1 import jobs_pb2, jobs_pb2_grpc, templates_pb2, templates_pb2_grpc
 
@@ -29,6 +31,17 @@ def template_msg(record: TemplateRecord) -> templates_pb2.Template:
     msg.owner = record.owner
     msg.create_time.CopyFrom(timestamp(record.created_at))
     return msg
+
+
+class _Arrivals:
+    """What SubmitJobStream's reader hands on: jobs checked and not yet queued, and how the
+    stream ended (a refusal, or an error)."""
+
+    def __init__(self) -> None:
+        self.checked: list[JobSpec] = []
+        self.arrived = asyncio.Event()
+        self.ended = False
+        self.refused: Exception | None = None
 
 
 @maps_errors
@@ -73,6 +86,54 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             except InvalidArgument as e:
                 raise InvalidArgument(f"specs[{i}]: {e}") from None
         return jobs_pb2.SubmitJobsResponse(job_ids=await self.queue.submit_many(specs, owner))
+
+    async def SubmitJobStream(self, requests: AsyncIterator[jobs_pb2.SubmitJobRequest],
+                              context: grpc.aio.ServicerContext) -> AsyncIterator[jobs_pb2.SubmitJobStreamResponse]:
+        """Separate jobs over one call. Requests are read and checked on a task of their own,
+        so reading goes on while a group is made durable; what arrived meanwhile is the next
+        group, queued in one step and answered in one response. Against a SubmitJob call per
+        job, this spares each job a call's cost on both sides. The first refused request ends
+        the call with its error, once every one before it is queued and answered."""
+        owner = self.auth.user(context).name
+        stream = _Arrivals()
+        reader = asyncio.create_task(self._check_each(requests, context, owner, stream))
+        try:
+            while stream.checked or not stream.ended:
+                if not stream.checked:
+                    stream.arrived.clear()  # nothing waiting, checked in the same step: no wake-up lost
+                    await stream.arrived.wait()
+                    continue
+                group = stream.checked[:MAX_BATCH]
+                del stream.checked[:len(group)]
+                yield jobs_pb2.SubmitJobStreamResponse(job_ids=await self.queue.queue_checked(group, owner))
+            if stream.refused is not None:
+                raise stream.refused
+        finally:
+            reader.cancel()
+
+    async def _check_each(self, requests: AsyncIterator[jobs_pb2.SubmitJobRequest], context: grpc.aio.ServicerContext,
+                          owner: str, stream: _Arrivals) -> None:
+        n = 0
+        try:
+            async for request in requests:
+                n += 1
+                if n > 1:  # the first was counted with the call; each of the rest replaces a call
+                    self.auth.throttle(owner)
+                check(request)
+                if request.job_id:
+                    raise InvalidArgument("SubmitJobStream queues new jobs: give spec, not job_id (queue a "
+                                          "Configuring job with SubmitJob)")
+                spec = convert.job_spec(self._spec(context, request.spec))
+                self.queue.check_new(spec, owner, len(stream.checked))
+                stream.checked.append(spec)
+                stream.arrived.set()
+        except ShoalError as e:
+            stream.refused = type(e)(f"request {n} of the stream: {e.message}")
+        except Exception as e:  # noqa: BLE001 - raised by the call, which answers INTERNAL and logs it
+            stream.refused = e
+        finally:
+            stream.ended = True
+            stream.arrived.set()
 
     async def SubmitJob(self, request: jobs_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext):
         if request.job_id:

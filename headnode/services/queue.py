@@ -119,6 +119,19 @@ class QueueService:
         _log.info("jobs_submitted", owner=owner, jobs=len(jobs), first_job_id=jobs[0].id, last_job_id=jobs[-1].id)
         return [j.id for j in jobs]
 
+    def check_new(self, spec: JobSpec, owner: str, ahead: int = 0) -> None:
+        """What submit() checks of a new job, for a stream of them (queue_checked), where `ahead`
+        of the owner's are checked and not yet queued."""
+        validate_job_spec(spec, self.cluster.jobs)
+        self._check_queued_limit(owner, ahead + 1)
+
+    async def queue_checked(self, specs: list[JobSpec], owner: str) -> list[int]:
+        """Queue jobs check_new() passed, in one durable step."""
+        jobs = await self._queue_new(specs, owner)
+        for job in jobs:
+            _log.info("job_submitted", job_id=job.id, owner=owner, tasks=len(job.tasks), units=job.total)
+        return [j.id for j in jobs]
+
     def _check_queued_limit(self, owner: str, adding: int = 1) -> None:
         """Refuse a submission past the owner's limit of Queued jobs (the count walks the jobs,
         so it is done only when a limit is set)."""

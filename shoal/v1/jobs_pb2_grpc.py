@@ -44,6 +44,11 @@ class JobServiceStub:
                 request_serializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobsRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobsResponse.FromString,
                 _registered_method=True)
+        self.SubmitJobStream = channel.stream_stream(
+                '/shoal.v1.JobService/SubmitJobStream',
+                request_serializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobStreamResponse.FromString,
+                _registered_method=True)
         self.CreateJob = channel.unary_unary(
                 '/shoal.v1.JobService/CreateJob',
                 request_serializer=shoal_dot_v1_dot_jobs__pb2.CreateJobRequest.SerializeToString,
@@ -153,6 +158,17 @@ class JobServiceServicer:
 
     def SubmitJobs(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitJobStream(self, request_iterator, context):
+        """Separate jobs over one call (the SDK's submit_each): each request queues one new job
+        (spec; job_id is refused), each is checked as it arrives, and those that arrive while
+        earlier ones are being made durable are written together. The first refused request
+        ends the call with its status: every request before it is queued and answered, none
+        after it is.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -284,6 +300,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.SubmitJobs,
                     request_deserializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobsRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobsResponse.SerializeToString,
+            ),
+            'SubmitJobStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.SubmitJobStream,
+                    request_deserializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_jobs__pb2.SubmitJobStreamResponse.SerializeToString,
             ),
             'CreateJob': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateJob,
@@ -435,6 +456,33 @@ class JobService:
             '/shoal.v1.JobService/SubmitJobs',
             shoal_dot_v1_dot_jobs__pb2.SubmitJobsRequest.SerializeToString,
             shoal_dot_v1_dot_jobs__pb2.SubmitJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitJobStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/shoal.v1.JobService/SubmitJobStream',
+            shoal_dot_v1_dot_jobs__pb2.SubmitJobRequest.SerializeToString,
+            shoal_dot_v1_dot_jobs__pb2.SubmitJobStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,8 +8,8 @@ import grpc
 import pytest
 
 from common.ids import TaskId
-from shoal.client import Client, RequestFailed, task_spec
-from shoal.v1 import jobs_pb2
+from shoal.client import USER_METADATA, Client, RequestFailed, task_spec
+from shoal.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.cluster
@@ -420,11 +420,28 @@ def test_many_jobs_are_submitted_in_one_durable_step_or_none_are(client: Client)
         assert client.wait_job(i).state == jobs_pb2.JOB_STATE_FINISHED
 
 
-def test_jobs_submitted_each_with_its_own_call_come_back_in_order(client: Client) -> None:
-    """Calls in flight together may be numbered in any order; the ids returned are the specs'."""
+def test_jobs_submitted_each_as_its_own_request_come_back_in_order(client: Client) -> None:
+    """submit_each: one SubmitJobStream call, a request per job; the ids come back in the
+    specs' order, and a refused request stops the stream there: every job before it is
+    queued (and named by the exception), none after it."""
     specs = [jobs_pb2.JobSpec(name=f"each{i}", tasks=[task_spec("true")]) for i in range(40)]
     ids = client.submit_each(specs, window=8)
-    assert len(set(ids)) == 40
+    assert len(set(ids)) == 40 and ids == sorted(ids)
     assert [client.get_job(i, full=False).name for i in ids] == [f"each{i}" for i in range(40)]
-    bad = [specs[0], jobs_pb2.JobSpec(tasks=[task_spec("true", memory_mb=0)]), specs[1]]
-    refused(lambda: client.submit_each(bad), grpc.StatusCode.INVALID_ARGUMENT, "memory_mb must be at least 1")
+    before = len(list(client.list_jobs()))
+    bad = [*specs[:3], jobs_pb2.JobSpec(tasks=[task_spec("true", memory_mb=0)]), *specs[3:6]]
+    with pytest.raises(RequestFailed) as e:
+        client.submit_each(bad, window=2)
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert e.value.message == "request 4 of the stream: spec.tasks[0].resources.memory_mb must be at least 1, got 0"
+    assert len(e.value.queued) == 3 and min(e.value.queued) > max(ids)
+    assert [client.get_job(i, full=False).name for i in e.value.queued] == ["each0", "each1", "each2"]
+    assert len(list(client.list_jobs())) == before + 3, "nothing after the refused request was queued"
+    assert client.submit_each([]) == []
+    existing = client.create_job(jobs_pb2.JobSpec(name="configuring")).id
+    with grpc.insecure_channel(client.address) as channel, pytest.raises(grpc.RpcError) as raw:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        list(stub.SubmitJobStream(iter([jobs_pb2.SubmitJobRequest(job_id=existing)]),
+                                  metadata=((USER_METADATA, "someone"),)))
+    assert raw.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request 1 of the stream: SubmitJobStream queues new jobs: give spec, not job_id" in raw.value.details()

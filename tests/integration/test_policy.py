@@ -186,6 +186,14 @@ def test_owner_limits(clients: dict[str, Client], tmp_path: Path) -> None:
         carol.submit(jobs_pb2.JobSpec(name="q", tasks=[task_spec("true")]))
     assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert e.value.message.startswith("carol has 3 queued jobs, the most allowed (max_queued_jobs_per_owner = 3)")
+    # A stream of jobs counts those it has not queued yet: one place left, two asked for.
+    carol.cancel_job(more.pop())
+    with pytest.raises(RequestFailed) as e:
+        carol.submit_each([jobs_pb2.JobSpec(name="q", hold=True, tasks=[task_spec("true")])] * 2, window=2)
+    assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert e.value.message.startswith("request 2 of the stream: carol has 3 queued jobs, the most allowed")
+    more += e.value.queued
+    assert len(e.value.queued) == 1
     go.touch()
     assert carol.wait_job(busy).state == FINISHED
     for job_id in more:
