@@ -445,3 +445,19 @@ def test_jobs_submitted_each_as_its_own_request_come_back_in_order(client: Clien
                                   metadata=((USER_METADATA, "someone"),)))
     assert raw.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "request 1 of the stream: SubmitJobStream queues new jobs: give spec, not job_id" in raw.value.details()
+
+
+def test_each_request_of_a_submission_stream_counts_against_the_rate_limit(tmp_path: Path, monkeypatch) -> None:
+    """A stream of submissions is not a way around rate_limit: each request counts as a call."""
+    from shoal.local import LocalCluster
+
+    monkeypatch.setenv("SHOAL_HEAD_RATE_LIMIT", "10")  # bursts of 20, then 10 a second
+    held = jobs_pb2.JobSpec(hold=True, tasks=[task_spec("true")])
+    with LocalCluster(tmp_path, nodes=0, cores=1) as c:
+        with Client(c.address, user="dave") as client, pytest.raises(RequestFailed) as e:
+            client.submit_each([held] * 200, window=200)
+        assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "of the stream: too many requests from dave: at most 10 per second" in e.value.message
+        assert 19 <= len(e.value.queued) < 100
+        with Client(c.address, user="erin") as other:  # dave's allowance is spent
+            assert sorted(j.id for j in other.list_jobs()) == e.value.queued
