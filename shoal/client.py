@@ -185,6 +185,7 @@ class Client:
         finally:
             stop.set()
             room.release()  # a request generator waiting for room sees stop and ends
+            call.cancel()  # done already, unless this thread was interrupted (Ctrl-C)
         return ids
 
     def submit_existing(self, job_id: int) -> int:
