@@ -97,11 +97,9 @@ class QueueService:
 
     async def submit(self, spec: JobSpec, owner: str) -> int:
         """HPC Pack's QueueJob: create, add the tasks and queue, in one durable step."""
-        validate_job_spec(spec, self.cluster.jobs)
-        self._check_queued_limit(owner)
-        (job,) = await self._queue_new([spec], owner)
-        _log.info("job_submitted", job_id=job.id, owner=owner, tasks=len(job.tasks), units=job.total)
-        return job.id
+        self.check_new(spec, owner)
+        (job_id,) = await self.queue_checked([spec], owner)
+        return job_id
 
     async def submit_many(self, specs: list[JobSpec], owner: str) -> list[int]:
         """Queue many jobs in one durable step: all of them, or none if one is invalid."""
@@ -120,8 +118,8 @@ class QueueService:
         return [j.id for j in jobs]
 
     def check_new(self, spec: JobSpec, owner: str, ahead: int = 0) -> None:
-        """What submit() checks of a new job, for a stream of them (queue_checked), where `ahead`
-        of the owner's are checked and not yet queued."""
+        """What a new job is checked for before it is queued (queue_checked); `ahead`: the
+        owner's jobs a stream of them has checked and not yet queued."""
         validate_job_spec(spec, self.cluster.jobs)
         self._check_queued_limit(owner, ahead + 1)
 
