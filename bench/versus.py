@@ -1,12 +1,13 @@
 """Shoal against Slurm on this machine, in the same run, pair by pair.
 
     .venv/bin/python bench/versus.py [throughput_jobs|throughput_sweep|latency|submission|all]
-                                     [--runs 5] [--tasks 2000] [--no-slurm]
+                                     [--runs 5] [--tasks 2000] [--no-slurm] [--with-default]
 
 Shoal runs as a local cluster (`shoal.local`: a head node on SQLite and 2 agents, each
 offering this machine's cores, as `shoal up` runs it), with `dispatch_ahead = 4` (the setting
-for clusters of short tasks; the throughput runs also measure Shoal's default, off, as the
-`*_default` figures, pair by pair with the others); Slurm as bench/slurm.py sets it up (one
+for clusters of short tasks; `--with-default` also measures Shoal's default, off, as the
+`throughput_*_default` figures, pair by pair with the others: `make bench` leaves them out,
+as they took 70 s of its twenty minutes on a slow hour); Slurm as bench/slurm.py sets it up (one
 node of this machine's cores, tuned). Slurm runs without cgroups, and so do Shoal's agents
 (`isolation = "watch"`) unless `--isolation cgroup`: on this machine's cgroup v1 hierarchy,
 moving each task into its cgroup waits for an RCU grace period, which costs 10-20 ms of start
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import os
 import subprocess
 import sys
@@ -93,7 +95,7 @@ class Watcher:
 
 ISOLATION = "watch"
 # The head node's dispatch_ahead: these runs are the cluster of short tasks it is for (Shoal's
-# own default is 0, off: throughput() measures that too, as the *_default figures). Sweeps of
+# own default is 0, off: --with-default measures that too, as the *_default figures). Sweeps of
 # 3,000 here, alternating: 2 did ~5% better than 1. Separate jobs gain from more: while the
 # client keeps 32 submissions unanswered, the head's loop takes longer to come back to an
 # agent's exits, and a deeper queue on the agent bridges the gap. 2,000 separate jobs, 10
@@ -159,31 +161,38 @@ def slurm_sweep(slurm: Slurm, n: int) -> float:
     return n / (perf_counter() - start)
 
 
-def throughput(kind: str, runs: int, n: int, slurm: Slurm | None) -> list[dict[str, object]]:
+def throughput(kind: str, runs: int, n: int, slurm: Slurm | None, with_default: bool = False) -> list[dict[str, object]]:
     shoal_fn, slurm_fn = (shoal_jobs, slurm_jobs) if kind == "jobs" else (shoal_sweep, slurm_sweep)
     ours, batched, theirs, default = [], [], [], []
-    with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp, shoal_cluster(Path(tmp)) as cluster, \
-            tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp2, shoal_cluster(Path(tmp2), 0.0) as plain:
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(shoal_cluster(Path(stack.enter_context(_tmp()))))
+        plain = stack.enter_context(shoal_cluster(Path(stack.enter_context(_tmp())), 0.0)) if with_default else None
         shoal_fn(cluster, min(n, 200))  # warm up
-        shoal_fn(plain, min(n, 200))
+        if plain is not None:
+            shoal_fn(plain, min(n, 200))
         for _ in range(runs):
             ours.append(shoal_fn(cluster, n))
             if kind == "jobs":
                 batched.append(shoal_jobs(cluster, n, batched=True))
-            default.append(shoal_fn(plain, n))
+            if plain is not None:
+                default.append(shoal_fn(plain, n))
             if slurm is not None:
                 theirs.append(slurm_fn(slurm, n))
     ahead = f"dispatch_ahead = {DISPATCH_AHEAD:g}"
-    off = versus(f"throughput_{kind}_default", default, theirs or None, "tasks/s", True,
-                 note=f"as throughput_{kind}{'' if kind == 'sweep' else ' (a request per job on one stream)'}, "
-                      "with Shoal's default config (dispatch_ahead = 0)")
+    off = [versus(f"throughput_{kind}_default", default, theirs or None, "tasks/s", True,
+                  note=f"as throughput_{kind}{'' if kind == 'sweep' else ' (a request per job on one stream)'}, "
+                       "with Shoal's default config (dispatch_ahead = 0)")] if with_default else []
     if kind == "sweep":
         return [versus("throughput_sweep", ours, theirs or None, "tasks/s", True, 600.0,
-                       note=f"{n} tasks of true per run; {ahead}"), off]
+                       note=f"{n} tasks of true per run; {ahead}"), *off]
     return [versus("throughput_jobs", ours, theirs or None, "tasks/s", True, 500.0,
                    note=f"{n} jobs, each its own request on one SubmitJobStream, 32 unanswered; {ahead}"),
             versus("throughput_jobs_batched", batched, theirs or None, "tasks/s", True, 500.0,
-                   note=f"{n} jobs submitted 100 to a SubmitJobs call; {ahead}"), off]
+                   note=f"{n} jobs submitted 100 to a SubmitJobs call; {ahead}"), *off]
+
+
+def _tmp() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="shoal-bench-")
 
 
 # -- 3: latency ----------------------------------------------------------------------------
@@ -308,6 +317,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--no-slurm", action="store_true")
+    parser.add_argument("--with-default", action="store_true",
+                        help="also measure the throughput with Shoal's default config (dispatch_ahead = 0), "
+                             "as the throughput_*_default figures (not in make bench: its time goes to Slurm)")
     parser.add_argument("--isolation", choices=("watch", "cgroup"), default="watch",
                         help="Shoal's agents without cgroups, like the Slurm here (default), or with them")
     parser.add_argument("--dispatch-ahead", type=float, default=DISPATCH_AHEAD, metavar="RATIO",
@@ -324,9 +336,9 @@ def main() -> None:
             slurm = None
     try:
         if args.which in ("all", "throughput_jobs"):
-            figures += throughput("jobs", args.runs, args.tasks, slurm)
+            figures += throughput("jobs", args.runs, args.tasks, slurm, args.with_default)
         if args.which in ("all", "throughput_sweep"):
-            figures += throughput("sweep", args.runs, args.tasks, slurm)
+            figures += throughput("sweep", args.runs, args.tasks, slurm, args.with_default)
         if args.which in ("all", "latency"):
             figures += latency(args.samples, slurm)
         if args.which in ("all", "submission"):
