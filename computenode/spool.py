@@ -324,7 +324,10 @@ class Spool:
         # Only output counts: .meta and .status change too, and need no one woken. An event
         # from a slot's last record, read once it holds the next, wakes that one for nothing.
         outputs = self._outputs
-        grown = {outputs.get(e.name) for e in self._inotify.read(timeout=0)}
+        events = self._inotify.read(timeout=0)
+        grown = {outputs.get(e.name) for e in events}
+        if any(e.mask & flags.Q_OVERFLOW for e in events):  # events were lost: any may have grown
+            grown = set(self._slots)
         for key in grown:
             if key is not None:
                 self._on_growth(key)

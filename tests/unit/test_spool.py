@@ -307,6 +307,26 @@ def test_growth_of_a_tasks_output_is_signalled_for_that_task_only(tmp_path: Path
     spool.close()
 
 
+def test_growth_lost_to_an_overflowing_event_queue_is_signalled_for_every_task(tmp_path: Path) -> None:
+    """The agent sends only the output of tasks signalled as grown, so events the kernel drops
+    must not leave a task's output unsent."""
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    grown: set[object] = set()
+    spool = Spool(tmp_path / "spool")
+    spool.watch(grown.add)
+    a, b, c = meta(1), meta(2), meta(3)
+    out_a, _ = spool.create(a)
+    out_b, _ = spool.create(b)
+    out_c, _ = spool.create(c)
+    for _ in range(limit // 2 + 1):  # alternating, so that the kernel cannot merge them
+        os.write(out_a, b"x")
+        os.write(out_b, b"y")
+    os.write(out_c, b"z")  # past the queue's end: its event is lost
+    spool.pump()
+    assert c.key in grown
+    spool.close()
+
+
 def test_a_record_an_older_agent_kept_in_a_directory_is_moved_out_and_adopted(tmp_path: Path) -> None:
     m = meta(pid=4242)
     old = tmp_path / "spool" / "7.1.1.1"
