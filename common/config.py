@@ -95,6 +95,12 @@ class HeadConfig:
     # ahead shows as Running before it starts, and may wait there behind a long one.
     dispatch_ahead: float = 0.0
     dispatch_ahead_wait: float = 2.0
+    # While tasks sent ahead wait on the agents (whose nodes then have their next tasks in
+    # hand), scheduling passes are at least this many seconds apart, so that each places what
+    # several ends freed rather than one pass per end. A sweep of 2,000 `true` on 2 agents of
+    # 2 cores: the head's CPU per task fell by a third and the sweep ran 5-20% faster at 0.01
+    # than at 0 (3 alternating rounds); at 0.02 the agents' queues ran dry. 0: a pass per end.
+    dispatch_ahead_pass_interval: float = 0.01
     # Fair-share: usage (core-seconds) decays with this half-life, and a job's priority within
     # its level gains up to fairshare_weight points the less its owner (or project) has used.
     # A weight of 0 turns fair-share off.
@@ -171,6 +177,9 @@ class HeadConfig:
             raise ConfigError(f"dispatch_ahead must be between 0 and 16 (times a node's cores), got {self.dispatch_ahead}")
         if self.dispatch_ahead_wait <= 0:
             raise ConfigError(f"dispatch_ahead_wait must be > 0 seconds, got {self.dispatch_ahead_wait}")
+        if not 0 <= self.dispatch_ahead_pass_interval <= 1:
+            raise ConfigError("dispatch_ahead_pass_interval must be between 0 and 1 seconds, "
+                              f"got {self.dispatch_ahead_pass_interval}")
         if self.rate_limit < 0:
             raise ConfigError(f"rate_limit must be >= 0 requests per second, got {self.rate_limit}")
         if not 0 <= self.fairshare_weight <= 100_000:

@@ -140,7 +140,8 @@ async def _serve_active(
     policy = Policy(name=config.policy, placement=config.placement, default_runtime=config.default_runtime_limit,
                     backfill_depth=config.backfill_depth, max_running_cores=config.max_running_cores_per_owner,
                     preemption=config.preemption, dispatch_ahead=config.dispatch_ahead,
-                    dispatch_ahead_wait=config.dispatch_ahead_wait)
+                    dispatch_ahead_wait=config.dispatch_ahead_wait,
+                    dispatch_ahead_pass_interval=config.dispatch_ahead_pass_interval)
     allocator = Allocator(cluster, effects, membership, output, clock, policy, metrics=metrics)
     fairshare = FairShare(cluster, clock, config, kick=lambda: allocator.kick())
     queue = QueueService(cluster, journal, effects, allocator, output, bus, clock,

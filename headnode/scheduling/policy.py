@@ -42,6 +42,7 @@ class Policy:
     # so the core and the simulator place only on free resources.
     dispatch_ahead: float = 0.0
     dispatch_ahead_wait: float = 2.0
+    dispatch_ahead_pass_interval: float = 0.0
 
 
 def level_of(priority: int) -> int:

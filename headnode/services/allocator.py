@@ -169,12 +169,20 @@ class Allocator:
         self._kicked.set()
 
     async def run(self) -> None:
+        last = -math.inf
         while True:
             await self._kicked.wait()
+            # While launches sent ahead wait on the agents, their nodes have their next tasks
+            # in hand: the pass waits out dispatch_ahead_pass_interval since the last one, and
+            # places what several ends freed (HeadConfig.dispatch_ahead_pass_interval).
+            interval = self.policy.dispatch_ahead_pass_interval
+            if interval and self._ahead and (wait := last + interval - self.clock.monotonic()) > 0:
+                await self.clock.sleep(wait)
             # Let what has already arrived (more ends, more submissions) in first, so one pass
             # places it all instead of one pass each.
             await asyncio.sleep(0)
             self._kicked.clear()
+            last = self.clock.monotonic()
             try:
                 self.pass_once()
             except Exception:  # a bug in one pass must not stop scheduling for good

@@ -5,6 +5,8 @@ a higher-priority job arrives behind; those an agent held when it restarted are 
 
 from __future__ import annotations
 
+import datetime
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,3 +121,26 @@ def test_launches_held_by_an_agent_that_restarts_are_sent_again(tmp_path: Path) 
         placed = [line for line in (cluster.log_dir / "head.log").read_text().splitlines()
                   if "task_placed" in line and f'"job_id": {held[0]},' in line]
         assert placed and all('"ahead": true' in line for line in placed), placed
+
+
+def test_passes_are_spaced_while_tasks_sent_ahead_wait_on_the_agents(tmp_path: Path) -> None:
+    state = tmp_path / "spaced"
+    state.mkdir()
+    (state / "shoal.toml").write_text("[head]\ndispatch_ahead = 2.0\ndispatch_ahead_pass_interval = 0.25\n")
+    with LocalCluster(state, nodes=1, cores=1, head_args=["--config", str(state / "shoal.toml")]) as cluster, \
+            Client(cluster.address) as client:
+        first = client.submit(jobs_pb2.JobSpec(name="short", tasks=[task_spec("true")]))
+        assert client.wait_job(first).state == jobs_pb2.JOB_STATE_FINISHED
+        sweep = client.submit(jobs_pb2.JobSpec(name="sweep", tasks=[task_spec("true", sweep=(1, 12, 1))]))
+        assert client.wait_job(sweep).state == jobs_pb2.JOB_STATE_FINISHED
+        placed = [json.loads(line) for line in (cluster.log_dir / "head.log").read_text().splitlines()
+                  if "task_placed" in line and f'"job_id": {sweep},' in line]
+    times = [datetime.datetime.fromisoformat(p["timestamp"]).timestamp() for p in placed]
+    # A pass's placements are logged together, once committed: bursts a few ms long.
+    bursts = [t for i, t in enumerate(times) if i == 0 or t - times[i - 1] > 0.1]
+    ahead = next(i for i, p in enumerate(placed) if p.get("ahead"))
+    later = [t for t in bursts if t > times[ahead]]
+    assert len(later) >= 2, f"the 12 instances went out in {len(bursts)} bursts: {times}"
+    # Each burst's commit may take a few ms more or less than the one before it.
+    gaps = [b - a for a, b in zip(later, later[1:])]
+    assert min(gaps) > 0.15, f"passes {gaps} apart while tasks sent ahead waited"

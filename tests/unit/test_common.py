@@ -117,6 +117,8 @@ def test_config_errors_say_what_to_fix(tmp_path: Path) -> None:
         load(HeadConfig, "head", None, {"dispatch_ahead": -1})
     with pytest.raises(ConfigError, match="dispatch_ahead_wait must be > 0 seconds"):
         load(HeadConfig, "head", None, {"dispatch_ahead_wait": 0})
+    with pytest.raises(ConfigError, match="dispatch_ahead_pass_interval must be between 0 and 1 seconds"):
+        load(HeadConfig, "head", None, {"dispatch_ahead_pass_interval": 2})
 
 
 def test_backoff_grows_with_jitter_and_resets() -> None:
