@@ -48,6 +48,11 @@ from shoal.v1 import nodes_pb2, nodes_pb2_grpc
 CHUNK = 256 * 1024
 BURST = 4  # output chunks sent between two looks at the control queue (1 MiB, as before)
 MAX_BATCH = 256  # reports in one write
+# While the agent holds launches it has no room for yet (sent ahead), its node has its next
+# tasks in hand, and what it reports (mostly exits) waits this long to go up together: each
+# message costs the head more than its content. A sweep of 2,000 `true` on 2 agents: all CPU
+# per task -6% at 3 ms, -10% at 6 ms, which lost throughput on a fast hour (2 alternating rounds).
+REPORT_GATHER = 0.003
 _HEARTBEAT = object()
 NODE_TOKEN_FILE = "node.token"
 # Metadata names (the head's headnode/api/identity.py reads them).
@@ -361,6 +366,8 @@ class Agent:
         call = conn.call
         while True:
             await conn.wake.wait()
+            if self.state.queue:  # see REPORT_GATHER
+                await self.clock.sleep(REPORT_GATHER)
             conn.wake.clear()
             more = True
             while more:

@@ -47,6 +47,7 @@ from pathlib import Path
 
 from inotify_simple import INotify, flags
 
+from common import jsontext
 from common.ids import TaskId
 
 STREAMS = ("stdout", "stderr")
@@ -54,6 +55,9 @@ _KINDS = ("meta", *STREAMS, "status", "hostfile")
 _OLD_NAMES = {"meta.json": "meta", "stdout": "stdout", "stderr": "stderr", "status": "status", "hostfile": "hostfile"}
 _SLOT_FILE = re.compile(r"s(\d+)\.", re.ASCII)
 MAX_FREE = 64  # free slots kept (three descriptors each: the soft limit is often 1,024)
+# json.dumps's own text (its separators), from an encoder made once: json.dumps makes its C
+# encoder afresh on every call, and a record is saved twice per task.
+_encode = jsontext.encoder(", ", ": ")
 Key = tuple[TaskId, int]
 
 
@@ -190,7 +194,7 @@ class Spool:
         than the rest of starting a trivial task. `keep`: leave the file open for the next
         save."""
         key = key or meta.key
-        data = json.dumps(vars(meta)).encode()  # flat fields: no need for asdict's deep copy
+        data = _encode(vars(meta)).encode()  # flat fields: no need for asdict's deep copy
         slot = self._slots.get(key)
         fd = -1
         if slot is not None:
