@@ -68,7 +68,7 @@ class Watcher:
         self.failed = 0
         self._want = 0
         self._done = threading.Event()
-        self._events = client.watch_jobs(job_events_only=True)
+        self._events = client.watch_jobs(ends_only=True)
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:

@@ -159,11 +159,13 @@ class AsyncClient:
         request = jobs_pb2.WatchJobRequest(job_id=job_id, job_events_only=job_events_only)
         return self._stream(self._jobs.WatchJob(request, metadata=self._metadata))
 
-    async def watch_jobs(self, owner: str = "", job_events_only: bool = False) -> AsyncIterator[jobs_pb2.JobEvent]:
+    async def watch_jobs(self, owner: str = "", job_events_only: bool = False,
+                         ends_only: bool = False) -> AsyncIterator[jobs_pb2.JobEvent]:
         """Every change to every job (of this owner) from the moment this returns:
         `events = await client.watch_jobs()`, then `async for event in events` (jobs' own
-        changes alone with `job_events_only`)."""
-        request = jobs_pb2.WatchJobsRequest(owner=owner, batched=True, job_events_only=job_events_only)
+        changes alone with `job_events_only`, jobs' changes into an end state with `ends_only`)."""
+        request = jobs_pb2.WatchJobsRequest(owner=owner, batched=True, job_events_only=job_events_only,
+                                            ends_only=ends_only)
         call = self._jobs.WatchJobs(request, metadata=self._metadata)
         try:
             await call.initial_metadata()  # sent by the head once the watch is in place

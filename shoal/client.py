@@ -250,10 +250,13 @@ class Client:
     def release_job(self, job_id: int) -> jobs_pb2.Job:
         return self._unary(self._jobs.ReleaseJob, jobs_pb2.JobRequest(job_id=job_id))
 
-    def watch_jobs(self, owner: str = "", job_events_only: bool = False) -> Iterator[jobs_pb2.JobEvent]:
+    def watch_jobs(self, owner: str = "", job_events_only: bool = False,
+                   ends_only: bool = False) -> Iterator[jobs_pb2.JobEvent]:
         """Every change to every job (of this owner) from the moment this returns; with
-        `job_events_only`, jobs' own changes alone (their states), none of their tasks'."""
-        request = jobs_pb2.WatchJobsRequest(owner=owner, batched=True, job_events_only=job_events_only)
+        `job_events_only`, jobs' own changes alone (their states), none of their tasks'; with
+        `ends_only`, jobs' changes into an end state alone."""
+        request = jobs_pb2.WatchJobsRequest(owner=owner, batched=True, job_events_only=job_events_only,
+                                            ends_only=ends_only)
         call = self._jobs.WatchJobs(request, metadata=self._metadata)
         try:
             call.initial_metadata()  # sent by the head once the watch is in place

@@ -246,7 +246,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         owner = request.owner if self.auth.sees_all(p) else p.name
         most = WATCH_BATCH if request.batched else 1
         async for events in self.queue.watch_all(owner, lambda: context.send_initial_metadata(()), most,
-                                                 request.job_events_only):
+                                                 request.job_events_only, request.ends_only):
             msg = convert.job_event_msg(events[0])
             msg.more.extend(convert.job_event_msg(e) for e in events[1:])
             yield msg

@@ -28,18 +28,23 @@ class JobChanged:
 
 
 ALL_JOBS = 0
+# What a watcher sees: every change, jobs' own changes alone, or jobs' own changes into an end
+# state alone (what a client waiting for many jobs needs: a third of the events of a job).
+EVERY, JOBS, ENDS = 0, 1, 2
 
 
 class EventBus:
     def __init__(self) -> None:
-        # (job id or ALL_JOBS, only the jobs' own changes) -> the queues of its watchers.
-        self._watchers: dict[tuple[int, bool], set[asyncio.Queue[JobChanged]]] = {}
+        # (job id or ALL_JOBS, EVERY, JOBS or ENDS) -> the queues of its watchers.
+        self._watchers: dict[tuple[int, int], set[asyncio.Queue[JobChanged]]] = {}
 
     @contextmanager
-    def watch(self, job_id: int = ALL_JOBS, job_events_only: bool = False) -> Iterator[asyncio.Queue[JobChanged]]:
+    def watch(self, job_id: int = ALL_JOBS, job_events_only: bool = False,
+              ends_only: bool = False) -> Iterator[asyncio.Queue[JobChanged]]:
         """A queue of the changes to come (of one job, or of all); with `job_events_only`,
-        of jobs' own changes alone, which leaves out every task's (most of them)."""
-        key = (job_id, job_events_only)
+        of jobs' own changes alone, which leaves out every task's (most of them); with
+        `ends_only`, of jobs' own changes into an end state alone."""
+        key = (job_id, ENDS if ends_only else JOBS if job_events_only else EVERY)
         queue: asyncio.Queue[JobChanged] = asyncio.Queue()
         self._watchers.setdefault(key, set()).add(queue)
         try:
@@ -55,15 +60,19 @@ class EventBus:
         if not self._watchers:
             return
         watchers = self._watchers
-        everyone = watchers.get((ALL_JOBS, False), ())
-        jobs_of_everyone = watchers.get((ALL_JOBS, True), ())
+        everyone = watchers.get((ALL_JOBS, EVERY), ())
+        jobs_of_everyone = watchers.get((ALL_JOBS, JOBS), ())
+        ends_of_everyone = watchers.get((ALL_JOBS, ENDS), ())
         for event in events:
             job_id = event.change.job_id
-            for queue in (*watchers.get((job_id, False), ()), *everyone):
+            for queue in (*watchers.get((job_id, EVERY), ()), *everyone):
                 queue.put_nowait(event)
             if event.change.task_id == 0:
-                for queue in (*watchers.get((job_id, True), ()), *jobs_of_everyone):
+                for queue in (*watchers.get((job_id, JOBS), ()), *jobs_of_everyone):
                     queue.put_nowait(event)
+                if event.job_state.terminal:
+                    for queue in (*watchers.get((job_id, ENDS), ()), *ends_of_everyone):
+                        queue.put_nowait(event)
 
 
 def replay(changes: Iterable[Change], counts_now: tuple[tuple[TaskState, int], ...]) -> Iterator[JobChanged]:

@@ -460,12 +460,13 @@ class QueueService:
                     return
 
     async def watch_all(self, owner: str, ready: Callable[[], Awaitable[None]],
-                        most: int = 1, job_events_only: bool = False) -> AsyncIterator[list[JobChanged]]:
-        """Every change from now on (jobs' own alone with `job_events_only`), in lists of up
-        to `most` that piled up while the caller was busy; `ready` is awaited once the
-        subscription is in place, so a caller can tell its client that nothing from then on
-        will be missed."""
-        with self.bus.watch(job_events_only=job_events_only) as queue:
+                        most: int = 1, job_events_only: bool = False,
+                        ends_only: bool = False) -> AsyncIterator[list[JobChanged]]:
+        """Every change from now on (jobs' own alone with `job_events_only`, jobs' own into
+        an end state alone with `ends_only`), in lists of up to `most` that piled up while the
+        caller was busy; `ready` is awaited once the subscription is in place, so a caller can
+        tell its client that nothing from then on will be missed."""
+        with self.bus.watch(job_events_only=job_events_only, ends_only=ends_only) as queue:
             await ready()
             while True:
                 events = [await queue.get()]

@@ -239,6 +239,9 @@ def watch(args: argparse.Namespace, head: str) -> int:
 
     from shoal.cli import render
 
+    if args.job and args.ends_only:
+        return usage(f"--ends-only is for a watch of every job; for job {args.job}'s end, run "
+                     f"`shoal job wait {args.job}`")
     with Client(head) as client:
         if args.job and not args.json and not args.jobs_only:
             # Each change as a line, with the job's progress after it (a live bar on a terminal).
@@ -247,7 +250,7 @@ def watch(args: argparse.Namespace, head: str) -> int:
             progress.follow(client, parse_job_id(args.job), sys.stdout, log=True)
             return EXIT_OK
         events = (client.watch_job(parse_job_id(args.job), args.jobs_only) if args.job
-                  else client.watch_jobs(args.owner, args.jobs_only))
+                  else client.watch_jobs(args.owner, args.jobs_only, args.ends_only))
         for event in events:
             if args.json:
                 print(json.dumps(json_format.MessageToDict(event, preserving_proto_field_name=True)), flush=True)

@@ -384,6 +384,8 @@ def _job_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--owner", default="", help="without JOB: only jobs of this owner")
     p.add_argument("--jobs-only", action="store_true",
                    help="only jobs' own changes (their states), none of their tasks'")
+    p.add_argument("--ends-only", action="store_true",
+                   help="without JOB: only jobs' changes into an end state (Finished, Failed, Cancelled)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
 

@@ -554,14 +554,16 @@ class WatchJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[int] = ..., job_events_only: _Optional[bool] = ...) -> None: ...
 
 class WatchJobsRequest(_message.Message):
-    __slots__ = ("owner", "batched", "job_events_only")
+    __slots__ = ("owner", "batched", "job_events_only", "ends_only")
     OWNER_FIELD_NUMBER: _ClassVar[int]
     BATCHED_FIELD_NUMBER: _ClassVar[int]
     JOB_EVENTS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    ENDS_ONLY_FIELD_NUMBER: _ClassVar[int]
     owner: str
     batched: bool
     job_events_only: bool
-    def __init__(self, owner: _Optional[str] = ..., batched: _Optional[bool] = ..., job_events_only: _Optional[bool] = ...) -> None: ...
+    ends_only: bool
+    def __init__(self, owner: _Optional[str] = ..., batched: _Optional[bool] = ..., job_events_only: _Optional[bool] = ..., ends_only: _Optional[bool] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("time", "job_id", "job_state", "task", "task_state", "reason", "task_counts", "seq", "more")

@@ -176,6 +176,9 @@ def test_templates_and_watch(cluster: object, tmp_path: Path) -> None:
     assert view(job, head)["spec"]["project"] == "p1"
     events = [json.loads(line) for line in ok("job", "watch", job, "--json", head=head).splitlines()]
     assert [int(e["seq"]) for e in events] == list(range(1, len(events) + 1))
+    r = run_cli("job", "watch", job, "--ends-only", head=head)
+    assert r.returncode == 2 and f"--ends-only is for a watch of every job; for job {job}'s end, run " \
+        f"`shoal job wait {job}`" in r.stderr
     ok("template", "delete", "quick", head=head)
     r = run_cli("template", "view", "quick", head=head)
     assert r.returncode == 1 and "template 'quick' does not exist" in r.stderr

@@ -15,6 +15,7 @@ from tests.conftest import eventually
 pytestmark = pytest.mark.cluster
 
 J = jobs_pb2
+ENDED = (J.JOB_STATE_FINISHED, J.JOB_STATE_FAILED, J.JOB_STATE_CANCELLED)
 T = jobs_pb2
 
 
@@ -379,6 +380,27 @@ def test_a_watch_of_all_jobs_own_events_sees_their_states_live(client: Client) -
     # Its four own changes (configuring, queued, running, finished), each with the job's
     # state once its step was committed (submission is one step: queued twice).
     assert states == [J.JOB_STATE_QUEUED, J.JOB_STATE_QUEUED, J.JOB_STATE_RUNNING, J.JOB_STATE_FINISHED]
+
+
+def test_a_watch_of_all_jobs_ends_sees_each_job_once_as_it_ends(client: Client) -> None:
+    watch = client.watch_jobs(ends_only=True)
+    done = client.submit(spec(task_spec("true"), task_spec("true")))
+    held = client.submit(jobs_pb2.JobSpec(hold=True, tasks=[task_spec("true")]))
+    client.cancel_job(held)
+    seen = {}
+    for event in watch:
+        if event.job_id in (done, held):
+            assert event.job_id not in seen and not event.HasField("task"), event
+            seen[event.job_id] = event.job_state
+            if len(seen) == 2:
+                break
+    assert seen == {done: J.JOB_STATE_FINISHED, held: J.JOB_STATE_CANCELLED}
+    # Nothing more of theirs comes, and only ends: up to the end of a job submitted after them.
+    last = client.submit(spec(task_spec("true")))
+    for event in watch:
+        assert event.job_id not in seen and event.job_state in ENDED and not event.HasField("task"), event
+        if event.job_id == last:
+            break
 
 
 def test_a_batched_watch_sends_what_piled_up_together_and_in_order(client: Client) -> None:
