@@ -4,7 +4,7 @@
                                      [--runs 5] [--tasks 2000] [--no-slurm] [--with-default]
 
 Shoal runs as a local cluster (`shoal.local`: a head node on SQLite and 2 agents, each
-offering this machine's cores, as `shoal up` runs it), with `dispatch_ahead = 4` (the setting
+offering this machine's cores, as `shoal up` runs it), with `dispatch_ahead = 6` (the setting
 for clusters of short tasks; `--with-default` also measures Shoal's default, off, as the
 `throughput_*_default` figures, pair by pair with the others: `make bench` leaves them out,
 as they took 70 s of its twenty minutes on a slow hour); Slurm as bench/slurm.py sets it up (one
@@ -101,8 +101,11 @@ ISOLATION = "watch"
 # agent's exits, and a deeper queue on the agent bridges the gap. 2,000 separate jobs, 10
 # alternating pairs (2 or 3 runs each, /tmp script): 4 did better in 7, by a median of 7%
 # (up to 20%), worse in 3 (by 2-20%, the VM's speed moving); sweeps about the same or better
-# (2 pairs: +2%, +10%); 6 no better than 4 (3 pairs, mixed).
-DISPATCH_AHEAD = 4.0
+# (2 pairs: +2%, +10%); 6 no better than 4 (3 pairs, mixed). Since passes are spaced while
+# tasks sent ahead wait (dispatch_ahead_pass_interval), a node's queue must cover more: sweeps
+# of 2,000, 4 alternating rounds (/tmp script): 6 did 1,183-1,338/s against 4's 1,106-1,137,
+# with 3% less CPU per task; separate jobs about the same; 8 no better than 6 (2 rounds).
+DISPATCH_AHEAD = 6.0
 
 
 def shoal_cluster(tmp: Path, dispatch_ahead: float | None = None) -> LocalCluster:
