@@ -57,3 +57,30 @@ class ConfigError(ShoalError):
     """A bad config file, flag or environment variable (daemons exit with this message)."""
 
     status = "INVALID_ARGUMENT"
+
+
+class DiskFull(ResourceExhausted):
+    """The head node cannot write its state: the disk under its database is full. The head
+    keeps serving: the write that failed is retried until there is room, and requests that
+    would change something are refused meanwhile (services/journal.py). `fault` says whose
+    disk: "the head node's disk is full (state dir PATH)"."""
+
+    def __init__(self, message: str, fault: str = "") -> None:
+        super().__init__(message)
+        self.fault = fault or message
+
+    @classmethod
+    def at(cls, fault: str) -> DiskFull:
+        return cls(f"{fault}; free space and retry", fault)
+
+    def in_flight(self) -> DiskFull:
+        """The same fault, told to a caller whose change was made but is not yet durable."""
+        return DiskFull(f"{self.fault}; this request is written once there is room again (free space, then "
+                        "check whether it took effect before repeating it)", self.fault)
+
+
+class UntrustedDatabase(ShoalError):
+    """The head node's database is corrupted, or is not this cluster's (emptied or replaced):
+    the head refuses to start with this message rather than serve from it."""
+
+    status = "FAILED_PRECONDITION"

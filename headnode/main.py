@@ -41,6 +41,7 @@ from headnode.services.journal import Journal
 from headnode.services.lease import Lease
 from common import tokens
 from headnode.api.identity import Authority
+from headnode.domain.cluster import Cluster
 from headnode.scheduling.policy import Policy
 from headnode.services.fairshare import FairShare
 from headnode.services.history import ClusterHistory, Tee
@@ -51,8 +52,8 @@ from headnode.services.output import OutputStore
 from headnode.services.queue import QueueService
 from headnode.services.templates import TemplateService
 from headnode.services.usage import UsageService
-from headnode.store import open_store
-from headnode.store.base import Store
+from headnode.store import checks, open_store, redacted
+from headnode.store.base import Store, WriteBatch
 from headnode.store.postgres import PostgresStore
 from headnode.store.records import restore
 from headnode.web import ADDRESS_FILE as WEB_ADDRESS_FILE
@@ -114,6 +115,7 @@ async def _serve_active(
 ) -> int:
     # Loaded only now: a standby that took over must see everything the old leader committed.
     loaded = store.load()
+    _check_identity(config, state_dir, store, loaded.meta)
     cluster = restore(loaded, clock.now())
     exit_code = 0
 
@@ -128,7 +130,8 @@ async def _serve_active(
     history = ClusterHistory(cluster, clock, config.web_sample_interval) if config.web_listen else None
     metrics: Metrics = prometheus if history is None else Tee(prometheus, history) if prometheus.enabled else history
     bus = EventBus()
-    journal = Journal(store, bus, on_fatal)
+    # Space back after a full disk: what waited behind the held write may now be placed.
+    journal = Journal(store, bus, on_fatal, on_writable=lambda: allocator.kick())
     journal.start()
     output = OutputStore(Path(config.output_dir) if config.output_dir else state_dir / "output", cluster.may_output)
     allocator: Allocator
@@ -161,11 +164,12 @@ async def _serve_active(
         creds = None
     else:
         creds = server_mod.credentials(Path(config.tls_dir) if config.tls_dir else state_dir / "tls")
-    jobs_servicer = JobServicer(queue, output, templates, auth, UsageService(store))
-    admin_servicer = AdminServicer(cluster, node_admin, auth)
+    # The journal gates client requests that would write while the disk is full.
+    jobs_servicer = JobServicer(queue, output, templates, auth, UsageService(store), gate=journal)
+    admin_servicer = AdminServicer(cluster, node_admin, auth, gate=journal)
     server, port, health = server_mod.build(
         config.listen, jobs_servicer, NodeServicer(membership, auth), admin_servicer,
-        TemplateServicer(templates, auth), creds, interceptors=_rpc_metrics(prometheus),
+        TemplateServicer(templates, auth, gate=journal), creds, interceptors=_rpc_metrics(prometheus),
     )
     metrics_server = None
     if isinstance(prometheus, HeadMetrics):
@@ -198,6 +202,7 @@ async def _serve_active(
         *([asyncio.create_task(allocator.run_take_back(), name="take-back")] if policy.dispatch_ahead else []),
         asyncio.create_task(fairshare.run(), name="fairshare"),
         asyncio.create_task(housekeeping.run(), name="housekeeping"),
+        asyncio.create_task(_seen_while_held(journal, cluster, clock), name="seen-while-held"),
     ]
     if lease is not None:
         background.append(asyncio.create_task(lease.keep(on_fatal), name="lease"))
@@ -224,6 +229,34 @@ async def _serve_active(
             metrics_server.close()
         _log.info("head_stopped")
     return exit_code
+
+
+async def _seen_while_held(journal: Journal, cluster: Cluster, clock: Clock) -> None:
+    """While the journal holds a write for want of space, agents' messages wait behind it too
+    (a reconnecting agent's Hello, a report whose handling writes), so their silence is the
+    head's, not theirs: keep every node seen, or after node_lost_after the head would declare
+    nodes lost and requeue (or fail) what they run because its own disk filled."""
+    while True:
+        await clock.sleep(1.0)
+        if journal.full is not None:
+            now = clock.monotonic()
+            for node in cluster.nodes.values():
+                node.seen_at = max(node.seen_at, now)
+
+
+def _check_identity(config: HeadConfig, state_dir: Path, store: Store, meta: dict[str, str]) -> None:
+    """Refuse a database that is not this cluster's (store/checks.py); on the cluster's first
+    start, give it its id, in the database first, then in the file beside it (SQLite; with
+    PostgreSQL the file is checked if one is there, not made)."""
+    id_path = checks.id_file(config.database, state_dir)
+    database = str(getattr(store, "path", "")) or redacted(config.database)
+    new_id = checks.check_identity(meta, id_path, database)
+    if new_id is not None:
+        store.write(WriteBatch(meta={checks.CLUSTER_ID: new_id}))
+        meta[checks.CLUSTER_ID] = new_id
+        _log.info("cluster_created", cluster_id=new_id)
+    if not isinstance(store, PostgresStore):
+        checks.keep_id_file(id_path, meta[checks.CLUSTER_ID])
 
 
 def _rpc_metrics(metrics: Metrics) -> list[server_mod.RpcMetrics]:

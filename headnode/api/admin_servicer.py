@@ -9,7 +9,7 @@ from common.errors import InvalidArgument
 from common.tls import ROLES
 from common.wire import timestamp
 from headnode.api import node_convert as convert
-from headnode.api.errors import maps_errors
+from headnode.api.errors import WriteGate, maps_errors
 from headnode.api.identity import ADMIN, Authority
 from headnode.domain.cluster import Cluster
 from headnode.services.nodes import NodeAdmin
@@ -22,7 +22,12 @@ USER_TTL = 30 * 86400.0
 
 @maps_errors
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
-    def __init__(self, cluster: Cluster, nodes: NodeAdmin, auth: Authority) -> None:
+    # Answered while the head cannot write (headnode/api/errors.py): reads, and tokens, which are
+    # signed, not stored.
+    SERVED_WHILE_FULL = frozenset({"ListNodes", "GetNode", "CreateJoinToken", "CreateUserToken"})
+
+    def __init__(self, cluster: Cluster, nodes: NodeAdmin, auth: Authority, gate: WriteGate | None = None) -> None:
+        self.gate = gate
         self.cluster = cluster
         self.nodes = nodes
         self.auth = auth

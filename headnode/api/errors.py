@@ -3,6 +3,12 @@
 `@maps_errors` on a servicer class wraps every RPC method (unary or streaming): a
 ShoalError becomes its status code with its one-line message; anything else is logged with
 its traceback and answered INTERNAL, so a bug never kills the server or leaks a traceback.
+
+It also keeps the head's write gate (services/journal.py), for servicers given one: while the
+head cannot write (its disk is full), every RPC but those the class names in
+`SERVED_WHILE_FULL` (the reads) is refused with DiskFull before it changes anything, and a
+unary one already under way is answered DiskFull as soon as a write is held. Listing the
+reads rather than the writes means a new RPC is refused by default, the safe side.
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from typing import Any, TypeVar
+from collections.abc import Awaitable
+from typing import Any, Protocol, TypeVar
 
 from dataclasses import dataclass
 
@@ -49,6 +56,16 @@ def check(request: Any) -> None:
         raise InvalidArgument(f"the request is not a valid {request.type_name} message ({request.detail})")
 
 
+class WriteGate(Protocol):
+    """What the head's journal offers the API layer (headnode/services/journal.py)."""
+
+    def writable(self) -> None:
+        """Raise DiskFull while the head cannot write."""
+
+    async def answered(self, work: Awaitable[T]) -> T:
+        """Run the request; raise DiskFull as soon as a write is held, leaving it to finish."""
+
+
 def status_of(error: ShoalError) -> grpc.StatusCode:
     return grpc.StatusCode[error.status]
 
@@ -65,13 +82,15 @@ def _passthrough(exc: BaseException) -> bool:
     return isinstance(exc, (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit))
 
 
-def _wrap(name: str, fn: Any) -> Any:
+def _wrap(name: str, fn: Any, gated: bool) -> Any:
     if inspect.isasyncgenfunction(fn):
 
         @functools.wraps(fn)
         async def stream(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
                 check(request)
+                if gated and (gate := self.gate) is not None:
+                    gate.writable()
                 async for item in fn(self, request, context):
                     yield item
             except BaseException as exc:
@@ -85,6 +104,9 @@ def _wrap(name: str, fn: Any) -> Any:
     async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             check(request)
+            if gated and (gate := self.gate) is not None:
+                gate.writable()
+                return await gate.answered(fn(self, request, context))
             return await fn(self, request, context)
         except BaseException as exc:
             if _passthrough(exc):
@@ -95,7 +117,13 @@ def _wrap(name: str, fn: Any) -> Any:
 
 
 def maps_errors(cls: type[T]) -> type[T]:
+    served = getattr(cls, "SERVED_WHILE_FULL", None)
+    if served is not None and (unknown := served - set(vars(cls))):
+        raise TypeError(f"{cls.__name__}.SERVED_WHILE_FULL names no method {', '.join(sorted(unknown))}")
+    if served is not None and not hasattr(cls, "gate"):
+        cls.gate = None  # type: ignore[attr-defined] # none given: nothing is gated
     for name, fn in list(vars(cls).items()):
         if name[:1].isupper() and (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)):
-            setattr(cls, name, _wrap(f"{cls.__name__}.{name}", fn))
+            gated = served is not None and name not in served
+            setattr(cls, name, _wrap(f"{cls.__name__}.{name}", fn, gated))
     return cls

@@ -12,7 +12,7 @@ from common.errors import InvalidArgument, PermissionDenied, ShoalError
 from common.ids import TaskId
 from common.wire import STREAM_NAMES, task_id, timestamp
 from headnode.api import convert, usage_convert
-from headnode.api.errors import check, maps_errors
+from headnode.api.errors import WriteGate, check, maps_errors
 from headnode.api.identity import ADMIN, Authority
 from headnode.domain.model import JobSpec
 from headnode.services.output import OutputStore
@@ -46,8 +46,13 @@ class _Arrivals:
 
 @maps_errors
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):
+    # Answered while the head cannot write (headnode/api/errors.py); every other RPC changes something.
+    SERVED_WHILE_FULL = frozenset({"GetJob", "GetTask", "ListJobs", "ListTasks", "WatchJob", "WatchJobs",
+                                   "ReadOutput", "GetUsageReport"})
+
     def __init__(self, queue: QueueService, output: OutputStore, templates: TemplateService, auth: Authority,
-                 usage: UsageService) -> None:
+                 usage: UsageService, gate: WriteGate | None = None) -> None:
+        self.gate = gate
         self.queue = queue
         self.output = output
         self.templates = templates
@@ -271,7 +276,10 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
 
 @maps_errors
 class TemplateServicer(templates_pb2_grpc.TemplateServiceServicer):
-    def __init__(self, templates: TemplateService, auth: Authority) -> None:
+    SERVED_WHILE_FULL = frozenset({"GetTemplate", "ListTemplates"})
+
+    def __init__(self, templates: TemplateService, auth: Authority, gate: WriteGate | None = None) -> None:
+        self.gate = gate
         self.templates = templates
         self.auth = auth
 

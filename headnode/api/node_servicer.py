@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from common import log
+from common.errors import DiskFull
 from headnode.api import node_convert as convert
 from headnode.api.errors import maps_errors
 from headnode.api.identity import Authority
@@ -69,6 +70,10 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
             raise
         except grpc.aio.AioRpcError:
             pass  # the agent went away; the finally below ends the session
+        except DiskFull as e:
+            # Output the head had no room for: the session ends, and the reconnecting agent
+            # sends it again from the offsets the head has (its spool keeps it meanwhile).
+            _log.warning("agent_output_not_stored", node=session.node, error=e.message)
         except Exception:
             _log.exception("agent_message_failed", node=session.node)
         finally:

@@ -6,8 +6,17 @@ commit) and resolves each caller's future when its batch is durable. Because the
 queue and one thread, the store always holds a prefix of the changes made in memory, and a
 `read()` queued after a write sees it. A job's usage record (accounting) is written in the
 same batch as the end state it reaches. Committed status changes are then published to
-watchers. A failed write is fatal: the head stops rather than run on with memory and disk
-disagreeing; on restart it rebuilds from what was committed.
+watchers.
+
+A write the disk has no room for (DiskFull) is held, not dropped: the writer thread retries
+that same batch every 0.5-2 s until it commits, and everything queued after it waits behind
+it, so the store still holds a prefix of memory's changes when space returns. Meanwhile the
+head serves on: `writable()` refuses requests that would change something (headnode/api/
+errors.py asks it), the callers of requests already under way are told at once
+(`answered()`), reads of the store are answered from what is durable, and internal writers
+(placements, exits) simply wait, as they would for a slow disk. Any other failed write is
+fatal: the head stops rather than run on with memory and disk disagreeing; on restart it
+rebuilds from what was committed.
 """
 
 from __future__ import annotations
@@ -15,10 +24,14 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from common import log
+from common.clock import SystemClock
+from common.errors import DiskFull, ShoalError
+from common.retry import Backoff
 from headnode.domain.lifecycle import Outcome
 from headnode.domain.model import Change, Instance, Job, Task
 from headnode.domain.node import Node
@@ -57,13 +70,21 @@ class _Read:
 
 
 class Journal:
-    def __init__(self, store: Store, bus: EventBus, on_fatal: Callable[[BaseException], None]) -> None:
+    def __init__(self, store: Store, bus: EventBus, on_fatal: Callable[[BaseException], None],
+                 on_writable: Callable[[], None] = lambda: None) -> None:
+        """`on_writable`: called on the loop when a held write commits (space came back)."""
         self._store = store
         self._bus = bus
         self._on_fatal = on_fatal
+        self._on_writable = on_writable
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # close() was called: a held write gets one last try
+        # While a write is held: the fault (set and cleared on the loop), and a future that
+        # resolves when the journal goes from writing to holding, for answered().
+        self.full: DiskFull | None = None
+        self._went_full: asyncio.Future[DiskFull] | None = None
         self.commits = 0  # transactions, for tests and metrics
 
     def start(self) -> None:
@@ -72,9 +93,11 @@ class Journal:
         self._thread.start()
 
     async def close(self) -> None:
-        """Commit everything queued, then stop the writer thread."""
+        """Commit everything queued, then stop the writer thread (a write held for want of
+        space gets one more try; if it fails too, what was never acknowledged is dropped)."""
         if self._thread is None:
             return
+        self._stopping.set()
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
         self._thread = None
@@ -144,8 +167,64 @@ class Journal:
             ended=o.ended,
         )
 
+    # -- while the disk is full -------------------------------------------------------------
+
+    def writable(self) -> None:
+        """Raise DiskFull while a write is held: for requests that would change something,
+        refused before they change memory."""
+        if self.full is not None:
+            raise self.full
+
+    async def answered(self, work: Awaitable[R]) -> R:
+        """Run a client's request; if the journal starts holding a write before the request is
+        done, fail it at once with DiskFull instead of leaving the client waiting for space.
+        The request itself runs on to its end (a task of its own): what it changed in memory
+        is queued to be written, so it must finish as it would have, not stop half-way. (The
+        task and futures cost ~4 us a request here, against ~2.5 ms of head CPU per job.)"""
+        assert self._loop is not None, "journal not started"
+        task = asyncio.ensure_future(work)
+        if self._went_full is None:
+            self._went_full = self._loop.create_future()
+        went_full = self._went_full
+        woken = self._loop.create_future()
+
+        def wake(_: object) -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        task.add_done_callback(wake)
+        went_full.add_done_callback(wake)
+        try:
+            await woken
+        except asyncio.CancelledError:  # the client went away: the request still runs to its end
+            task.add_done_callback(_late)
+            raise
+        finally:
+            went_full.remove_done_callback(wake)
+        if task.done():
+            return task.result()
+        task.add_done_callback(_late)
+        raise went_full.result().in_flight()
+
+    def _hold(self, fault: DiskFull) -> None:
+        """On the loop: a write failed for want of space and is held."""
+        if self.full is None:
+            _log.warning("disk_full", error=fault.message)
+        self.full = fault
+        went_full, self._went_full = self._went_full, None
+        if went_full is not None and not went_full.done():
+            went_full.set_result(fault)
+
+    def _release(self) -> None:
+        """On the loop: the held write committed."""
+        if self.full is not None:
+            _log.info("disk_writable_again", detail="the write held for want of space is committed")
+        self.full = None
+        self._on_writable()
+
     def read(self, fn: Callable[[Store], R]) -> asyncio.Future[R]:
-        """Run fn(store) on the writer thread after every write queued before it."""
+        """Run fn(store) on the writer thread after every write queued before it (while a
+        write is held for want of space: at once, on what is durable)."""
         assert self._loop is not None, "journal not started"
         future: asyncio.Future[R] = self._loop.create_future()
         self._queue.put(_Read(fn, future))
@@ -154,46 +233,118 @@ class Journal:
     # -- writer thread -----------------------------------------------------------------
 
     def _run(self) -> None:
+        # Items taken off the queue and not yet handled: what arrives while a write is held
+        # waits here, in order, behind it.
+        backlog: deque[Any] = deque()
         stopping = False
-        while not stopping:
-            items = [self._queue.get()]
+        while not stopping or backlog:
+            if not backlog:
+                backlog.append(self._queue.get())
             while True:
                 try:
-                    items.append(self._queue.get_nowait())
+                    backlog.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             writes: list[_Write] = []
-            for item in items:
+            while backlog:
+                item = backlog.popleft()
                 if item is _STOP:
                     stopping = True
                 elif isinstance(item, _Write):
                     writes.append(item)
                 else:
-                    self._flush(writes)
+                    if not self._flush(writes, backlog):
+                        return
                     writes = []
                     self._do_read(item)
-            self._flush(writes)
+            if not self._flush(writes, backlog):
+                return
 
-    def _flush(self, writes: list[_Write]) -> None:
+    def _flush(self, writes: list[_Write], backlog: deque[Any]) -> bool:
+        """Commit these writes as one transaction; False if the journal cannot go on."""
         if not writes:
-            return
+            return True
         if len(writes) == 1:
             merged = writes[0].batch
         else:
             merged = WriteBatch()
             for w in writes:
                 merged.merge(w.batch)
+        failure: BaseException | None
         try:
             self._store.write(merged)
-            self.commits += 1
+            failure = None
+        except DiskFull as full:
+            failure = self._retry(merged, full, backlog)
         except BaseException as exc:  # noqa: BLE001 - reported to the loop, which stops the head
-            for w in writes:
-                self._resolve(w.future, exc)
-            self._call(self._on_fatal, exc)
-            return
+            failure = exc
+        if failure is not None:
+            self._give_up(writes, backlog, failure)
+            return False
+        self.commits += 1
         events = [e for w in writes for e in w.events]
         # One call back into the loop for the whole commit (each call wakes the loop).
         self._call(self._committed, events, [w.future for w in writes])
+        return True
+
+    def _retry(self, batch: WriteBatch, full: DiskFull, backlog: deque[Any]) -> BaseException | None:
+        """Write the batch again until it commits (None). Gives up (returns why) on a failure
+        other than a full disk, or when close() asks to stop and one last try fails. Reads
+        are answered meanwhile; everything else waits in the backlog. A store write is all or
+        nothing, so the same batch can be written again."""
+        self._call(self._hold, full)
+        for item in [i for i in backlog if isinstance(i, _Read)]:
+            backlog.remove(item)
+            self._do_read(item)
+        clock = SystemClock()
+        backoff = Backoff(initial=1.0, maximum=2.0)  # 0.5-1 s, then 1-2 s
+        while True:
+            last = self._stopping.is_set()
+            if not last:
+                until = clock.monotonic() + backoff.next_delay()
+                while (left := until - clock.monotonic()) > 0:
+                    try:
+                        item = self._queue.get(timeout=left)
+                    except queue.Empty:
+                        break
+                    if isinstance(item, _Read):
+                        self._do_read(item)
+                        continue
+                    backlog.append(item)
+                    if item is _STOP:
+                        break
+            try:
+                self._store.write(batch)
+            except DiskFull as again:
+                if last:
+                    return again
+                continue
+            except BaseException as exc:  # noqa: BLE001 - not a full disk: as any failed write, fatal
+                return exc
+            self._call(self._release)
+            return None
+
+    def _give_up(self, writes: list[_Write], backlog: deque[Any], exc: BaseException) -> None:
+        """Fail these writes and every one queued after them, and report the failure (the
+        loop stops the head). None of them was acknowledged: nothing durable is lost."""
+        dropped = list(writes)
+        while True:
+            if backlog:
+                item = backlog.popleft()
+            else:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if isinstance(item, _Write):
+                dropped.append(item)
+            elif isinstance(item, _Read):
+                self._resolve(item.future, exc)
+        for w in dropped:
+            self._resolve(w.future, exc)
+        if isinstance(exc, DiskFull):
+            _log.error("journal_not_written", writes=len(dropped), error=exc.message)
+        self._call(self._on_fatal, exc)
 
     def _committed(self, events: list[JobChanged], futures: list[asyncio.Future[None]]) -> None:
         if events:
@@ -233,6 +384,16 @@ def _retrieve(future: asyncio.Future[None]) -> None:
     # Failures are handled by on_fatal; keep asyncio from logging "never retrieved".
     if not future.cancelled():
         future.exception()
+
+
+def _late(task: asyncio.Future[Any]) -> None:
+    """A request whose caller was already answered (disk full, or gone) ended: log a failure
+    other than a refusal, since no one else sees it."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, ShoalError):
+        _log.error("request_failed_after_answer", error=repr(exc))
 
 
 def _events_for(changes: list[Change], jobs: list[Job]) -> list[JobChanged]:

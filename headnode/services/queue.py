@@ -120,6 +120,7 @@ class QueueService:
     def check_new(self, spec: JobSpec, owner: str, ahead: int = 0) -> None:
         """What a new job is checked for before it is queued (queue_checked); `ahead`: the
         owner's jobs a stream of them has checked and not yet queued."""
+        self.journal.writable()  # a stream's later requests, while the disk is full (api/errors.py gates calls)
         validate_job_spec(spec, self.cluster.jobs)
         self._check_queued_limit(owner, ahead + 1)
 
@@ -144,9 +145,16 @@ class QueueService:
     async def create(self, spec: JobSpec, owner: str) -> Job:
         validate_job_spec(spec, self.cluster.jobs, need_tasks=False)
         o = Outcome()
-        job = operations.create_job(self.cluster.allocate_job_id(), owner, spec, self.clock.now(), o)
+        job = operations.create_job(self._new_job_id(), owner, spec, self.clock.now(), o)
         await self._add_new(job, o)
         return job
+
+    def _new_job_id(self) -> int:
+        """The next job id, its output directory emptied of any files an id used before left
+        (an old cluster's on the same output dir, or a lost timeline of a restored database)."""
+        job_id = self.cluster.allocate_job_id()
+        self.output.begin_job(job_id)
+        return job_id
 
     async def _queue_new(self, specs: list[JobSpec], owner: str) -> list[Job]:
         """Create and queue validated jobs, written in one durable step."""
@@ -154,7 +162,7 @@ class QueueService:
         now = self.clock.now()
         jobs = []
         for spec in specs:
-            job = operations.create_job(self.cluster.allocate_job_id(), owner, spec, now, o)
+            job = operations.create_job(self._new_job_id(), owner, spec, now, o)
             operations.submit_job(job, owner, now, o)
             self._cancel_if_never_runnable(job, o)
             self.cluster.add_job(job)
@@ -246,7 +254,7 @@ class QueueService:
     async def clone(self, job_id: int, by: str) -> Job:
         source = self.cluster.job(job_id)
         o = Outcome()
-        job = operations.clone_job(source, self.cluster.allocate_job_id(), by, self.clock.now(), o)
+        job = operations.clone_job(source, self._new_job_id(), by, self.clock.now(), o)
         await self._add_new(job, o)
         return job
 

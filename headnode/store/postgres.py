@@ -4,8 +4,9 @@ database (one active, the others standing by; see services/lease.py).
 Same records and the same contract as the SQLite store. A URL like
 `postgresql://host:5432/db?schema=shoal` picks the schema (created if missing; default
 `public`); everything else in the URL goes to libpq. Every write is one transaction, committed
-with PostgreSQL's synchronous commit before write() returns. Schema changes are numbered
-migrations recorded in shoal_schema.
+with PostgreSQL's synchronous commit before write() returns; one the server's disk has no room
+for raises DiskFull, which the journal holds and retries (services/journal.py). Schema changes
+are numbered migrations recorded in shoal_schema.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
+from common.errors import DiskFull
 from headnode.store import sql
 from headnode.store.base import HistoryRecord, Loaded, UsageQuery, UsageReport, WriteBatch
 
@@ -87,6 +89,14 @@ def _upsert(table: str, columns: str, keys: str) -> str:
 SQL = sql.Statements("%s", _upsert)
 
 
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def split_url(url: str) -> tuple[str, str]:
     """('libpq url without our schema parameter', schema)."""
     parts = urlsplit(url)
@@ -101,6 +111,7 @@ def split_url(url: str) -> tuple[str, str]:
 class PostgresStore:
     def __init__(self, url: str) -> None:
         self.url, self.schema = split_url(url)
+        self.full = f"the database server's disk is full ({_without_password(self.url)}, schema {self.schema})"
         # Set by the leader lease: runs first in every write transaction (fencing).
         self.guard: Callable[[psycopg.Cursor], None] | None = None
         self._db = psycopg.connect(self.url, autocommit=True)
@@ -142,10 +153,13 @@ class PostgresStore:
     def write(self, batch: WriteBatch) -> None:
         """Apply the batch in one transaction. The guard, if set, runs first inside it (the
         leader lease's fencing check) and may raise to abort the whole batch."""
-        with self._db.transaction(), self._db.cursor() as cur:
-            if self.guard is not None:
-                self.guard(cur)
-            sql.write(cur, SQL, batch)
+        try:
+            with self._db.transaction(), self._db.cursor() as cur:
+                if self.guard is not None:
+                    self.guard(cur)
+                sql.write(cur, SQL, batch)
+        except psycopg.errors.DiskFull as e:  # SQLSTATE 53100; the transaction was rolled back
+            raise DiskFull.at(self.full) from e
 
     def history(self, job_id: int, task_id: int | None = None, instance_id: int | None = None) -> list[HistoryRecord]:
         return sql.history(self._db, SQL, job_id, task_id, instance_id)

@@ -3,15 +3,21 @@
 WAL mode with synchronous=FULL: a batch is on disk when write() returns, which is what lets
 the head acknowledge a submission. Commits are grouped by the caller (one transaction per
 batch of changes), which keeps that durability cheap (~0.5 ms per fsync on this machine).
-Schema changes are numbered migrations tracked in PRAGMA user_version.
+Schema changes are numbered migrations tracked in PRAGMA user_version. An existing file is
+checked for damage before it is used (store/checks.py). A write the disk has no room for raises
+DiskFull, which the journal holds and retries (services/journal.py); other failures are raised
+as they are.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 from pathlib import Path
 
-from headnode.store import sql
+from common.errors import ConfigError, DiskFull
+from headnode.store import checks, sql
 from headnode.store.base import HistoryRecord, Loaded, UsageQuery, UsageReport, WriteBatch
 
 MIGRATIONS: list[str] = [
@@ -75,17 +81,32 @@ SQL = sql.Statements("?", lambda table, columns, keys: (
     f"INSERT OR REPLACE INTO {table} ({columns}) VALUES ({sql.marks('?', columns)})"))
 
 
+SQLITE_IOERR, SQLITE_FULL = 10, 13
+
+
 class SqliteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, where: str = "") -> None:
+        """`where` names the place for a disk-full message ("state dir PATH"; default: the file)."""
         self.path = Path(path)
+        self.full = f"the head node's disk is full ({where or f'database {self.path}'})"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # The store is used by one thread at a time (the journal's writer thread after
-        # start-up), so the connection may move between threads.
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._migrate()
+        existed = self.path.exists() and self.path.stat().st_size > 0
+        try:
+            # The store is used by one thread at a time (the journal's writer thread after
+            # start-up), so the connection may move between threads.
+            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            if existed:
+                checks.check_integrity(self._db, self.path)
+            self._migrate()
+        except sqlite3.Error as e:
+            if checks.is_corruption(e):
+                raise checks.corrupted(self.path, str(e)) from None
+            if self.disk_full(e):
+                raise DiskFull.at(self.full) from None
+            raise ConfigError(f"cannot use the database {self.path}: {e}") from None
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -110,14 +131,40 @@ class SqliteStore:
 
     def write(self, batch: WriteBatch) -> None:
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
         try:
-            sql.write(db, SQL, batch)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
+            if db.in_transaction:  # left open by a failed try whose ROLLBACK failed too
                 db.execute("ROLLBACK")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                sql.write(db, SQL, batch)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            # SQLite has already undone the transaction (or the ROLLBACK above did): nothing
+            # of the batch is stored, so it can be written again whole.
+            if self.disk_full(e):
+                raise DiskFull.at(self.full) from e
             raise
+
+    def disk_full(self, e: BaseException) -> bool:
+        """SQLite's "database or disk is full" (SQLITE_FULL, which it returns for ENOSPC), or
+        an I/O error while the disk has no room: growing the WAL index (-shm) on a full disk is
+        reported as SQLITE_IOERR, as is making it at start-up."""
+        if isinstance(e, OSError):
+            return e.errno == errno.ENOSPC
+        code = getattr(e, "sqlite_errorcode", None)  # extended: the primary code is its low byte
+        primary = code & 0xFF if code is not None else None
+        if primary == SQLITE_FULL or "database or disk is full" in str(e):
+            return True
+        if primary == SQLITE_IOERR:
+            try:
+                return os.statvfs(self.path.parent).f_bavail == 0
+            except OSError:
+                return False
+        return False
 
     def history(self, job_id: int, task_id: int | None = None, instance_id: int | None = None) -> list[HistoryRecord]:
         return sql.history(self._db, SQL, job_id, task_id, instance_id)
