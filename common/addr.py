@@ -60,11 +60,13 @@ def grpc_target(text: str) -> str:
 
 
 def channel(address: str, files: Files | None = None, aio: bool = False,
-            options: Sequence[tuple[str, object]] = HEAD_CHANNEL_OPTIONS) -> Any:
+            options: Sequence[tuple[str, object]] = HEAD_CHANNEL_OPTIONS, name_from: str = "") -> Any:
     """A channel to the head node(s): TLS checked against the cluster CA when `files` are
     given (with the client's certificate when they name one), else plaintext. With several
     head addresses, TLS checks every head against the first one's name: give all head nodes
-    a certificate that names each of them (`shoal certs init --name h1 --name h2`)."""
+    a certificate that names each of them (`shoal certs init --name h1 --name h2`).
+    `name_from`: the full list one `address` of it was taken from (an agent connects to one
+    head at a time), whose first name TLS checks the same way."""
     mod = grpc.aio if aio else grpc
     target = grpc_target(address)
     if files is None:
@@ -75,7 +77,7 @@ def channel(address: str, files: Files | None = None, aio: bool = False,
         raise ConfigError(str(e)) from None
     creds = grpc.ssl_channel_credentials(ca, key, cert)
     extra = list(options)
-    found = addresses(address)
+    found = addresses(name_from or address)
     if len(found) > 1:
         extra.append(("grpc.ssl_target_name_override", parse_address(found[0], "head")[0]))
     return mod.secure_channel(target, creds, options=extra)

@@ -24,6 +24,10 @@ class Clock(Protocol):
     def monotonic(self) -> float:
         """Seconds on a clock that never goes back (for timeouts and intervals)."""
 
+    def boottime(self) -> float:
+        """Seconds since boot, suspend included, the same in every process of the host: the
+        clock of task leases (computenode/lease.py), which the agent and its watchdog share."""
+
     async def sleep(self, seconds: float) -> None: ...
 
 
@@ -34,8 +38,21 @@ class SystemClock:
     def monotonic(self) -> float:
         return time.monotonic()
 
+    def boottime(self) -> float:
+        return boot_clock()
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+def boot_clock() -> float:
+    """CLOCK_BOOTTIME: for the watchdog process (computenode/fence.py), which has no Clock."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def pause(seconds: float) -> None:
+    """Block this thread (the watchdog's loop and fencing, which run no event loop)."""
+    time.sleep(seconds)
 
 
 def wall_time() -> float:
@@ -73,6 +90,9 @@ class FakeClock:
         return self._now
 
     def monotonic(self) -> float:
+        return self._now - self._start
+
+    def boottime(self) -> float:
         return self._now - self._start
 
     async def sleep(self, seconds: float) -> None:

@@ -66,8 +66,24 @@ class HeadConfig:
     heartbeat_interval: float = 5.0
     # Seconds without a heartbeat (or a connection) after which a node is Unreachable and
     # its running tasks are requeued (or failed, past their retries) with the reason
-    # "node NAME lost".
+    # "node NAME lost". Must be at least task_lease + kill_grace + LEASE_MARGIN: by then a
+    # node that heard nothing from the head has surely stopped its copies.
     node_lost_after: float = 30.0
+    # Seconds an agent keeps its tasks running past the last heartbeat the head answered
+    # (the task lease); then they are stopped on the node (SIGTERM, kill_grace, SIGKILL) by a
+    # watchdog process beside the agent, even if the agent itself is frozen or dead, so the
+    # head can run them elsewhere without two live copies. 0: as long as node_lost_after
+    # allows (node_lost_after - kill_grace - LEASE_MARGIN).
+    task_lease: float = 0.0
+    # Seconds between SIGTERM and SIGKILL when a task is stopped (cancel, runtime limit,
+    # preemption, a lapsed lease); the head tells every agent (Slurm's KillWait).
+    kill_grace: float = 5.0
+    # While the head node's host still answers but the head node does not (it is stalled,
+    # SIGSTOPped, or restarting), agents extend their tasks' leases, by at most this many
+    # seconds in all: a head that stalls for less than this kills nothing. A head node that
+    # takes over from another (PostgreSQL) waits this much longer than node_lost_after before
+    # it declares a silent node lost, since the old leader's agents may have extended so.
+    stall_grace: float = 120.0
     # Node choice among those that fit: "pack" fills the busiest node first (keeps whole
     # nodes free for wide tasks, as Slurm does), "spread" the least busy.
     placement: str = "pack"
@@ -160,6 +176,23 @@ class HeadConfig:
                 f"node_lost_after ({self.node_lost_after}s) must be longer than "
                 f"heartbeat_interval ({self.heartbeat_interval}s)"
             )
+        if self.kill_grace < 0:
+            raise ConfigError(f"kill_grace must be >= 0 seconds, got {self.kill_grace}")
+        if self.task_lease < 0 or self.stall_grace < 0:
+            raise ConfigError("task_lease and stall_grace must be >= 0 seconds")
+        lease = self.lease
+        if self.task_lease and self.node_lost_after < self.task_lease + self.kill_grace + LEASE_MARGIN:
+            raise ConfigError(
+                f"node_lost_after ({self.node_lost_after:g}s) must be at least task_lease ({self.task_lease:g}s) + "
+                f"kill_grace ({self.kill_grace:g}s) + {LEASE_MARGIN:g}s, so that a lost node has stopped its "
+                "tasks before they run elsewhere"
+            )
+        if lease < 2 * self.heartbeat_interval:
+            raise ConfigError(
+                f"the task lease ({lease:g}s{'' if self.task_lease else ' = node_lost_after - kill_grace - 1s'}) "
+                f"must be at least twice heartbeat_interval ({self.heartbeat_interval:g}s): raise node_lost_after "
+                "or lower heartbeat_interval or kill_grace"
+            )
         if self.lease_ttl < 1:
             raise ConfigError(f"lease_ttl must be at least 1 second, got {self.lease_ttl}")
         if self.completed_job_ttl <= 0:
@@ -187,6 +220,16 @@ class HeadConfig:
             raise ConfigError(f"fairshare_weight must be between 0 and 100000, got {self.fairshare_weight}")
         return self
 
+    @property
+    def lease(self) -> float:
+        """The task lease in force (task_lease, or what node_lost_after leaves for it)."""
+        return self.task_lease or self.node_lost_after - self.kill_grace - LEASE_MARGIN
+
+
+# What node_lost_after keeps beyond task_lease + kill_grace: the watchdog's look at the lease
+# (every 0.2 s), the SIGKILL taking effect, a heartbeat's time on the wire.
+LEASE_MARGIN = 1.0
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -200,7 +243,8 @@ class NodeConfig:
     memory_mb: int = 0
     # Agent's own state (output spool).
     state_dir: Path = field(default_factory=lambda: default_state_dir("node"))
-    # Seconds between SIGTERM and SIGKILL when a task is cancelled.
+    # Seconds between SIGTERM and SIGKILL when a task is stopped, until the head node says
+    # (its kill_grace, sent when the agent connects, is the one in force).
     kill_grace: float = 5.0
     # Stop the tasks when the agent stops. Off: tasks keep running, and the next agent on this
     # state dir adopts them (local clusters turn it on, so nothing outlives them).

@@ -12,6 +12,13 @@ heartbeats, and it sends a task's exit only after all of its output.
 Tasks outlive the agent: on SIGTERM (or a crash) they keep running, and the next agent on the
 same state dir adopts them from the spool. `stop_tasks_on_exit` (used by local clusters) stops
 them instead, SIGTERM then SIGKILL after kill_grace, and reports how they ended.
+
+Every task runs under the node's lease (lease.py, keeper.py), renewed by the head's answers to
+Hello and to each heartbeat. When it lapses the agent stops its tasks and ends the session,
+and a watchdog beside it does the same if the agent cannot (fence.py). A head that stops
+answering for longer than its heartbeats explain is left for the next address given (an
+active head and its standbys), one address per session, so a frozen leader does not hold its
+agents: each Hello waits HELLO_TIMEOUT for its Welcome at most.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from computenode import state as st
 from computenode.capacity import gpu_devices
 from computenode.cgroups import Isolation
 from computenode.fake import FakeRunner
+from computenode.keeper import LeaseKeeper
 from computenode.metrics import NO_METRICS, AgentMetrics
 from computenode.runner import TaskRunner
 from computenode.spool import STREAMS, Spool
@@ -54,6 +62,9 @@ MAX_BATCH = 256  # reports in one write
 # per task -6% at 3 ms, -10% at 6 ms, which lost throughput on a fast hour (2 alternating rounds).
 REPORT_GATHER = 0.003
 _HEARTBEAT = object()
+# Seconds a Hello waits for its Welcome: past it the head (a frozen one) is left for the next
+# address. A head answers once it has recorded the node, a write on a busy one.
+HELLO_TIMEOUT = 10.0
 NODE_TOKEN_FILE = "node.token"
 # Metadata names (the head's headnode/api/identity.py reads them).
 NODE_TOKEN, JOIN_TOKEN = "shoal-node-token", "shoal-join-token"
@@ -88,7 +99,12 @@ class Refused(Exception):
 @dataclass(eq=False)
 class _Conn:
     call: grpc.aio.StreamStreamCall
+    address: str = ""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Heartbeats sent and not yet answered: number -> when (lease clock), for the renewal.
+    beats: dict[int, float] = field(default_factory=dict)
+    heard: float = 0.0  # monotonic time of the head's last message
+    ended: str = ""  # why the agent ended the session itself (the call is cancelled then)
     control: deque[object] = field(default_factory=deque)
     # Output offsets sent on this connection, for tasks the head knows about.
     sent: dict[tuple[st.Key, str], int] = field(default_factory=dict)
@@ -106,6 +122,11 @@ class _Conn:
     def push(self, message: object) -> None:
         self.control.append(message)
         self.wake.set()
+
+    def end(self, why: str) -> None:
+        if not self.ended:
+            self.ended = why
+            self.call.cancel()
 
 
 class Agent:
@@ -126,6 +147,12 @@ class Agent:
             isolation or Isolation("watch", "no isolation given"))
         self.acked_seq = 0
         self.heartbeat_interval = 5.0
+        self.kill_grace = config.kill_grace  # until the head says (Welcome)
+        self.keeper = LeaseKeeper(config.state_dir, config.name, config.head, clock, enforce=not fake_launch)
+        self._addresses = addr.addresses(config.head)
+        self._next_address = 0
+        self._renewer = ""  # the head address that last renewed the lease
+        self._beat = 0
         self._conn: _Conn | None = None
         self._changed = asyncio.Event()
 
@@ -138,8 +165,29 @@ class Agent:
 
     async def run(self, stop: asyncio.Event) -> int:
         self.runner.begin()
+        self.keeper.open(self.config.kill_grace)
+        if isinstance(self.runner, TaskRunner):
+            self.runner.lease_id = self.keeper.lease_id
+            self.runner.fenced_runs = self.keeper.fenced_runs
+        if stopped := await asyncio.to_thread(self.keeper.stop_orphans):
+            _log.warning("orphans_stopped", node=self.config.name, processes=stopped,
+                         detail="tasks an earlier agent of this node or state dir left running")
         if adopted := self.runner.adopt_all():
             _log.info("tasks_adopted", count=adopted)
+        self.keeper.adopted()
+        keeper = asyncio.create_task(self.keeper.run(self._lease_lapsed, self._busy, lambda: self._renewer,
+                                                     lambda: 1.5 * self.heartbeat_interval))
+        try:
+            return await self._run(stop)
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            self.keeper.close(tasks_left=self._busy())
+
+    def _busy(self) -> bool:
+        return any(e.phase is not st.Phase.REPORTED for e in self.state.tasks.values())
+
+    async def _run(self, stop: asyncio.Event) -> int:
         # Capped at 2 s: a standby head takes over within seconds, and its agents' reconnects
         # bound how soon work resumes; a refused connect to a dead head costs next to nothing.
         backoff = Backoff(maximum=2.0)
@@ -163,11 +211,14 @@ class Agent:
                                  gives_up_in=round(NAME_IN_USE_GRACE - (now - refused_since), 1))
                 else:
                     refused_since = None
-                if exc is not None and not isinstance(exc, (grpc.aio.AioRpcError, ConnectionError, Refused)):
+                if exc is not None and not isinstance(exc, (grpc.aio.AioRpcError, ConnectionError, Refused,
+                                                            TimeoutError)):
                     _log.error("session_failed", error=repr(exc))
+                if exc is not None or len(self._addresses) > 1:
+                    self._next_address += 1  # the next head in the list, round robin
                 delay = backoff.next_delay()
-                _log.info("reconnecting", head=self.config.head, in_seconds=round(delay, 2),
-                          error=_rpc_error(exc) if exc else "stream ended")
+                _log.info("reconnecting", head=self._address(), in_seconds=round(delay, 2),
+                          error=_rpc_error(exc) if exc else session.result() or "stream ended")
                 try:
                     await asyncio.wait_for(stop.wait(), delay)
                 except TimeoutError:
@@ -182,32 +233,52 @@ class Agent:
         self.spool.close()
         return code
 
-    async def _session(self, backoff: Backoff) -> None:
-        async with addr.channel(self.config.head, self._tls, aio=True, options=CHANNEL_OPTIONS) as channel:
+    def _address(self) -> str:
+        return self._addresses[self._next_address % len(self._addresses)]
+
+    async def _session(self, backoff: Backoff) -> str:
+        """One Connect stream to one head address; returns why it ended, if the agent ended it."""
+        address = self._address()
+        async with addr.channel(address, self._tls, aio=True, options=CHANNEL_OPTIONS,
+                                name_from=self.config.head) as channel:
             call = nodes_pb2_grpc.NodeServiceStub(channel).Connect(metadata=self._credential())
-            conn = _Conn(call)
+            conn = _Conn(call, address)
             try:
-                await call.write(nodes_pb2.AgentMessage(hello=self._hello()))
-                first = await call.read()
+                sent = self.clock.boottime()
+                first = await asyncio.wait_for(self._greet(call), HELLO_TIMEOUT)
             except grpc.aio.AioRpcError as e:
                 if e.code() in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARGUMENT,
                                 grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
                     raise Refused(e.details(), e.code() == grpc.StatusCode.ALREADY_EXISTS) from None
                 raise
+            except TimeoutError:
+                call.cancel()
+                raise TimeoutError(f"no welcome from {address} within {HELLO_TIMEOUT:g}s") from None
             if first is grpc.aio.EOF or first.WhichOneof("kind") != "welcome":
-                return
+                return ""
             self._welcome(conn, first.welcome)
+            self.keeper.renew(sent)
+            self._renewer = address
             self.acked_seq = first.seq
             backoff.reset()
-            _log.info("connected", head=self.config.head, node=self.config.name, tasks=len(self.state.tasks))
+            _log.info("connected", head=address, node=self.config.name, tasks=len(self.state.tasks))
             self._conn = conn
+            conn.heard = self.clock.monotonic()
             workers = [asyncio.create_task(self._writer(conn)), asyncio.create_task(self._heartbeats(conn))]
             try:
                 while True:
-                    msg = await call.read()
+                    try:
+                        msg = await call.read()
+                    except asyncio.CancelledError:
+                        if conn.ended:  # the agent's own doing (conn.end): a silent head, a lapsed lease
+                            return conn.ended
+                        raise
                     if msg is grpc.aio.EOF:
                         break
+                    conn.heard = self.clock.monotonic()
                     self._on_head_message(msg)
+                    if conn.ended:
+                        return conn.ended
                     for w in workers:
                         if w.done():
                             w.result()  # a failed writer ends the session
@@ -217,6 +288,11 @@ class Agent:
                     w.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
                 call.cancel()
+        return ""
+
+    async def _greet(self, call: grpc.aio.StreamStreamCall) -> object:
+        await call.write(nodes_pb2.AgentMessage(hello=self._hello()))
+        return await call.read()
 
     # -- from the head -------------------------------------------------------------------
 
@@ -230,6 +306,7 @@ class Agent:
             agent_version=__version__,
             hostname=os.uname().nodename,
             tasks=self._reports(),
+            fresh_state=self.keeper.fresh,
         )
 
     @property
@@ -257,6 +334,10 @@ class Agent:
             os.replace(path.with_suffix(".tmp"), path)
             _log.info("node_token_saved", path=str(path))
         self.heartbeat_interval = welcome.heartbeat_interval.ToNanoseconds() / 1e9 or self.heartbeat_interval
+        if welcome.HasField("kill_grace"):
+            self.kill_grace = welcome.kill_grace.ToNanoseconds() / 1e9
+        self.keeper.configure(welcome.task_lease.ToNanoseconds() / 1e9, welcome.stall_grace.ToNanoseconds() / 1e9,
+                              self.kill_grace)
         for r in welcome.resume:
             key = (task_id(r.task), r.attempt)
             entry = self.state.tasks.get(key)
@@ -270,7 +351,23 @@ class Agent:
         conn.wake.set()
 
     def _on_head_message(self, msg: nodes_pb2.HeadMessage) -> None:
+        if self.keeper.lapsed():  # woken from a freeze, say, with messages of a stale session
+            self._lease_lapsed()
+        conn = self._conn
+        if conn is not None and conn.ended:
+            return  # the session is over: what the head sent is for the next one to settle
         kind = msg.WhichOneof("kind")
+        if kind == "heartbeat_ack":
+            if conn is None:
+                return
+            number = msg.heartbeat_ack.number
+            sent = conn.beats.pop(number, None)
+            for older in [n for n in conn.beats if n < number]:
+                del conn.beats[older]
+            if sent is not None:
+                self.keeper.renew(sent)
+                self._renewer = conn.address
+            return
         if kind == "batch":
             for item in msg.batch.items:
                 self._on_head_message(item)
@@ -292,8 +389,24 @@ class Agent:
     # -- the state machine and its instructions ------------------------------------------
 
     def _apply(self, event: st.Event) -> None:
+        if type(event) is st.ProcessExited and self.keeper.lapsed():
+            self._lease_lapsed()  # first, so an exit the watchdog caused is reported as fenced
         for instruction in self.state.handle(event):
             self._execute(instruction)
+        self._changed.set()
+
+    def _lease_lapsed(self) -> None:
+        """The lease lapsed: stop every task (fenced) and leave the session; the next one
+        reports them."""
+        self.keeper.handled()
+        running = sum(1 for e in self.state.tasks.values() if e.phase is not st.Phase.REPORTED)
+        if running:
+            _log.warning("tasks_fenced", node=self.config.name, tasks=running,
+                         detail="the head did not renew the task lease: stopping them")
+        for instruction in self.state.fence():
+            self._execute(instruction)
+        if self._conn is not None:
+            self._conn.end("the task lease lapsed")
         self._changed.set()
 
     def _execute(self, ins: st.Instruction) -> None:
@@ -304,14 +417,17 @@ class Agent:
         elif isinstance(ins, st.Signal):
             r.signal(ins.key, ins.signal)
         elif isinstance(ins, st.StartKillTimer):
-            r.timer(ins.key, self.config.kill_grace, lambda k=ins.key: self._apply(st.KillTimeout(k)))
+            r.timer(ins.key, self.kill_grace, lambda k=ins.key: self._apply(st.KillTimeout(k)))
+        elif isinstance(ins, st.KillLeftovers):
+            r.kill_leftovers(ins.key, self.kill_grace)
         elif isinstance(ins, st.StartRuntimeTimer):
             r.timer(ins.key, ins.seconds, lambda k=ins.key: self._apply(st.RuntimeExceeded(k)))
         elif isinstance(ins, st.Persist):
             entry = self.state.tasks[ins.key]
             if entry.phase is st.Phase.KILLING:
                 self.metrics.task_stopping(ins.key)
-            r.persist(ins.key, entry.phase is st.Phase.KILLING, entry.runtime_exceeded, entry.out_of_memory)
+            r.persist(ins.key, entry.phase is st.Phase.KILLING, entry.runtime_exceeded, entry.out_of_memory,
+                      entry.fenced)
         elif isinstance(ins, st.ReportStarted):
             if self._conn is not None:
                 task, attempt = ins.key
@@ -352,14 +468,20 @@ class Agent:
                 task=task_ref(task), attempt=attempt,
                 phase=nodes_pb2.TASK_PHASE_RUNNING if running else nodes_pb2.TASK_PHASE_EXITED,
                 exit_code=e.exit_code, signal=e.signal, error=e.error, runtime_exceeded=e.runtime_exceeded,
-                out_of_memory=e.out_of_memory,
+                out_of_memory=e.out_of_memory, fenced=e.fenced,
                 stdout_bytes=self.spool.size(e.key, "stdout"), stderr_bytes=self.spool.size(e.key, "stderr"),
             ))
         return out
 
     async def _heartbeats(self, conn: _Conn) -> None:
+        """Beat; and leave a head that answers nothing for longer than two beats explain."""
         while True:
             await self.clock.sleep(self.heartbeat_interval)
+            silent = self.clock.monotonic() - conn.heard
+            if silent > max(3.0, 2 * self.heartbeat_interval + 1):
+                _log.warning("head_silent", head=conn.address, seconds=round(silent, 1))
+                conn.end(f"no word from {conn.address} for {silent:.1f}s")
+                return
             conn.push(_HEARTBEAT)
 
     async def _writer(self, conn: _Conn) -> None:
@@ -376,8 +498,12 @@ class Agent:
                 while conn.control:
                     item = conn.control.popleft()
                     if item is _HEARTBEAT:
+                        self._beat += 1
+                        conn.beats[self._beat] = self.clock.boottime()
+                        if len(conn.beats) > 64:  # a head that never answers (one from before leases)
+                            del conn.beats[min(conn.beats)]
                         item = nodes_pb2.AgentMessage(heartbeat=nodes_pb2.Heartbeat(
-                            acked_seq=self.acked_seq, tasks=self._reports()))
+                            acked_seq=self.acked_seq, tasks=self._reports(), number=self._beat))
                     out.append(item)
                 for key in list(conn.exits):
                     if self._flushed(conn, key):
@@ -430,6 +556,7 @@ class Agent:
         return nodes_pb2.AgentMessage(exited=nodes_pb2.TaskExited(
             task=task_ref(task), attempt=attempt, exit_code=e.exit_code, signal=e.signal, error=e.error,
             runtime_exceeded=e.runtime_exceeded, out_of_memory=e.out_of_memory, time=timestamp(self.clock.now()),
+            fenced=e.fenced,
             stdout_bytes=self.spool.size(key, "stdout"), stderr_bytes=self.spool.size(key, "stderr"),
         ))
 
@@ -468,7 +595,7 @@ class Agent:
             unsettled = any(e.phase is not st.Phase.REPORTED for e in self.state.entries())
             return not unsettled and (conn is None or not conn.exits)
 
-        await self._wait_until(settled, self.config.kill_grace + 3.0)
+        await self._wait_until(settled, self.kill_grace + 3.0)
         _log.info("agent_stopped", tasks_left=sum(1 for e in self.state.entries() if e.phase is not st.Phase.REPORTED))
 
 

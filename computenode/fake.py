@@ -70,7 +70,11 @@ class FakeRunner:
         if (handle := self._timers.pop(key, None)) is not None:
             handle.cancel()
 
-    def persist(self, key: st.Key, killing: bool, runtime_exceeded: bool, out_of_memory: bool = False) -> None:
+    def persist(self, key: st.Key, killing: bool, runtime_exceeded: bool, out_of_memory: bool = False,
+                fenced: bool = False) -> None:
+        pass
+
+    def kill_leftovers(self, key: st.Key, grace: float) -> None:
         pass
 
     def forget(self, key: st.Key) -> None:

@@ -67,9 +67,15 @@ def cd_failed(cwd: str) -> bytes:
     return f"shoal: cannot enter the working directory {cwd}\n".encode()
 
 
-WRAPPER = (CD + 'trap "printf \'%s %s\\n\' \\$? \'$4\' 1<> \'$2\'" EXIT; '
+# SIGTERM (a kill: cancel, runtime limit, preemption, a lapsed lease) goes to the task's whole
+# process group, the wrapper included. A shell waiting for a foreground command runs its trap
+# only once that command ends (POSIX), so with a TERM trap the wrapper waits while the task's
+# own TERM handler cleans up, and then exits with the task's code; without one it died at once,
+# and the agent, seeing it gone, SIGKILLed the group mid-cleanup. A caught signal is reset to
+# its default in what the shell execs or forks as a subshell, so the task sees TERM as usual.
+WRAPPER = (CD + 'trap "printf \'%s %s\\n\' \\$? \'$4\' 1<> \'$2\'" EXIT; trap \'exit $?\' TERM; '
            '__shoal_cmd=$1; set --; eval "unset __shoal_cmd; $__shoal_cmd"')
-SUBSHELL_WRAPPER = (CD + '(__shoal_cmd=$1; set --; eval "unset __shoal_cmd; $__shoal_cmd"); s=$?; '
+SUBSHELL_WRAPPER = (CD + 'trap : TERM; (__shoal_cmd=$1; set --; eval "unset __shoal_cmd; $__shoal_cmd"); s=$?; '
                     'printf \'%s %s\\n\' "$s" "$4" 1<> "$2"; exit "$s"')
 _log = log.get("launcher")
 
@@ -108,8 +114,9 @@ def handover(env: Mapping[str, str]) -> tuple[dict[str, str], str]:
         size += len(line)
     names = [f"SHOAL_ENV{i or ''}" for i in range(len(pieces))]
     root_side = {"PATH": ROOT_SIDE_PATH, **{n: "".join(p) for n, p in zip(names, pieces)}}
-    if "SHOAL_RUN_ID" in env:
-        root_side["SHOAL_RUN_ID"] = env["SHOAL_RUN_ID"]
+    for name in ("SHOAL_RUN_ID", "SHOAL_LEASE", "SHOAL_NODE"):  # how a task is found (runner.py, fence.py)
+        if name in env:
+            root_side[name] = env[name]
     return root_side, "".join(f'eval "${n}"; unset {n}; ' for n in names)
 
 
@@ -124,6 +131,11 @@ class _Proc:
     pidfd: int
     child: bool  # False when adopted: not ours to wait for
     exited: bool = False
+    # Ended but not reaped: a child is reaped only when released, so that its pid, which is
+    # its process group's id, is not reused while what it left in the group may be signalled.
+    zombie: bool = False
+    released: bool = False
+    finishing: bool = False  # a SIGKILL of its leftovers is due (finish_later)
 
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -239,7 +251,44 @@ class Launcher:
 
     def release(self, key: object) -> None:
         """Forget an ended task (kept until then so its process group can still be signalled)."""
-        self._procs.pop(key, None)
+        proc = self._procs.get(key)
+        if proc is None:
+            return
+        proc.released = True
+        if not proc.finishing:
+            self._procs.pop(key, None)
+            self._bury(proc)
+
+    def finish_later(self, key: object, seconds: float, then: Callable[[], None] = lambda: None) -> None:
+        """SIGKILL the ended task's process group in `seconds` (the rest of its kill grace),
+        then call `then`; it stays known until then, whenever it is released."""
+        proc = self._procs.get(key)
+        if proc is None:
+            then()
+            return
+        proc.finishing = True
+
+        def finish() -> None:
+            proc.finishing = False
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            if proc.released and self._procs.get(key) is proc:
+                self._procs.pop(key, None)
+                self._bury(proc)
+            then()
+
+        self._loop.call_later(max(0.0, seconds), finish)
+
+    @staticmethod
+    def _bury(proc: _Proc) -> None:
+        if proc.zombie:
+            proc.zombie = False
+            try:
+                os.waitpid(proc.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
 
     def running(self) -> int:
         return sum(1 for p in self._procs.values() if not p.exited)
@@ -252,13 +301,16 @@ class Launcher:
         code: int | None = None
         if proc.child:
             try:
-                pid, status = os.waitpid(proc.pid, os.WNOHANG)
+                # WNOWAIT: how it ended, leaving it a zombie until it is released (_Proc.zombie).
+                info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:  # reaped elsewhere: its code is lost, as for an adopted one
-                pid, status = proc.pid, None
-            if pid == 0:
-                return
-            # As subprocess gives it: negative for a signal.
-            code = os.waitstatus_to_exitcode(status) if status is not None else None
+                info = None
+            else:
+                if info is None:
+                    return
+                proc.zombie = True
+                # As subprocess gives it: negative for a signal.
+                code = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
         self._loop.remove_reader(proc.pidfd)
         os.close(proc.pidfd)
         proc.exited = True

@@ -67,7 +67,12 @@ class TaskRunner:
         self._memory_watch: asyncio.Task[None] | None = None
         self._user_files: dict[st.Key, dict[str, int]] = {}
         self._signals: dict[st.Key, int] = {}
+        self._term_at: dict[st.Key, float] = {}  # when a task's kill began (its first SIGTERM)
         self._groups: dict[st.Key, TaskGroup] = {}
+        # The task lease every task's environment names (SHOAL_LEASE: how the watchdog and a
+        # successor agent find them, fence.py), and the runs the watchdog stopped.
+        self.lease_id = ""
+        self.fenced_runs: set[str] = set()
         self.launcher: Launcher | None = None
         # Tasks inherit the agent's environment as it was at start-up: copying os.environ
         # decodes every variable again, a twentieth of the agent's work per trivial task.
@@ -120,6 +125,10 @@ class TaskRunner:
             self.spool.save(meta)
         if (group := self.isolation.adopt(meta.cgroups)) is not None:
             self._groups[key] = group
+        fenced = meta.fenced or meta.run_id in self.fenced_runs
+        if fenced and not meta.fenced:
+            meta.fenced = True  # the fence record is cleared once all are adopted
+            self.spool.save(meta)
         if pid and self.launcher.adopt(key, pid, started, meta.run_id):
             try:
                 self._open_user_files(key, meta, truncate=False,
@@ -132,17 +141,17 @@ class TaskRunner:
             _log.info("task_adopted", task_id=meta.task, attempt=meta.attempt, pid=pid)
             return st.Adopted(key, running=True, killing=meta.killing, runtime_left=left,
                               runtime_exceeded=meta.runtime_exceeded,
-                              out_of_memory=meta.out_of_memory)
+                              out_of_memory=meta.out_of_memory, fenced=fenced)
         code = self.spool.exit_status(key, meta.run_id)
         if code is not None:
             return st.Adopted(key, running=False, exit_code=code, runtime_exceeded=meta.runtime_exceeded,
-                              out_of_memory=meta.out_of_memory)
+                              out_of_memory=meta.out_of_memory, fenced=fenced)
         if not pid:
             self.spool.remove(key)  # never started: the head will count it lost and requeue it
             return None
-        if meta.killing:
+        if meta.killing or fenced:
             return st.Adopted(key, running=False, signal=_signal.SIGKILL, runtime_exceeded=meta.runtime_exceeded,
-                              out_of_memory=meta.out_of_memory)
+                              out_of_memory=meta.out_of_memory, fenced=fenced)
         return st.Adopted(key, running=False,
                           error="it ended while the agent was down and left no exit status")
 
@@ -170,7 +179,8 @@ class TaskRunner:
         self._metas[key] = meta
         env = self._environ.copy()
         env.update(launch.environment)  # the head resolved the task's SHOAL_* variables
-        env.update({"SHOAL_NODE": node, "SHOAL_ATTEMPT": str(attempt), "SHOAL_RUN_ID": meta.run_id})
+        env.update({"SHOAL_NODE": node, "SHOAL_ATTEMPT": str(attempt), "SHOAL_RUN_ID": meta.run_id,
+                    "SHOAL_LEASE": self.lease_id})
         if meta.gpus or GPU in launch.resources.generic:
             # The head counts GPUs; which devices is the node's business (it knows which are busy).
             env["CUDA_VISIBLE_DEVICES"] = env["SHOAL_GPUS"] = ",".join(meta.gpus)
@@ -233,6 +243,31 @@ class TaskRunner:
         assert self.launcher is not None
         self._signals[key] = sig
         self.launcher.signal(key, sig)
+        if sig == _signal.SIGTERM:
+            self._term_at.setdefault(key, self.clock.monotonic())
+            if (group := self._groups.get(key)) is not None:
+                for pid in group.pids():  # those that left the process group, too
+                    try:
+                        os.kill(pid, sig)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+
+    def kill_leftovers(self, key: st.Key, grace: float) -> None:
+        """The task ended while being killed: SIGKILL what it left once its grace is over."""
+        assert self.launcher is not None
+        began = self._term_at.get(key)
+        left = grace - (self.clock.monotonic() - began) if began is not None else 0.0
+        group = self._groups.pop(key, None)
+
+        def then() -> None:
+            if group is not None:
+                self.isolation.release(group)  # kills what is left in it, then removes it
+
+        if left <= 0:
+            self.launcher.signal(key, _signal.SIGKILL)
+            then()
+        else:
+            self.launcher.finish_later(key, left, then)
 
     def timer(self, key: st.Key, seconds: float, fire: Callable[[], None]) -> None:
         self.cancel_timer(key)
@@ -249,10 +284,12 @@ class TaskRunner:
         if timer is not None:
             timer.cancel()
 
-    def persist(self, key: st.Key, killing: bool, runtime_exceeded: bool, out_of_memory: bool = False) -> None:
+    def persist(self, key: st.Key, killing: bool, runtime_exceeded: bool, out_of_memory: bool = False,
+                fenced: bool = False) -> None:
         meta = self._metas.get(key)
         if meta is not None:
             meta.killing, meta.runtime_exceeded, meta.out_of_memory = killing, runtime_exceeded, out_of_memory
+            meta.fenced = fenced
             self.spool.save(meta)
 
     def forget(self, key: st.Key) -> None:
@@ -261,8 +298,9 @@ class TaskRunner:
         self._close_user_files(key)
         self._metas.pop(key, None)
         self._signals.pop(key, None)
+        self._term_at.pop(key, None)
+        self.launcher.release(key)  # reaped first, so the spool sees its process group gone
         self.spool.remove(key)
-        self.launcher.release(key)
         if (group := self._groups.pop(key, None)) is not None:
             self.isolation.release(group)
 
@@ -280,6 +318,8 @@ class TaskRunner:
             return
         if returncode is not None:
             code, sig = (0, -returncode) if returncode < 0 else (returncode, 0)
+            if code > 128 and self._signals.get(k) == code - 128:
+                code, sig = 0, code - 128  # the wrapper, waiting, passed on its task's death by our signal
             self._feed(st.ProcessExited(k, code, sig))
             return
         code = self.spool.exit_status(k, meta.run_id if meta is not None else "")

@@ -78,6 +78,7 @@ class Meta:
     memory_mb: int = 0  # its memory limit; 0: none
     cgroups: list[str] = field(default_factory=list)  # its cgroup directories (cgroups.py)
     cwd: str = ""  # its working directory
+    fenced: bool = False  # stopped because its lease lapsed
     ids: list[int] = field(default_factory=list)  # uid, gid, groups: whose files it opens (runas.RunAs)
 
     @property

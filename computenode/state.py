@@ -10,7 +10,13 @@ launches and late acks harmless.
 Phases: (QUEUED) -> RUNNING -> (KILLING) -> REPORTED (the exit is sent to the head and kept
 until it acknowledges) -> forgotten. A task past its runtime limit is killed like a cancelled
 one, and its exit says so. A task adopted after an agent restart enters in the phase it was
-left in.
+left in. Killing is SIGTERM to the task's processes, then SIGKILL after the kill grace; when
+the task's main process ends within the grace, whatever it left behind still has the rest of
+the grace before its SIGKILL (KillLeftovers), so every process's TERM handler gets its time.
+
+When the node's task lease lapses (lease.py: the head stopped answering), fence() stops every
+task at once, as a kill, and their exits say they were fenced; launches held in the queue are
+dropped, reported killed and fenced, never started.
 
 The head dispatches ahead: it may send a node more launches than it has free cores, so the next
 task starts the moment one ends, without a round trip. The agent keeps the node within its
@@ -110,6 +116,7 @@ class Adopted:
     key: Key
     running: bool
     killing: bool = False
+    fenced: bool = False
     runtime_left: float = 0.0  # seconds; 0: no limit
     runtime_exceeded: bool = False
     exit_code: int = 0
@@ -162,6 +169,14 @@ class ReportExited:
 
 
 @dataclass(slots=True)
+class KillLeftovers:
+    """The task's process ended while it was being killed: SIGKILL what is left of it once
+    the kill grace that began with its SIGTERM is over."""
+
+    key: Key
+
+
+@dataclass(slots=True)
 class Forget:
     key: Key
 
@@ -173,7 +188,8 @@ class Persist:
     key: Key
 
 
-Instruction = Start | Signal | StartKillTimer | StartRuntimeTimer | ReportStarted | ReportExited | Forget | Persist
+Instruction = (Start | Signal | StartKillTimer | StartRuntimeTimer | ReportStarted | ReportExited | KillLeftovers
+               | Forget | Persist)
 
 
 @dataclass(slots=True)
@@ -187,6 +203,7 @@ class TaskEntry:
     runtime_limit: float = 0.0
     runtime_exceeded: bool = False
     out_of_memory: bool = False
+    fenced: bool = False  # stopped because the lease lapsed
     cores: int = 0  # what it holds while RUNNING or KILLING (adopted ones: 0, counted as 1)
     memory_mb: int = 0
     launch: Any = None  # the LaunchTask message, kept while QUEUED
@@ -214,6 +231,19 @@ class AgentState:
 
     def entries(self) -> list[TaskEntry]:
         return list(self.tasks.values())
+
+    def fence(self) -> list[Instruction]:
+        """The lease lapsed: drop what is queued, stop what runs (see the module's docstring)."""
+        out: list[Instruction] = []
+        for key in reversed(self.queue.copy()):
+            t = self.tasks[key]
+            t.fenced = True
+            out += self._unqueue(t, KillRequested(key))
+        for t in list(self.tasks.values()):
+            if t.phase is Phase.RUNNING:
+                t.fenced = True
+                out += self._kill(t, KillRequested(t.key))
+        return out
 
     # -- handlers (one per row of the table) --
 
@@ -270,7 +300,8 @@ class AgentState:
         return [ReportExited(e.key), *self._drain()]
 
     def _adopted(self, _: None, e: Adopted) -> list[Instruction]:
-        t = self.tasks[e.key] = TaskEntry(e.key, runtime_exceeded=e.runtime_exceeded, out_of_memory=e.out_of_memory)
+        t = self.tasks[e.key] = TaskEntry(e.key, runtime_exceeded=e.runtime_exceeded, out_of_memory=e.out_of_memory,
+                                          fenced=e.fenced)
         if not e.running:
             t.phase, t.exit_code, t.signal, t.error = Phase.REPORTED, e.exit_code, e.signal, e.error
             return [ReportExited(e.key)]
@@ -309,10 +340,13 @@ class AgentState:
         return [Signal(e.key, _signal.SIGKILL)]
 
     def _exited(self, t: TaskEntry, e: ProcessExited) -> list[Instruction]:
+        killing = t.phase is Phase.KILLING
         t.exit_code, t.signal, t.error = e.exit_code, e.signal, e.error
         self._release(t)
-        # Whatever the task left behind in its process group goes with it (as Slurm does).
-        return [Signal(e.key, _signal.SIGKILL), ReportExited(e.key), *self._drain()]
+        # Whatever the task left behind in its process group goes with it (as Slurm does); a
+        # task being killed leaves it the rest of its grace.
+        last: Instruction = KillLeftovers(e.key) if killing else Signal(e.key, _signal.SIGKILL)
+        return [last, ReportExited(e.key), *self._drain()]
 
     def _acked(self, t: TaskEntry, e: ExitAcked) -> list[Instruction]:
         del self.tasks[e.key]

@@ -21,7 +21,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "head nodes that stand in for each other)")
     p.add_argument("--heartbeat-interval", metavar="SECONDS", type=float, help="told to agents (default 5)")
     p.add_argument("--node-lost-after", metavar="SECONDS", type=float,
-                   help="silence after which a node is Unreachable (default 30)")
+                   help="silence after which a node is Unreachable and its tasks run elsewhere (default 30; at "
+                        "least task lease + kill grace + 1)")
+    p.add_argument("--task-lease", metavar="SECONDS", type=float,
+                   help="how long an agent keeps its tasks running without an answer from the head "
+                        "(default: node-lost-after - kill-grace - 1)")
+    p.add_argument("--kill-grace", metavar="SECONDS", type=float,
+                   help="between SIGTERM and SIGKILL when a task is stopped; told to agents (default 5)")
+    p.add_argument("--stall-grace", metavar="SECONDS", type=float,
+                   help="how much longer agents keep tasks while the head's host answers but the head "
+                        "does not (stalled, restarting; default 120)")
     p.add_argument("--placement", choices=("pack", "spread"), help="node choice among those that fit")
     p.add_argument("--policy", choices=("easy", "fcfs"), help="queue policy (default easy: EASY backfilling)")
     p.add_argument("--preemption", action="store_true", default=None,

@@ -139,7 +139,7 @@ async def _serve_active(
     effects = Effects(cluster, journal, clock, send_kill=lambda node, kill: membership.send(node, kill),
                       kick=lambda: allocator.kick(), metrics=metrics)
     membership = Membership(cluster, effects, output, clock, config, on_capacity=lambda: allocator.kick(),
-                            metrics=metrics)
+                            metrics=metrics, may_renew=lease.holds if lease is not None else lambda: True)
     policy = Policy(name=config.policy, placement=config.placement, default_runtime=config.default_runtime_limit,
                     backfill_depth=config.backfill_depth, max_running_cores=config.max_running_cores_per_owner,
                     preemption=config.preemption, dispatch_ahead=config.dispatch_ahead,
@@ -190,6 +190,10 @@ async def _serve_active(
     else:
         (state_dir / WEB_ADDRESS_FILE).unlink(missing_ok=True)  # left by a head node that was killed
     await server.start()
+    # Silence counts from now, not from start-up's loading: and a head that took over from
+    # another (PostgreSQL) waits stall_grace longer, for the leases its agents may have
+    # extended while that one was frozen (computenode/lease.py).
+    membership.grace_all(config.stall_grace if lease is not None else 0.0)
     heap.tune_gc()  # after recovery: the jobs loaded from the store are start-up's too
     await server_mod.set_serving(health, True)
     address = _connectable(config.listen, port)

@@ -10,6 +10,7 @@ from headnode.domain.node import (
     AgentEvent,
     Exited,
     Heartbeat,
+    HeartbeatAck,
     Hello,
     Instruction,
     Kill,
@@ -64,6 +65,7 @@ def _report(r: nodes_pb2.TaskReport) -> TaskReport:
         stderr_bytes=r.stderr_bytes,
         runtime_exceeded=r.runtime_exceeded,
         out_of_memory=r.out_of_memory,
+        fenced=r.fenced,
     )
 
 
@@ -81,6 +83,7 @@ def hello(msg: nodes_pb2.AgentMessage) -> Hello:
         tasks=tuple(_report(r) for r in h.tasks),
         groups=frozenset(h.groups),
         labels=frozenset(h.labels),
+        fresh_state=h.fresh_state,
     )
 
 
@@ -91,14 +94,15 @@ def agent_event(msg: nodes_pb2.AgentMessage) -> AgentEvent | None:
         o = msg.output
         return Output(task_id(o.task), o.attempt, STREAM_NAMES.get(o.stream, "stdout"), o.offset, o.data)
     if kind == "heartbeat":
-        return Heartbeat(msg.heartbeat.acked_seq, tuple(_report(r) for r in msg.heartbeat.tasks))
+        return Heartbeat(msg.heartbeat.acked_seq, tuple(_report(r) for r in msg.heartbeat.tasks),
+                         msg.heartbeat.number)
     if kind == "started":
         s = msg.started
         return Started(task_id(s.task), s.attempt, s.pid, seconds(s.time))
     if kind == "exited":
         e = msg.exited
         return Exited(task_id(e.task), e.attempt, e.exit_code, e.signal, e.error, seconds(e.time),
-                      e.stdout_bytes, e.stderr_bytes, e.runtime_exceeded, e.out_of_memory)
+                      e.stdout_bytes, e.stderr_bytes, e.runtime_exceeded, e.out_of_memory, e.fenced)
     if kind == "hello":
         raise InvalidArgument("hello may be sent only once, as the first message of a stream")
     return None  # unknown kinds from a newer agent are ignored
@@ -128,10 +132,15 @@ def head_message(seq: int, message: Instruction | Welcome) -> nodes_pb2.HeadMess
                                              reason=message.reason))
     elif isinstance(message, AckExit):
         out.exit_ack.CopyFrom(nodes_pb2.ExitAck(task=task_ref(message.task), attempt=message.attempt))
+    elif isinstance(message, HeartbeatAck):
+        out.heartbeat_ack.number = message.number
     elif isinstance(message, Welcome):
         w = out.welcome
         w.heartbeat_interval.FromNanoseconds(int(message.heartbeat_interval * 1e9))
         w.node_token = message.node_token
+        w.task_lease.FromNanoseconds(int(message.task_lease * 1e9))
+        w.kill_grace.FromNanoseconds(int(message.kill_grace * 1e9))
+        w.stall_grace.FromNanoseconds(int(message.stall_grace * 1e9))
         for task, attempt, out_off, err_off in message.resume:
             w.resume.append(nodes_pb2.OutputResume(task=task_ref(task), attempt=attempt,
                                                    stdout_offset=out_off, stderr_offset=err_off))

@@ -45,6 +45,10 @@ class Allocation:
     # Dispatched ahead: sent while the node had no room for it; its agent holds it until it
     # has (not stored: a restarted head treats it as any other allocation).
     ahead: bool = False
+    # Not reported by a new agent on an emptied state dir, which cannot know what its
+    # predecessor started: it may still run there until its lease lapses, so it is held until
+    # node_lost_after past this (monotonic) time, when the head last heard of it; 0: not so.
+    doubtful_since: float = 0.0
 
     @property
     def charged(self) -> Resources:
@@ -183,7 +187,14 @@ class AckExit:
     attempt: int
 
 
-Instruction = Launch | Kill | AckExit
+@dataclass(slots=True)
+class HeartbeatAck:
+    """The answer to a heartbeat, which renews the node's task lease."""
+
+    number: int
+
+
+Instruction = Launch | Kill | AckExit | HeartbeatAck
 
 
 # What an agent reports (converted from AgentMessage by the API layer).
@@ -202,6 +213,7 @@ class TaskReport:
     runtime_exceeded: bool = False
     out_of_memory: bool = False
     queued: bool = False  # dispatched ahead and held by the agent, not started (running is True)
+    fenced: bool = False  # stopped by its node because its lease lapsed
 
 
 @dataclass(slots=True)
@@ -214,12 +226,14 @@ class Hello:
     tasks: tuple[TaskReport, ...] = ()
     groups: frozenset[str] = frozenset()
     labels: frozenset[str] = frozenset()
+    fresh_state: bool = False  # the agent's state dir was new: it cannot report a predecessor's tasks
 
 
 @dataclass(slots=True)
 class Heartbeat:
     acked_seq: int
     tasks: tuple[TaskReport, ...] = ()
+    number: int = 0
 
 
 @dataclass(slots=True)
@@ -251,6 +265,7 @@ class Exited:
     stderr_bytes: int = 0
     runtime_exceeded: bool = False
     out_of_memory: bool = False
+    fenced: bool = False
 
 
 AgentEvent = Heartbeat | Started | Output | Exited

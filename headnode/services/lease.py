@@ -14,6 +14,7 @@ leaders never both write. On a clean stop the leader lets the lease go at once.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 
@@ -57,6 +58,9 @@ class Lease:
         self.address = address
         self.holder = uuid.uuid4().hex
         self.epoch = 0
+        # Monotonic time until which the lease is surely this head's: a ttl from when its last
+        # acquisition or renewal began (the database's expiry is later still).
+        self.valid_until = 0.0
         self._db: psycopg.AsyncConnection | None = None
 
     async def _connect(self) -> psycopg.AsyncConnection:
@@ -76,12 +80,14 @@ class Lease:
         """Wait until this head holds the lease; returns its epoch."""
         waiting_logged = False
         while True:
+            began = self.clock.monotonic()
             try:
                 db = await self._connect()
                 row = await (await db.execute(ACQUIRE, {"me": self.holder, "address": self.address,
                                                         "ttl": self.ttl})).fetchone()
                 if row is not None:
                     self.epoch = row[0]
+                    self.valid_until = began + self.ttl
                     _log.info("lease_acquired", epoch=self.epoch, ttl=self.ttl)
                     return self.epoch
                 if not waiting_logged:
@@ -93,20 +99,37 @@ class Lease:
             await self.clock.sleep(min(1.0, self.ttl / 3))
 
     async def keep(self, on_lost: Callable[[str], None]) -> None:
-        """Renew until the lease is lost (then call on_lost once and return)."""
+        """Renew until the lease is lost (then call on_lost once and return). A leader that
+        cannot renew stops once a ttl has passed since its last renewal began, by its own
+        clock: the lease may have expired by then, a standby may hold it, and this head must
+        no longer answer agents' heartbeats, which renew their task leases."""
         while True:
             await self.clock.sleep(self.ttl / 3)
+            began = self.clock.monotonic()
             try:
                 db = await self._connect()
-                row = await (await db.execute(RENEW, {"me": self.holder, "epoch": self.epoch,
-                                                      "ttl": self.ttl})).fetchone()
-            except psycopg.OperationalError as e:
-                _log.warning("lease_renewal_failed", error=" ".join(str(e).split()))
+                row = await asyncio.wait_for(self._renew(db), self.ttl / 2)
+            except (psycopg.OperationalError, TimeoutError) as e:
+                _log.warning("lease_renewal_failed", error=" ".join(str(e).split()) or "timed out")
+                if self._db is not None:
+                    await self._db.close()
                 self._db = None
+                if not self.holds():
+                    on_lost(f"could not renew the leader lease (epoch {self.epoch}) for {self.ttl:g}s")
+                    return
                 continue  # the fence stops our writes once it expires; keep trying till then
             if row is None:
                 on_lost(f"lost the leader lease (epoch {self.epoch}): another head node took over")
                 return
+            self.valid_until = began + self.ttl
+
+    async def _renew(self, db: psycopg.AsyncConnection) -> object:
+        return await (await db.execute(RENEW, {"me": self.holder, "epoch": self.epoch, "ttl": self.ttl})).fetchone()
+
+    def holds(self) -> bool:
+        """The lease is surely still this head's. Only then may it renew agents' task leases:
+        a head that woke from a freeze may have been replaced meanwhile."""
+        return self.clock.monotonic() < self.valid_until
 
     async def release(self) -> None:
         if self._db is not None and not self._db.closed and self.epoch:

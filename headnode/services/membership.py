@@ -6,6 +6,16 @@ it runs and how it ended). Hello and every heartbeat carry the agent's full view
 carries it out (send kills, forget stale exits, redeliver launches, fail lost tasks).
 Reports about any attempt but the current one are ignored (fencing), so a late report
 never overwrites a newer result.
+
+Leases: every heartbeat is answered (HeartbeatAck), which renews the node's task lease
+(computenode/lease.py); a node silent for node_lost_after has stopped its tasks by then (the
+config checks node_lost_after >= lease + kill_grace + margin), so they may run elsewhere. Time
+the head itself was not running never counts as a node's silence: after a gap in the liveness
+loop (a stall, a SIGSTOP), at start-up and on taking the leader lease, every node gets a fresh
+grace (`grace_all`). A task a node stopped because its lease lapsed reports itself fenced and
+is requeued as for a lost node. A new agent on an emptied state dir cannot report what its
+predecessor started; what it does not report is held, not requeued, until its lease has surely
+lapsed (Allocation.doubtful_since).
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from dataclasses import dataclass, field
 from common import log
 from common.clock import Clock
 from common.config import HeadConfig
-from common.errors import AlreadyExists, InvalidArgument
+from common.errors import AlreadyExists, InvalidArgument, Unavailable
 from common.ids import TaskId
 from headnode.domain import lifecycle
 from headnode.domain.cluster import Cluster
@@ -30,6 +40,7 @@ from headnode.domain.node import (
     Allocation,
     Exited,
     Heartbeat,
+    HeartbeatAck,
     Hello,
     Instruction,
     Kill,
@@ -47,6 +58,9 @@ from headnode.services.output import OutputStore
 
 _log = log.get("membership")
 SEND_SOON = 0.02  # seconds an acknowledgement may wait for a launch to go with
+# A liveness tick this much later than due means the head itself was not running (stalled,
+# SIGSTOPped, its loop blocked): that time is no node's silence.
+STALL_TOLERANCE = 1.0
 
 
 # Values, never changed once built; not frozen= (see headnode/scheduling/snapshot.py: 4-5x cheaper to build).
@@ -56,6 +70,9 @@ class Welcome:
     # (task, attempt, stdout offset, stderr offset) for each task the agent should go on sending.
     resume: tuple[tuple[TaskId, int, int, int], ...]
     node_token: str = ""  # the agent's own credential, when it joined with a join token
+    task_lease: float = 0.0
+    kill_grace: float = 0.0
+    stall_grace: float = 0.0
 
 
 @dataclass(eq=False)
@@ -112,6 +129,7 @@ class Membership:
         config: HeadConfig,
         on_capacity: Callable[[], None],
         metrics: Metrics = NO_METRICS,
+        may_renew: Callable[[], bool] = lambda: True,
     ) -> None:
         self.cluster = cluster
         self.metrics = metrics
@@ -120,6 +138,8 @@ class Membership:
         self.clock = clock
         self.config = config
         self._on_capacity = on_capacity
+        # Whether this head may renew agents' task leases (headnode/services/lease.py holds()).
+        self._may_renew = may_renew
         self.sessions: dict[str, Session] = {}
         # Nodes loaded from the store get the full grace period from start-up to reconnect.
         for node in cluster.nodes.values():
@@ -130,6 +150,8 @@ class Membership:
     async def open_session(self, hello: Hello, groups: tuple[str, ...] = (), node_token: str = "") -> Session:
         """`groups`: what a join token puts a new node in; `node_token`: its credential to hand back."""
         _validate_hello(hello)
+        if not self._may_renew():
+            raise Unavailable("this head node is not sure it still holds the leader lease; try the next one")
         old = self.sessions.get(hello.node_name)
         if old is not None and not old.closed:
             if old.instance_id != hello.instance_id:
@@ -144,6 +166,8 @@ class Membership:
             node = Node(name=hello.node_name, capacity=hello.capacity, registered_at=now)
             self.cluster.nodes[node.name] = node
         same_agent = node.instance_id == hello.instance_id
+        # Last heard of the attempts a new agent on an emptied state dir cannot report.
+        doubtful_since = node.seen_at if hello.fresh_state and not same_agent else None
         if node.capacity != hello.capacity and node.registered_at != now:
             _log.info("node_capacity_changed", node=node.name, old=node.capacity.describe(),
                       new=hello.capacity.describe())
@@ -172,11 +196,12 @@ class Membership:
                     self.output.size(report.task, "stdout"),
                     self.output.size(report.task, "stderr"),
                 ))
-        session.send(Welcome(self.config.heartbeat_interval, tuple(resume), node_token))
+        c = self.config
+        session.send(Welcome(c.heartbeat_interval, tuple(resume), node_token, c.lease, c.kill_grace, c.stall_grace))
         _log.info("node_connected", node=node.name, hostname=node.hostname, cores=node.capacity.cores,
                   memory_mb=node.capacity.memory_mb, same_agent=same_agent, tasks=len(hello.tasks))
         await self._reconcile(node, session, hello.tasks, acked_seq=None, same_agent=same_agent,
-                              persist_node=True)
+                              persist_node=True, doubtful_since=doubtful_since)
         self._on_capacity()
         return session
 
@@ -208,6 +233,8 @@ class Membership:
             if alloc is not None and alloc.attempt == event.attempt:
                 self.output.write(event.task, event.stream, event.offset, event.data)
         elif isinstance(event, Heartbeat):
+            if event.number and self._may_renew():
+                session.send_soon(HeartbeatAck(event.number))  # renews the node's task lease
             node.last_heartbeat = self.clock.now()
             node.heartbeats.append((node.last_heartbeat, sum(1 for r in event.tasks if r.running)))
             await self._reconcile(node, session, event.tasks, acked_seq=event.acked_seq, same_agent=True)
@@ -239,8 +266,14 @@ class Membership:
         job, task, inst = found
         o = Outcome()
         # The head's clock stamps the head's history; an agent's clock may be skewed.
-        lifecycle.exited(job, task, inst, event.exit_code, event.signal, event.error, event.runtime_exceeded,
-                         self.clock.now(), o, event.out_of_memory)
+        if event.fenced:
+            how = lifecycle.describe_exit(event.exit_code, event.signal, event.error)
+            lifecycle.lost(job, task, inst, node.name, self.clock.now(), o,
+                           f"fenced attempt {event.attempt}: its lease lapsed ({how})")
+            _log.warning("task_fenced", job_id=job.id, task_id=str(inst.id), node=node.name, attempt=event.attempt)
+        else:
+            lifecycle.exited(job, task, inst, event.exit_code, event.signal, event.error, event.runtime_exceeded,
+                             self.clock.now(), o, event.out_of_memory)
         self.metrics.run_ended(inst.state)
         _log.info("task_exited", job_id=job.id, task_id=str(inst.id), node=node.name,
                   exit_code=event.exit_code, signal=event.signal, state=inst.state.value)
@@ -261,10 +294,18 @@ class Membership:
         acked_seq: int | None,
         same_agent: bool,
         persist_node: bool = False,
+        doubtful_since: float | None = None,
     ) -> None:
-        """Carry out reconcile()'s decisions (see headnode/domain/reconcile.py)."""
-        primary = {t: a for t, a in node.allocations.items() if not a.secondary}
+        """Carry out reconcile()'s decisions (see headnode/domain/reconcile.py). With
+        `doubtful_since`, what would be lost at once is held instead (Allocation.doubtful_since)."""
+        primary = {t: a for t, a in node.allocations.items() if not a.secondary and not a.doubtful_since}
         d = reconcile(primary, self._should_run, reports, acked_seq, same_agent)
+        if doubtful_since is not None and d.lost:
+            for task in d.lost:
+                node.allocations[task].doubtful_since = doubtful_since or self.clock.monotonic()
+            _log.warning("attempts_held", node=node.name, tasks=len(d.lost),
+                         detail="a new agent on an emptied state dir: held until their lease has surely lapsed")
+            d.lost = []
         for task, attempt, reason in d.kill:
             session.send(Kill(task, attempt, reason))
         for task, attempt in d.forget:
@@ -345,16 +386,38 @@ class Membership:
 
     # -- liveness ------------------------------------------------------------------------
 
+    def grace_all(self, extra: float = 0.0) -> None:
+        """Every node's silence counts from now (plus `extra`): the head was not running, or
+        has just started or taken over."""
+        at = self.clock.monotonic() + extra
+        for node in self.cluster.nodes.values():
+            node.seen_at = max(node.seen_at, at)
+            for alloc in node.allocations.values():
+                if alloc.doubtful_since:
+                    alloc.doubtful_since = max(alloc.doubtful_since, at)
+
     async def run_liveness(self) -> None:
-        """Declare nodes Unreachable after node_lost_after seconds of silence."""
+        """Declare nodes Unreachable after node_lost_after seconds of silence, never counting
+        a stall of the head's own as their silence."""
         period = min(1.0, self.config.heartbeat_interval)
+        last = self.clock.monotonic()
         while True:
             await self.clock.sleep(period)
+            now = self.clock.monotonic()
+            if now - last > period + STALL_TOLERANCE:
+                _log.warning("head_stalled", seconds=round(now - last - period, 1),
+                             detail="every node gets a fresh grace: the head's own stall is no node's silence")
+                self.grace_all()
+            last = now
             await self.check_liveness()
 
     async def check_liveness(self) -> None:
         mono = self.clock.monotonic()
         limit = self.config.node_lost_after
+        for node in list(self.cluster.nodes.values()):
+            held = [a for a in node.allocations.values() if a.doubtful_since and mono - a.doubtful_since > limit]
+            if held:
+                await self.lose(node, held, [], persist_node=False, what="restarted on an emptied state dir")
         for node in list(self.cluster.nodes.values()):
             if node.state not in (NodeState.ONLINE, NodeState.DRAINING) or mono - node.seen_at <= limit:
                 continue

@@ -24,7 +24,7 @@ TASK_PHASE_EXITED: TaskPhase
 TASK_PHASE_QUEUED: TaskPhase
 
 class TaskReport(_message.Message):
-    __slots__ = ("task", "attempt", "phase", "exit_code", "signal", "error", "stdout_bytes", "stderr_bytes", "runtime_exceeded", "out_of_memory")
+    __slots__ = ("task", "attempt", "phase", "exit_code", "signal", "error", "stdout_bytes", "stderr_bytes", "runtime_exceeded", "out_of_memory", "fenced")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class TaskReport(_message.Message):
     STDERR_BYTES_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
     OUT_OF_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    FENCED_FIELD_NUMBER: _ClassVar[int]
     task: _common_pb2.TaskRef
     attempt: int
     phase: TaskPhase
@@ -45,10 +46,11 @@ class TaskReport(_message.Message):
     stderr_bytes: int
     runtime_exceeded: bool
     out_of_memory: bool
-    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., phase: _Optional[_Union[TaskPhase, str]] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., error: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., runtime_exceeded: _Optional[bool] = ..., out_of_memory: _Optional[bool] = ...) -> None: ...
+    fenced: bool
+    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., phase: _Optional[_Union[TaskPhase, str]] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., error: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., runtime_exceeded: _Optional[bool] = ..., out_of_memory: _Optional[bool] = ..., fenced: _Optional[bool] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("node_name", "instance_id", "capacity", "agent_version", "hostname", "tasks", "groups", "labels")
+    __slots__ = ("node_name", "instance_id", "capacity", "agent_version", "hostname", "tasks", "groups", "labels", "fresh_state")
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +59,7 @@ class Hello(_message.Message):
     TASKS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    FRESH_STATE_FIELD_NUMBER: _ClassVar[int]
     node_name: str
     instance_id: str
     capacity: _common_pb2.Resources
@@ -65,15 +68,24 @@ class Hello(_message.Message):
     tasks: _containers.RepeatedCompositeFieldContainer[TaskReport]
     groups: _containers.RepeatedScalarFieldContainer[str]
     labels: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, node_name: _Optional[str] = ..., instance_id: _Optional[str] = ..., capacity: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., agent_version: _Optional[str] = ..., hostname: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskReport, _Mapping]]] = ..., groups: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
+    fresh_state: bool
+    def __init__(self, node_name: _Optional[str] = ..., instance_id: _Optional[str] = ..., capacity: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., agent_version: _Optional[str] = ..., hostname: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskReport, _Mapping]]] = ..., groups: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., fresh_state: _Optional[bool] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("acked_seq", "tasks")
+    __slots__ = ("acked_seq", "tasks", "number")
     ACKED_SEQ_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
     acked_seq: int
     tasks: _containers.RepeatedCompositeFieldContainer[TaskReport]
-    def __init__(self, acked_seq: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskReport, _Mapping]]] = ...) -> None: ...
+    number: int
+    def __init__(self, acked_seq: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskReport, _Mapping]]] = ..., number: _Optional[int] = ...) -> None: ...
+
+class HeartbeatAck(_message.Message):
+    __slots__ = ("number",)
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    def __init__(self, number: _Optional[int] = ...) -> None: ...
 
 class TaskStarted(_message.Message):
     __slots__ = ("task", "attempt", "pid", "time")
@@ -102,7 +114,7 @@ class TaskOutput(_message.Message):
     def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., stream: _Optional[_Union[_common_pb2.OutputStream, str]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class TaskExited(_message.Message):
-    __slots__ = ("task", "attempt", "exit_code", "signal", "error", "time", "stdout_bytes", "stderr_bytes", "runtime_exceeded", "out_of_memory")
+    __slots__ = ("task", "attempt", "exit_code", "signal", "error", "time", "stdout_bytes", "stderr_bytes", "runtime_exceeded", "out_of_memory", "fenced")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +125,7 @@ class TaskExited(_message.Message):
     STDERR_BYTES_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
     OUT_OF_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    FENCED_FIELD_NUMBER: _ClassVar[int]
     task: _common_pb2.TaskRef
     attempt: int
     exit_code: int
@@ -123,7 +136,8 @@ class TaskExited(_message.Message):
     stderr_bytes: int
     runtime_exceeded: bool
     out_of_memory: bool
-    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., error: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., runtime_exceeded: _Optional[bool] = ..., out_of_memory: _Optional[bool] = ...) -> None: ...
+    fenced: bool
+    def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., error: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., runtime_exceeded: _Optional[bool] = ..., out_of_memory: _Optional[bool] = ..., fenced: _Optional[bool] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
     __slots__ = ("hello", "heartbeat", "started", "output", "exited", "batch")
@@ -160,14 +174,20 @@ class OutputResume(_message.Message):
     def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., stdout_offset: _Optional[int] = ..., stderr_offset: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("heartbeat_interval", "resume", "node_token")
+    __slots__ = ("heartbeat_interval", "resume", "node_token", "task_lease", "kill_grace", "stall_grace")
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
     NODE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TASK_LEASE_FIELD_NUMBER: _ClassVar[int]
+    KILL_GRACE_FIELD_NUMBER: _ClassVar[int]
+    STALL_GRACE_FIELD_NUMBER: _ClassVar[int]
     heartbeat_interval: _duration_pb2.Duration
     resume: _containers.RepeatedCompositeFieldContainer[OutputResume]
     node_token: str
-    def __init__(self, heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., resume: _Optional[_Iterable[_Union[OutputResume, _Mapping]]] = ..., node_token: _Optional[str] = ...) -> None: ...
+    task_lease: _duration_pb2.Duration
+    kill_grace: _duration_pb2.Duration
+    stall_grace: _duration_pb2.Duration
+    def __init__(self, heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., resume: _Optional[_Iterable[_Union[OutputResume, _Mapping]]] = ..., node_token: _Optional[str] = ..., task_lease: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., kill_grace: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., stall_grace: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class LaunchTask(_message.Message):
     __slots__ = ("task", "attempt", "command_line", "environment", "working_directory", "resources", "owner", "stdin_path", "stdout_path", "stderr_path", "runtime_limit")
@@ -221,20 +241,22 @@ class ExitAck(_message.Message):
     def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class HeadMessage(_message.Message):
-    __slots__ = ("seq", "welcome", "launch", "kill", "exit_ack", "batch")
+    __slots__ = ("seq", "welcome", "launch", "kill", "exit_ack", "batch", "heartbeat_ack")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     LAUNCH_FIELD_NUMBER: _ClassVar[int]
     KILL_FIELD_NUMBER: _ClassVar[int]
     EXIT_ACK_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_ACK_FIELD_NUMBER: _ClassVar[int]
     seq: int
     welcome: Welcome
     launch: LaunchTask
     kill: KillTask
     exit_ack: ExitAck
     batch: HeadBatch
-    def __init__(self, seq: _Optional[int] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., launch: _Optional[_Union[LaunchTask, _Mapping]] = ..., kill: _Optional[_Union[KillTask, _Mapping]] = ..., exit_ack: _Optional[_Union[ExitAck, _Mapping]] = ..., batch: _Optional[_Union[HeadBatch, _Mapping]] = ...) -> None: ...
+    heartbeat_ack: HeartbeatAck
+    def __init__(self, seq: _Optional[int] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., launch: _Optional[_Union[LaunchTask, _Mapping]] = ..., kill: _Optional[_Union[KillTask, _Mapping]] = ..., exit_ack: _Optional[_Union[ExitAck, _Mapping]] = ..., batch: _Optional[_Union[HeadBatch, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[HeartbeatAck, _Mapping]] = ...) -> None: ...
 
 class HeadBatch(_message.Message):
     __slots__ = ("items",)

@@ -109,7 +109,9 @@ def test_the_command_line_brings_a_cluster_up_and_down_leaves_nothing(tmp_path: 
         assert "host1" in cli("status").stdout
         # `up` has exited: the daemons belong to no one, as after a crash; `down` finds them by prefix.
         daemons = [pid for ns in network.namespaces(prefix) for pid in network.pids(ns)]
-        assert len(daemons) == 2
+        # The head, the agent and the agent's watchdog (computenode/fence.py).
+        kinds = sorted(Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[2].decode() for p in daemons)
+        assert kinds == ["computenode.fence", "shoal", "shoal"], kinds
         # On the same subnet too: that the cluster is up is what to say, not that its subnet is taken.
         again = cli("up", "--nodes", "1", "--subnet", subnet, "--state-dir", str(tmp_path / "again"))
         assert again.returncode == 1 and "already exist" in again.stderr, "a running cluster is left alone"

@@ -39,7 +39,7 @@ ADMIN = getpass.getuser()  # the CLI sends the OS user
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     c = LocalCluster(tmp_path_factory.mktemp("placement"), nodes=0, node_args=["--kill-grace", "1"],
-                     head_args=["--admin", ADMIN, "--heartbeat-interval", "0.5", "--node-lost-after", "5"])
+                     head_args=["--admin", ADMIN, "--heartbeat-interval", "0.5", "--node-lost-after", "5", "--kill-grace", "1"])
     with c:
         for name, flags in NODES.items():
             c.start_node(name, flags)

@@ -24,7 +24,8 @@ def small_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lo
     (agents back off while the head is down), or after `lost_after` when a test says so."""
     lost_after = getattr(request, "param", 30.0)
     cluster = LocalCluster(tmp_path / "cluster", nodes=2, cores=1,
-                           head_args=["--heartbeat-interval", "0.2", "--node-lost-after", str(lost_after)])
+                           head_args=["--heartbeat-interval", "0.2", "--node-lost-after", str(lost_after),
+                                      "--kill-grace", "0.5"])
     with cluster:
         yield cluster
 
@@ -83,7 +84,7 @@ def _unreachable(client: Client, node: str) -> bool:
     return {n.name: n for n in client.list_nodes()}[node].state == admin_pb2.NODE_STATE_UNREACHABLE
 
 
-@pytest.mark.parametrize("small_cluster", [1.5], indirect=True)
+@pytest.mark.parametrize("small_cluster", [2.5], indirect=True)
 def test_a_lost_node_fails_a_task_that_is_not_rerunnable(small_cluster: LocalCluster, tmp_path: Path) -> None:
     pid = 0
     with Client(small_cluster.address) as client:
@@ -101,7 +102,7 @@ def test_a_lost_node_fails_a_task_that_is_not_rerunnable(small_cluster: LocalClu
                 kill_group(pid)
 
 
-@pytest.mark.parametrize("small_cluster", [1.5], indirect=True)
+@pytest.mark.parametrize("small_cluster", [2.5], indirect=True)
 def test_a_lost_node_requeues_a_rerunnable_task_elsewhere(small_cluster: LocalCluster, tmp_path: Path) -> None:
     pids = []
     with Client(small_cluster.address) as client:
@@ -114,6 +115,7 @@ def test_a_lost_node_requeues_a_rerunnable_task_elsewhere(small_cluster: LocalCl
             eventually(lambda: second_file.exists() and second_file.read_text().strip(), timeout=15,
                        what="the task to run again on the other node")
             pids.append(int(second_file.read_text()))
+            assert not alive(first), "the lost node's copy still runs beside the new one"
             task = client.get_job(job_id).tasks[0]
             assert task.state == jobs_pb2.TASK_STATE_RUNNING and task.attempt == 2 and task.node != node
             history = [u.reason for u in client.get_task(TaskId(job_id, 1)).history]
