@@ -26,13 +26,15 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture
 def ha(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalCluster]:
-    """Two head nodes on one fresh PostgreSQL schema, lease ttl 2 s (or the test's param)."""
-    ttl = getattr(request, "param", 2)
+    """Two head nodes on one fresh PostgreSQL schema, lease ttl 2 s and heartbeats every 0.5 s
+    (or the test's param: a ttl, or a pair (ttl, heartbeat interval))."""
+    param = getattr(request, "param", 2)
+    ttl, heartbeat = param if isinstance(param, tuple) else (param, 0.5)
     schema = f"failover_{uuid.uuid4().hex[:12]}"
     cluster = LocalCluster(tmp_path / "ha", nodes=2, cores=2, heads=2,
                            database=f"{postgres_url()}?schema={schema}",
-                           head_args=["--lease-ttl", str(ttl), "--heartbeat-interval", "0.5",
-                                      "--node-lost-after", "20"])
+                           head_args=["--lease-ttl", str(ttl), "--heartbeat-interval", str(heartbeat),
+                                      "--node-lost-after", "20" if heartbeat < 5 else "30"])
     try:
         with cluster:
             yield cluster
@@ -108,3 +110,50 @@ def test_sigterm_hands_over_at_once_and_running_tasks_run_on(ha: LocalCluster, t
         assert client.wait_job(queued).state == jobs_pb2.JOB_STATE_FINISHED
     assert (tmp_path / "runs").read_text() == "1\n", "the running task ran on, once"
     assert "lease_released" in ha.log_tail(ha.head_name(first))
+
+
+@pytest.mark.parametrize("ha", [2, (6, 5.0)], indirect=True, ids=["fast", "default timings"])
+def test_a_frozen_leader_is_left_fast_and_its_running_tasks_are_adopted_not_restarted(
+        ha: LocalCluster, tmp_path: Path) -> None:
+    """The leader SIGSTOPped: the standby takes the lease, the agents leave the frozen one for
+    it within 15 s, and every running task runs on (attempt 1, never stopped). Woken, the old
+    leader finds its lease gone and stops."""
+    from tests.fault.ticks import overlaps, spans, ticker
+
+    ticks, go = tmp_path / "ticks", tmp_path / "go"
+    with Client(ha.address) as client:
+        job_id = client.submit(jobs_pb2.JobSpec(tasks=[task_spec(ticker(ticks, until=go), instances=4)]))
+        eventually(lambda: len(spans(ticks)) == 4, what="every instance to tick")
+        old = ha.active_head()
+        assert old is not None
+        new = 1 - old
+        frozen = ha.head_procs[old]
+        os.kill(frozen.pid, signal.SIGSTOP)
+        stopped = perf_counter()
+        try:
+            new_address = ha._listen[new]
+
+            def on_new_leader() -> bool:
+                try:
+                    with Client(new_address, timeout=2.0) as direct:
+                        nodes = {n.name: n for n in direct.list_nodes()}
+                except Exception:  # not serving yet (standing by): no listener
+                    return False
+                return all(name in nodes and nodes[name].connected for name in ha.node_names)
+
+            eventually(on_new_leader, timeout=30, what="both agents to connect to the new leader")
+            moved = perf_counter() - stopped
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
+        assert moved < 15, f"the agents took {moved:.1f}s to reach the new leader"
+        try:
+            frozen.wait(20)  # woken, it has lost the lease and stops
+        except subprocess.TimeoutExpired:
+            pytest.fail("the woken old leader went on serving")
+        go.touch()
+        job = client.wait_job(job_id)
+    found = spans(ticks)
+    assert job.state == jobs_pb2.JOB_STATE_FINISHED
+    assert not overlaps(found)
+    assert all(list(by) == [1] for by in found.values()), f"a running task was restarted: {found}"
+    print(json.dumps({"agents_on_new_leader_s": round(moved, 2)}))
