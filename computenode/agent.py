@@ -26,14 +26,11 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
 from common import addr, log, tls
-from common.addr import HEAD_CHANNEL_OPTIONS
 from common.clock import Clock
 from common.config import NodeConfig
 from common.resources import GPU, Resources
@@ -43,6 +40,9 @@ from computenode import state as st
 from computenode.capacity import gpu_devices
 from computenode.cgroups import Isolation
 from computenode.fake import FakeRunner
+from computenode.conn import CHANNEL_OPTIONS, NAME_IN_USE_GRACE, Refused
+from computenode.conn import HEARTBEAT as _HEARTBEAT
+from computenode.conn import Conn as _Conn
 from computenode.keeper import LeaseKeeper
 from computenode.metrics import NO_METRICS, AgentMetrics
 from computenode.runner import TaskRunner
@@ -61,7 +61,6 @@ MAX_BATCH = 256  # reports in one write
 # message costs the head more than its content. A sweep of 2,000 `true` on 2 agents: all CPU
 # per task -6% at 3 ms, -10% at 6 ms, which lost throughput on a fast hour (2 alternating rounds).
 REPORT_GATHER = 0.003
-_HEARTBEAT = object()
 # Seconds a Hello waits for its Welcome: past it the head (a frozen one) is left for the next
 # address. A head answers once it has recorded the node, a write on a busy one.
 HELLO_TIMEOUT = 10.0
@@ -69,65 +68,6 @@ NODE_TOKEN_FILE = "node.token"
 # Metadata names (the head's headnode/api/identity.py reads them).
 NODE_TOKEN, JOIN_TOKEN = "shoal-node-token", "shoal-join-token"
 _log = log.get("agent")
-
-CHANNEL_OPTIONS = [
-    *HEAD_CHANNEL_OPTIONS,
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-    # Each agent its own connection, even with many agents in one process (swarm.py).
-    ("grpc.use_local_subchannel_pool", 1),
-]
-
-
-# How long an agent refused because its name is in use keeps trying. The session in the way
-# may be its own predecessor's, killed a moment ago, that the head has not yet seen end (a
-# restarted agent is a new instance); a second live agent with the name gives up after this.
-NAME_IN_USE_GRACE = 10.0
-
-
-class Refused(Exception):
-    """The head refused this agent for a reason retrying will not fix (`name_in_use`: unless
-    the other agent with its name turns out to be gone, see NAME_IN_USE_GRACE)."""
-
-    def __init__(self, message: str, name_in_use: bool = False) -> None:
-        super().__init__(message)
-        self.name_in_use = name_in_use
-
-
-@dataclass(eq=False)
-class _Conn:
-    call: grpc.aio.StreamStreamCall
-    address: str = ""
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    # Heartbeats sent and not yet answered: number -> when (lease clock), for the renewal.
-    beats: dict[int, float] = field(default_factory=dict)
-    heard: float = 0.0  # monotonic time of the head's last message
-    ended: str = ""  # why the agent ended the session itself (the call is cancelled then)
-    control: deque[object] = field(default_factory=deque)
-    # Output offsets sent on this connection, for tasks the head knows about.
-    sent: dict[tuple[st.Key, str], int] = field(default_factory=dict)
-    # Exits to report once their output is all sent.
-    exits: set[st.Key] = field(default_factory=set)
-    # Tasks whose output may have grown past what was sent: the writer looks at these alone,
-    # not at every task in `sent` (two fstat calls each, on every wake: a tenth of a busy
-    # agent's CPU with a few tasks queued ahead). The spool's inotify watch marks them.
-    dirty: dict[st.Key, None] = field(default_factory=dict)  # ordered: round robin among them
-    # Starts not yet reported. They wait for the next write rather than make one of their
-    # own (a heartbeat's at the latest): the head learns little from them it does not already
-    # know, and a short task's exit, which implies its start, then goes out instead.
-    started: dict[st.Key, nodes_pb2.AgentMessage] = field(default_factory=dict)
-
-    def push(self, message: object) -> None:
-        self.control.append(message)
-        self.wake.set()
-
-    def end(self, why: str) -> None:
-        if not self.ended:
-            self.ended = why
-            self.call.cancel()
-
 
 class Agent:
     def __init__(self, config: NodeConfig, capacity: Resources, clock: Clock,

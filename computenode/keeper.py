@@ -20,7 +20,6 @@ Fake agents (the swarm's, fake.py) keep the lease in memory only: no file, no wa
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
