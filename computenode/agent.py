@@ -93,6 +93,7 @@ class Agent:
         self._next_address = 0
         self._renewer = ""  # the head address that last renewed the lease
         self._beat = 0
+        self._last_condition = ""
         self._conn: _Conn | None = None
         self._changed = asyncio.Event()
 
@@ -123,6 +124,14 @@ class Agent:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
             self.keeper.close(tasks_left=self._busy())
+
+    def _condition(self) -> str:
+        condition = self.runner.condition()
+        if condition != self._last_condition:
+            (_log.warning if condition else _log.info)("node_condition", node=self.config.name,
+                                                       condition=condition or "cleared")
+            self._last_condition = condition
+        return condition
 
     def _busy(self) -> bool:
         return any(e.phase is not st.Phase.REPORTED for e in self.state.tasks.values())
@@ -247,6 +256,7 @@ class Agent:
             hostname=os.uname().nodename,
             tasks=self._reports(),
             fresh_state=self.keeper.fresh,
+            condition=self._condition(),
         )
 
     @property
@@ -449,7 +459,8 @@ class Agent:
                         if len(conn.beats) > 64:  # a head that never answers (one from before leases)
                             del conn.beats[min(conn.beats)]
                         item = nodes_pb2.AgentMessage(heartbeat=nodes_pb2.Heartbeat(
-                            acked_seq=self.acked_seq, tasks=self._reports(), number=self._beat))
+                            acked_seq=self.acked_seq, tasks=self._reports(), number=self._beat,
+                            condition=self._condition()))
                     out.append(item)
                 for key in list(conn.exits):
                     if self._flushed(conn, key):

@@ -77,6 +77,9 @@ class FakeRunner:
     def kill_leftovers(self, key: st.Key, grace: float) -> None:
         pass
 
+    def condition(self) -> str:
+        return ""
+
     def forget(self, key: st.Key) -> None:
         self.cancel_timer(key)
         if (handle := self._exits.pop(key, None)) is not None:

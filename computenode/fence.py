@@ -263,8 +263,11 @@ def stop(leases: Iterable[str], grace: float, state_dir: Path | None = None, log
             victims.setdefault(pid, v)
         runs = sorted({v.run_id for v in victims.values() if v.run_id})
         if runs:
-            with open(state_dir / FENCED_FILE, "a") as f:
-                f.write("".join(f"{r}\n" for r in runs))
+            try:
+                with open(state_dir / FENCED_FILE, "a") as f:
+                    f.write("".join(f"{r}\n" for r in runs))
+            except OSError as e:  # a full disk: they are stopped all the same, reported as killed
+                _say(f"cannot record the fenced runs in {state_dir}: {e.strerror}")
     if not victims and not _cgroup_pids(cgroups):
         return 0
     if log:

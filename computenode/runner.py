@@ -11,6 +11,7 @@ dropped, so the head counts that task lost and requeues it; none is ever run twi
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal as _signal
 import uuid
@@ -33,6 +34,9 @@ from shoal.v1 import nodes_pb2
 
 _log = log.get("runner")
 MEMORY_CHECK = 0.5  # seconds between looks at each limited task's memory
+# Below this much free space on the spool's file system a node takes no new work (its tasks'
+# output goes there): a node condition the head sees in every heartbeat.
+MIN_FREE_MB = 16
 
 
 def _resident_mb(pid: int) -> int:
@@ -73,6 +77,7 @@ class TaskRunner:
         # successor agent find them, fence.py), and the runs the watchdog stopped.
         self.lease_id = ""
         self.fenced_runs: set[str] = set()
+        self.disk_full_at = 0.0  # monotonic time a spool write last failed for want of space
         self.launcher: Launcher | None = None
         # Tasks inherit the agent's environment as it was at start-up: copying os.environ
         # decodes every variable again, a twentieth of the agent's work per trivial task.
@@ -175,7 +180,14 @@ class TaskRunner:
                 meta.user_files[stream] = os.path.join(cwd, path)
         meta.gpus = self._free_gpus(launch.resources.generic.get(GPU, 0))
         meta.memory_mb = launch.resources.memory_mb
-        out_fd, err_fd = self.spool.create(meta, key)
+        try:
+            out_fd, err_fd = self.spool.create(meta, key)
+        except OSError as e:  # the spool's disk (full, read-only): the task cannot even be recorded
+            self.spool.remove(key)
+            why = self.spool_trouble(e)
+            _log.warning("launch_failed", task_id=str(task), attempt=attempt, error=why)
+            self._feed(st.StartFailed(key, why))
+            return
         self._metas[key] = meta
         env = self._environ.copy()
         env.update(launch.environment)  # the head resolved the task's SHOAL_* variables
@@ -214,14 +226,45 @@ class TaskRunner:
         except LaunchError as e:
             self._close_user_files(key)
             meta.error = str(e)
-            self.spool.save(meta, key)
+            self._save(meta, key)
             _log.warning("launch_failed", task_id=str(task), attempt=attempt, error=str(e))
             self._feed(st.StartFailed(key, str(e)))
             return
         meta.pid = pid
-        self.spool.save(meta, key)
+        self._save(meta, key)
         _log.info("task_started", task_id=str(task), attempt=attempt, pid=pid)
         self._feed(st.ProcessStarted(key, pid))
+
+    def spool_trouble(self, error: OSError) -> str:
+        """What a failed write to the spool means, for the task's reason and the node's condition."""
+        if error.errno == errno.ENOSPC:
+            self.disk_full_at = self.clock.monotonic()
+            return f"the node's spool disk is full ({self.spool.root}): free space there"
+        return f"cannot write the task's record in the node's spool ({self.spool.root}): {error.strerror}"
+
+    def _save(self, meta: Meta, key: st.Key) -> None:
+        """Save a record of a task that runs on regardless: a failed save costs only its adoption
+        by a restarted agent (which then finds it by its run id, or counts it lost)."""
+        try:
+            self.spool.save(meta, key)
+        except OSError as e:
+            _log.warning("spool_write_failed", task_id=meta.task, error=self.spool_trouble(e))
+
+    def condition(self) -> str:
+        """Why this node should take no new work ("" if none): its spool's disk is full, or was
+        found full less than a minute ago and has not yet MIN_FREE_MB * 2 free."""
+        try:
+            fs = os.statvfs(self.spool.root)
+        except OSError:
+            return ""
+        free_mb = fs.f_bavail * fs.f_frsize // (1024 * 1024)
+        recent = self.disk_full_at and self.clock.monotonic() - self.disk_full_at < 60
+        if free_mb < MIN_FREE_MB or (recent and free_mb < 2 * MIN_FREE_MB):
+            return f"spool disk full: {self.spool.root} has {free_mb} MB free"
+        if fs.f_files and fs.f_favail < 64:  # out of inodes: no record can be made either
+            return f"spool disk full: {self.spool.root} has {fs.f_favail} inodes free"
+        self.disk_full_at = 0.0
+        return ""
 
     def _free_gpus(self, count: int) -> list[str]:
         if count <= 0:
@@ -290,7 +333,7 @@ class TaskRunner:
         if meta is not None:
             meta.killing, meta.runtime_exceeded, meta.out_of_memory = killing, runtime_exceeded, out_of_memory
             meta.fenced = fenced
-            self.spool.save(meta)
+            self._save(meta, key)
 
     def forget(self, key: st.Key) -> None:
         assert self.launcher is not None

@@ -32,7 +32,8 @@ def node_msg(node: Node, heartbeats: bool = False) -> admin_pb2.Node:
     return admin_pb2.Node(
         name=node.name,
         state=NODE_STATES[node.state],
-        reason=node.reason,
+        reason=f"{node.reason}; taking no work: {node.condition}" if node.condition and node.reason else
+        node.condition or node.reason,
         connected=node.connected,
         capacity=resources_msg(node.capacity),
         allocated=resources_msg(node.used),
@@ -84,6 +85,7 @@ def hello(msg: nodes_pb2.AgentMessage) -> Hello:
         groups=frozenset(h.groups),
         labels=frozenset(h.labels),
         fresh_state=h.fresh_state,
+        condition=h.condition[:300],
     )
 
 
@@ -95,7 +97,7 @@ def agent_event(msg: nodes_pb2.AgentMessage) -> AgentEvent | None:
         return Output(task_id(o.task), o.attempt, STREAM_NAMES.get(o.stream, "stdout"), o.offset, o.data)
     if kind == "heartbeat":
         return Heartbeat(msg.heartbeat.acked_seq, tuple(_report(r) for r in msg.heartbeat.tasks),
-                         msg.heartbeat.number)
+                         msg.heartbeat.number, msg.heartbeat.condition[:300])
     if kind == "started":
         s = msg.started
         return Started(task_id(s.task), s.attempt, s.pid, seconds(s.time))

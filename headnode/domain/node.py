@@ -55,7 +55,8 @@ class Allocation:
         return self.resources if self.charge is None else self.charge
 
 
-_SHAPE = frozenset({"capacity", "state", "connected", "groups", "labels", "agent_groups", "agent_labels"})
+_SHAPE = frozenset({"capacity", "state", "connected", "groups", "labels", "agent_groups", "agent_labels",
+                    "condition"})
 
 
 @dataclass(slots=True, eq=False)
@@ -83,6 +84,9 @@ class Node:
     labels: frozenset[str] = frozenset()
     agent_groups: frozenset[str] = frozenset()
     agent_labels: frozenset[str] = frozenset()
+    # Why the agent says the node should take no new work now ("spool disk full: ..."); set and
+    # cleared by the agent in every heartbeat, not stored. Its running tasks are not touched.
+    condition: str = ""
     # Job id -> what its reservation holds here (part of `used`).
     reserved: dict[int, Resources] = field(default_factory=dict)
     state_at: float = 0.0
@@ -120,14 +124,14 @@ class Node:
 
     @property
     def schedulable(self) -> bool:
-        return self.state is NodeState.ONLINE and self.connected
+        return self.state is NodeState.ONLINE and self.connected and not self.condition
 
     def unavailable_reason(self) -> str:
         if self.state is not NodeState.ONLINE:
             return self.state.value
         if not self.connected:
             return "disconnected"
-        return ""
+        return self.condition
 
     def allocate(self, alloc: Allocation) -> None:
         self.allocations[alloc.task] = alloc
@@ -227,6 +231,7 @@ class Hello:
     groups: frozenset[str] = frozenset()
     labels: frozenset[str] = frozenset()
     fresh_state: bool = False  # the agent's state dir was new: it cannot report a predecessor's tasks
+    condition: str = ""
 
 
 @dataclass(slots=True)
@@ -234,6 +239,7 @@ class Heartbeat:
     acked_seq: int
     tasks: tuple[TaskReport, ...] = ()
     number: int = 0
+    condition: str = ""
 
 
 @dataclass(slots=True)

@@ -177,6 +177,7 @@ class Membership:
         node.instance_id = hello.instance_id
         node.agent_groups = hello.groups
         node.agent_labels = hello.labels
+        self._set_condition(node, hello.condition)
         node.groups = node.groups | set(groups)
         node.connected = True
         node.last_heartbeat = now
@@ -236,6 +237,8 @@ class Membership:
             if event.number and self._may_renew():
                 session.send_soon(HeartbeatAck(event.number))  # renews the node's task lease
             node.last_heartbeat = self.clock.now()
+            if event.condition != node.condition:
+                self._set_condition(node, event.condition)
             node.heartbeats.append((node.last_heartbeat, sum(1 for r in event.tasks if r.running)))
             await self._reconcile(node, session, event.tasks, acked_seq=event.acked_seq, same_agent=True)
         elif isinstance(event, Started):
@@ -244,6 +247,14 @@ class Membership:
                 alloc.started = True
         elif isinstance(event, Exited):
             await self._exited(node, session, event)
+
+    def _set_condition(self, node: Node, condition: str) -> None:
+        if condition != node.condition:
+            (_log.warning if condition else _log.info)("node_condition", node=node.name,
+                                                       condition=condition or "cleared")
+            node.condition = condition
+            if not condition:
+                self._on_capacity()  # it takes work again
 
     async def _exited(self, node: Node, session: Session, event: Exited) -> None:
         alloc = node.allocations.get(event.task)

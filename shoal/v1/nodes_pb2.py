@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shoal.v1 import common_pb2 as shoal_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14shoal/v1/nodes.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\x81\x02\n\nTaskReport\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\"\n\x05phase\x18\x03 \x01(\x0e\x32\x13.shoal.v1.TaskPhase\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\x0e\n\x06signal\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x14\n\x0cstdout_bytes\x18\x07 \x01(\x03\x12\x14\n\x0cstderr_bytes\x18\x08 \x01(\x03\x12\x18\n\x10runtime_exceeded\x18\t \x01(\x08\x12\x15\n\rout_of_memory\x18\n \x01(\x08\x12\x0e\n\x06\x66\x65nced\x18\x0b \x01(\x08\"\xd9\x01\n\x05Hello\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12%\n\x08\x63\x61pacity\x18\x03 \x01(\x0b\x32\x13.shoal.v1.Resources\x12\x15\n\ragent_version\x18\x04 \x01(\t\x12\x10\n\x08hostname\x18\x05 \x01(\t\x12#\n\x05tasks\x18\x06 \x03(\x0b\x32\x14.shoal.v1.TaskReport\x12\x0e\n\x06groups\x18\x07 \x03(\t\x12\x0e\n\x06labels\x18\x08 \x03(\t\x12\x13\n\x0b\x66resh_state\x18\t \x01(\x08\"S\n\tHeartbeat\x12\x11\n\tacked_seq\x18\x01 \x01(\x04\x12#\n\x05tasks\x18\x02 \x03(\x0b\x32\x14.shoal.v1.TaskReport\x12\x0e\n\x06number\x18\x03 \x01(\x04\"\x1e\n\x0cHeartbeatAck\x12\x0e\n\x06number\x18\x01 \x01(\x04\"v\n\x0bTaskStarted\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x84\x01\n\nTaskOutput\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12&\n\x06stream\x18\x03 \x01(\x0e\x32\x16.shoal.v1.OutputStream\x12\x0e\n\x06offset\x18\x04 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\"\x87\x02\n\nTaskExited\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\texit_code\x18\x03 \x01(\x05\x12\x0e\n\x06signal\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cstdout_bytes\x18\x07 \x01(\x03\x12\x14\n\x0cstderr_bytes\x18\x08 \x01(\x03\x12\x18\n\x10runtime_exceeded\x18\t \x01(\x08\x12\x15\n\rout_of_memory\x18\n \x01(\x08\x12\x0e\n\x06\x66\x65nced\x18\x0b \x01(\x08\"\x83\x02\n\x0c\x41gentMessage\x12 \n\x05hello\x18\x01 \x01(\x0b\x32\x0f.shoal.v1.HelloH\x00\x12(\n\theartbeat\x18\x02 \x01(\x0b\x32\x13.shoal.v1.HeartbeatH\x00\x12(\n\x07started\x18\x03 \x01(\x0b\x32\x15.shoal.v1.TaskStartedH\x00\x12&\n\x06output\x18\x04 \x01(\x0b\x32\x14.shoal.v1.TaskOutputH\x00\x12&\n\x06\x65xited\x18\x05 \x01(\x0b\x32\x14.shoal.v1.TaskExitedH\x00\x12%\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x14.shoal.v1.AgentBatchH\x00\x42\x06\n\x04kind\"3\n\nAgentBatch\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.shoal.v1.AgentMessage\"n\n\x0cOutputResume\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\rstdout_offset\x18\x03 \x01(\x03\x12\x15\n\rstderr_offset\x18\x04 \x01(\x03\"\x8a\x02\n\x07Welcome\x12\x35\n\x12heartbeat_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x06resume\x18\x02 \x03(\x0b\x32\x16.shoal.v1.OutputResume\x12\x12\n\nnode_token\x18\x03 \x01(\t\x12-\n\ntask_lease\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nkill_grace\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0bstall_grace\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x86\x03\n\nLaunchTask\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x14\n\x0c\x63ommand_line\x18\x03 \x01(\t\x12:\n\x0b\x65nvironment\x18\x04 \x03(\x0b\x32%.shoal.v1.LaunchTask.EnvironmentEntry\x12\x19\n\x11working_directory\x18\x05 \x01(\t\x12&\n\tresources\x18\x06 \x01(\x0b\x32\x13.shoal.v1.Resources\x12\r\n\x05owner\x18\x07 \x01(\t\x12\x12\n\nstdin_path\x18\x08 \x01(\t\x12\x13\n\x0bstdout_path\x18\t \x01(\t\x12\x13\n\x0bstderr_path\x18\n \x01(\t\x12\x30\n\rruntime_limit\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x08KillTask\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\";\n\x07\x45xitAck\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x92\x02\n\x0bHeadMessage\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12$\n\x07welcome\x18\x02 \x01(\x0b\x32\x11.shoal.v1.WelcomeH\x00\x12&\n\x06launch\x18\x03 \x01(\x0b\x32\x14.shoal.v1.LaunchTaskH\x00\x12\"\n\x04kill\x18\x04 \x01(\x0b\x32\x12.shoal.v1.KillTaskH\x00\x12%\n\x08\x65xit_ack\x18\x05 \x01(\x0b\x32\x11.shoal.v1.ExitAckH\x00\x12$\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x13.shoal.v1.HeadBatchH\x00\x12/\n\rheartbeat_ack\x18\x07 \x01(\x0b\x32\x16.shoal.v1.HeartbeatAckH\x00\x42\x06\n\x04kind\"1\n\tHeadBatch\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.shoal.v1.HeadMessage*m\n\tTaskPhase\x12\x1a\n\x16TASK_PHASE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_PHASE_RUNNING\x10\x01\x12\x15\n\x11TASK_PHASE_EXITED\x10\x02\x12\x15\n\x11TASK_PHASE_QUEUED\x10\x03\x32K\n\x0bNodeService\x12<\n\x07\x43onnect\x12\x16.shoal.v1.AgentMessage\x1a\x15.shoal.v1.HeadMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14shoal/v1/nodes.proto\x12\x08shoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\x81\x02\n\nTaskReport\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\"\n\x05phase\x18\x03 \x01(\x0e\x32\x13.shoal.v1.TaskPhase\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\x0e\n\x06signal\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x14\n\x0cstdout_bytes\x18\x07 \x01(\x03\x12\x14\n\x0cstderr_bytes\x18\x08 \x01(\x03\x12\x18\n\x10runtime_exceeded\x18\t \x01(\x08\x12\x15\n\rout_of_memory\x18\n \x01(\x08\x12\x0e\n\x06\x66\x65nced\x18\x0b \x01(\x08\"\xec\x01\n\x05Hello\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12%\n\x08\x63\x61pacity\x18\x03 \x01(\x0b\x32\x13.shoal.v1.Resources\x12\x15\n\ragent_version\x18\x04 \x01(\t\x12\x10\n\x08hostname\x18\x05 \x01(\t\x12#\n\x05tasks\x18\x06 \x03(\x0b\x32\x14.shoal.v1.TaskReport\x12\x0e\n\x06groups\x18\x07 \x03(\t\x12\x0e\n\x06labels\x18\x08 \x03(\t\x12\x13\n\x0b\x66resh_state\x18\t \x01(\x08\x12\x11\n\tcondition\x18\n \x01(\t\"f\n\tHeartbeat\x12\x11\n\tacked_seq\x18\x01 \x01(\x04\x12#\n\x05tasks\x18\x02 \x03(\x0b\x32\x14.shoal.v1.TaskReport\x12\x0e\n\x06number\x18\x03 \x01(\x04\x12\x11\n\tcondition\x18\x04 \x01(\t\"\x1e\n\x0cHeartbeatAck\x12\x0e\n\x06number\x18\x01 \x01(\x04\"v\n\x0bTaskStarted\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x84\x01\n\nTaskOutput\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12&\n\x06stream\x18\x03 \x01(\x0e\x32\x16.shoal.v1.OutputStream\x12\x0e\n\x06offset\x18\x04 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\"\x87\x02\n\nTaskExited\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\texit_code\x18\x03 \x01(\x05\x12\x0e\n\x06signal\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cstdout_bytes\x18\x07 \x01(\x03\x12\x14\n\x0cstderr_bytes\x18\x08 \x01(\x03\x12\x18\n\x10runtime_exceeded\x18\t \x01(\x08\x12\x15\n\rout_of_memory\x18\n \x01(\x08\x12\x0e\n\x06\x66\x65nced\x18\x0b \x01(\x08\"\x83\x02\n\x0c\x41gentMessage\x12 \n\x05hello\x18\x01 \x01(\x0b\x32\x0f.shoal.v1.HelloH\x00\x12(\n\theartbeat\x18\x02 \x01(\x0b\x32\x13.shoal.v1.HeartbeatH\x00\x12(\n\x07started\x18\x03 \x01(\x0b\x32\x15.shoal.v1.TaskStartedH\x00\x12&\n\x06output\x18\x04 \x01(\x0b\x32\x14.shoal.v1.TaskOutputH\x00\x12&\n\x06\x65xited\x18\x05 \x01(\x0b\x32\x14.shoal.v1.TaskExitedH\x00\x12%\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x14.shoal.v1.AgentBatchH\x00\x42\x06\n\x04kind\"3\n\nAgentBatch\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.shoal.v1.AgentMessage\"n\n\x0cOutputResume\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\rstdout_offset\x18\x03 \x01(\x03\x12\x15\n\rstderr_offset\x18\x04 \x01(\x03\"\x8a\x02\n\x07Welcome\x12\x35\n\x12heartbeat_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x06resume\x18\x02 \x03(\x0b\x32\x16.shoal.v1.OutputResume\x12\x12\n\nnode_token\x18\x03 \x01(\t\x12-\n\ntask_lease\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nkill_grace\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0bstall_grace\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x86\x03\n\nLaunchTask\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x14\n\x0c\x63ommand_line\x18\x03 \x01(\t\x12:\n\x0b\x65nvironment\x18\x04 \x03(\x0b\x32%.shoal.v1.LaunchTask.EnvironmentEntry\x12\x19\n\x11working_directory\x18\x05 \x01(\t\x12&\n\tresources\x18\x06 \x01(\x0b\x32\x13.shoal.v1.Resources\x12\r\n\x05owner\x18\x07 \x01(\t\x12\x12\n\nstdin_path\x18\x08 \x01(\t\x12\x13\n\x0bstdout_path\x18\t \x01(\t\x12\x13\n\x0bstderr_path\x18\n \x01(\t\x12\x30\n\rruntime_limit\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x08KillTask\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\";\n\x07\x45xitAck\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.shoal.v1.TaskRef\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x92\x02\n\x0bHeadMessage\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12$\n\x07welcome\x18\x02 \x01(\x0b\x32\x11.shoal.v1.WelcomeH\x00\x12&\n\x06launch\x18\x03 \x01(\x0b\x32\x14.shoal.v1.LaunchTaskH\x00\x12\"\n\x04kill\x18\x04 \x01(\x0b\x32\x12.shoal.v1.KillTaskH\x00\x12%\n\x08\x65xit_ack\x18\x05 \x01(\x0b\x32\x11.shoal.v1.ExitAckH\x00\x12$\n\x05\x62\x61tch\x18\x06 \x01(\x0b\x32\x13.shoal.v1.HeadBatchH\x00\x12/\n\rheartbeat_ack\x18\x07 \x01(\x0b\x32\x16.shoal.v1.HeartbeatAckH\x00\x42\x06\n\x04kind\"1\n\tHeadBatch\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.shoal.v1.HeadMessage*m\n\tTaskPhase\x12\x1a\n\x16TASK_PHASE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_PHASE_RUNNING\x10\x01\x12\x15\n\x11TASK_PHASE_EXITED\x10\x02\x12\x15\n\x11TASK_PHASE_QUEUED\x10\x03\x32K\n\x0bNodeService\x12<\n\x07\x43onnect\x12\x16.shoal.v1.AgentMessage\x1a\x15.shoal.v1.HeadMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,42 +36,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LAUNCHTASK_ENVIRONMENTENTRY']._loaded_options = None
   _globals['_LAUNCHTASK_ENVIRONMENTENTRY']._serialized_options = b'8\001'
-  _globals['_TASKPHASE']._serialized_start=2796
-  _globals['_TASKPHASE']._serialized_end=2905
+  _globals['_TASKPHASE']._serialized_start=2834
+  _globals['_TASKPHASE']._serialized_end=2943
   _globals['_TASKREPORT']._serialized_start=123
   _globals['_TASKREPORT']._serialized_end=380
   _globals['_HELLO']._serialized_start=383
-  _globals['_HELLO']._serialized_end=600
-  _globals['_HEARTBEAT']._serialized_start=602
-  _globals['_HEARTBEAT']._serialized_end=685
-  _globals['_HEARTBEATACK']._serialized_start=687
-  _globals['_HEARTBEATACK']._serialized_end=717
-  _globals['_TASKSTARTED']._serialized_start=719
-  _globals['_TASKSTARTED']._serialized_end=837
-  _globals['_TASKOUTPUT']._serialized_start=840
-  _globals['_TASKOUTPUT']._serialized_end=972
-  _globals['_TASKEXITED']._serialized_start=975
-  _globals['_TASKEXITED']._serialized_end=1238
-  _globals['_AGENTMESSAGE']._serialized_start=1241
-  _globals['_AGENTMESSAGE']._serialized_end=1500
-  _globals['_AGENTBATCH']._serialized_start=1502
-  _globals['_AGENTBATCH']._serialized_end=1553
-  _globals['_OUTPUTRESUME']._serialized_start=1555
-  _globals['_OUTPUTRESUME']._serialized_end=1665
-  _globals['_WELCOME']._serialized_start=1668
-  _globals['_WELCOME']._serialized_end=1934
-  _globals['_LAUNCHTASK']._serialized_start=1937
-  _globals['_LAUNCHTASK']._serialized_end=2327
-  _globals['_LAUNCHTASK_ENVIRONMENTENTRY']._serialized_start=2277
-  _globals['_LAUNCHTASK_ENVIRONMENTENTRY']._serialized_end=2327
-  _globals['_KILLTASK']._serialized_start=2329
-  _globals['_KILLTASK']._serialized_end=2405
-  _globals['_EXITACK']._serialized_start=2407
-  _globals['_EXITACK']._serialized_end=2466
-  _globals['_HEADMESSAGE']._serialized_start=2469
-  _globals['_HEADMESSAGE']._serialized_end=2743
-  _globals['_HEADBATCH']._serialized_start=2745
-  _globals['_HEADBATCH']._serialized_end=2794
-  _globals['_NODESERVICE']._serialized_start=2907
-  _globals['_NODESERVICE']._serialized_end=2982
+  _globals['_HELLO']._serialized_end=619
+  _globals['_HEARTBEAT']._serialized_start=621
+  _globals['_HEARTBEAT']._serialized_end=723
+  _globals['_HEARTBEATACK']._serialized_start=725
+  _globals['_HEARTBEATACK']._serialized_end=755
+  _globals['_TASKSTARTED']._serialized_start=757
+  _globals['_TASKSTARTED']._serialized_end=875
+  _globals['_TASKOUTPUT']._serialized_start=878
+  _globals['_TASKOUTPUT']._serialized_end=1010
+  _globals['_TASKEXITED']._serialized_start=1013
+  _globals['_TASKEXITED']._serialized_end=1276
+  _globals['_AGENTMESSAGE']._serialized_start=1279
+  _globals['_AGENTMESSAGE']._serialized_end=1538
+  _globals['_AGENTBATCH']._serialized_start=1540
+  _globals['_AGENTBATCH']._serialized_end=1591
+  _globals['_OUTPUTRESUME']._serialized_start=1593
+  _globals['_OUTPUTRESUME']._serialized_end=1703
+  _globals['_WELCOME']._serialized_start=1706
+  _globals['_WELCOME']._serialized_end=1972
+  _globals['_LAUNCHTASK']._serialized_start=1975
+  _globals['_LAUNCHTASK']._serialized_end=2365
+  _globals['_LAUNCHTASK_ENVIRONMENTENTRY']._serialized_start=2315
+  _globals['_LAUNCHTASK_ENVIRONMENTENTRY']._serialized_end=2365
+  _globals['_KILLTASK']._serialized_start=2367
+  _globals['_KILLTASK']._serialized_end=2443
+  _globals['_EXITACK']._serialized_start=2445
+  _globals['_EXITACK']._serialized_end=2504
+  _globals['_HEADMESSAGE']._serialized_start=2507
+  _globals['_HEADMESSAGE']._serialized_end=2781
+  _globals['_HEADBATCH']._serialized_start=2783
+  _globals['_HEADBATCH']._serialized_end=2832
+  _globals['_NODESERVICE']._serialized_start=2945
+  _globals['_NODESERVICE']._serialized_end=3020
 # @@protoc_insertion_point(module_scope)

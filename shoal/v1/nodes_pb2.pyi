@@ -50,7 +50,7 @@ class TaskReport(_message.Message):
     def __init__(self, task: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., attempt: _Optional[int] = ..., phase: _Optional[_Union[TaskPhase, str]] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., error: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., runtime_exceeded: _Optional[bool] = ..., out_of_memory: _Optional[bool] = ..., fenced: _Optional[bool] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("node_name", "instance_id", "capacity", "agent_version", "hostname", "tasks", "groups", "labels", "fresh_state")
+    __slots__ = ("node_name", "instance_id", "capacity", "agent_version", "hostname", "tasks", "groups", "labels", "fresh_state", "condition")
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,7 @@ class Hello(_message.Message):
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     FRESH_STATE_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
     node_name: str
     instance_id: str
     capacity: _common_pb2.Resources
@@ -69,17 +70,20 @@ class Hello(_message.Message):
     groups: _containers.RepeatedScalarFieldContainer[str]
     labels: _containers.RepeatedScalarFieldContainer[str]
     fresh_state: bool
-    def __init__(self, node_name: _Optional[str] = ..., instance_id: _Optional[str] = ..., capacity: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., agent_version: _Optional[str] = ..., hostname: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskReport, _Mapping]]] = ..., groups: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., fresh_state: _Optional[bool] = ...) -> None: ...
+    condition: str
+    def __init__(self, node_name: _Optional[str] = ..., instance_id: _Optional[str] = ..., capacity: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., agent_version: _Optional[str] = ..., hostname: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskReport, _Mapping]]] = ..., groups: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., fresh_state: _Optional[bool] = ..., condition: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("acked_seq", "tasks", "number")
+    __slots__ = ("acked_seq", "tasks", "number", "condition")
     ACKED_SEQ_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
     acked_seq: int
     tasks: _containers.RepeatedCompositeFieldContainer[TaskReport]
     number: int
-    def __init__(self, acked_seq: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskReport, _Mapping]]] = ..., number: _Optional[int] = ...) -> None: ...
+    condition: str
+    def __init__(self, acked_seq: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskReport, _Mapping]]] = ..., number: _Optional[int] = ..., condition: _Optional[str] = ...) -> None: ...
 
 class HeartbeatAck(_message.Message):
     __slots__ = ("number",)
