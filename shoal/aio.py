@@ -15,13 +15,16 @@
 
 Errors are the sync client's: RequestFailed (with `.code`, a grpc.StatusCode) and
 HeadUnreachable. Streams (`watch_jobs`, `watch_job`, `read_output`, the list calls) are async
-iterators; leaving the loop early cancels the call.
+iterators; leaving the loop early cancels the call. The followers (`wait_job`, `watch_job`,
+`watch_jobs`, `read_output(follow=True)`) ride out a head node's restart or a failover to a
+standby as the sync client's do, carrying on from where they were (shoal.resume).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -31,7 +34,9 @@ from google.protobuf import field_mask_pb2
 from common.addr import channel
 from common.ids import TaskId
 from common.tls import Files
-from shoal.client import ENDED_JOB_STATES, USER_METADATA, RequestFailed, os_user, ref, translate
+from shoal.client import LIST_PAGE, USER_METADATA, os_user, ref
+from shoal.errors import HeadUnreachable, RequestFailed, translate
+from shoal.resume import ENDED_JOB_STATES, RECONNECT_FOR, JobsCursor, Outage, ended, in_order
 from shoal.v1 import admin_pb2, admin_pb2_grpc, common_pb2, jobs_pb2, jobs_pb2_grpc
 
 T = TypeVar("T")
@@ -153,41 +158,125 @@ class AsyncClient:
     async def requeue_job(self, job_id: int) -> jobs_pb2.Job:
         return await self._unary(self._jobs.RequeueJob, jobs_pb2.RequeueJobRequest(job_id=job_id))
 
-    def watch_job(self, job_id: int, job_events_only: bool = False) -> AsyncIterator[jobs_pb2.JobEvent]:
+    def watch_job(self, job_id: int, job_events_only: bool = False,
+                  reconnect_for: float = RECONNECT_FOR) -> AsyncIterator[jobs_pb2.JobEvent]:
         """The job's history so far, then each change, until it ends (the job's own changes
-        alone with `job_events_only`)."""
-        request = jobs_pb2.WatchJobRequest(job_id=job_id, job_events_only=job_events_only)
-        return self._stream(self._jobs.WatchJob(request, metadata=self._metadata))
+        alone with `job_events_only`). Rides out a head node's restart or a failover as the
+        sync client's does: the history replayed again, what was delivered (by `seq`) dropped."""
+        outage = Outage(self.address, f"watching job {job_id}", reconnect_for)
+        return self._watch_job(job_id, job_events_only, outage, JobsCursor())
 
-    async def watch_jobs(self, owner: str = "", job_events_only: bool = False,
-                         ends_only: bool = False) -> AsyncIterator[jobs_pb2.JobEvent]:
+    async def _watch_job(self, job_id: int, job_events_only: bool, outage: Outage,
+                         cursor: JobsCursor) -> AsyncIterator[jobs_pb2.JobEvent]:
+        request = jobs_pb2.WatchJobRequest(job_id=job_id, job_events_only=job_events_only)
+        while True:
+            last = None
+            try:
+                async for last in self._stream(self._jobs.WatchJob(request, metadata=self._metadata)):
+                    outage.answered()
+                    if cursor.admit(last):
+                        yield last
+                if last is not None and ended(last):
+                    return
+                error = HeadUnreachable(grpc.StatusCode.UNAVAILABLE, f"the watch of job {job_id} ended early")
+            except HeadUnreachable as e:
+                error = e
+            await asyncio.sleep(outage.delay(error))
+
+    async def watch_jobs(self, owner: str = "", job_events_only: bool = False, ends_only: bool = False,
+                         reconnect_for: float = RECONNECT_FOR) -> AsyncIterator[jobs_pb2.JobEvent]:
         """Every change to every job (of this owner) from the moment this returns:
         `events = await client.watch_jobs()`, then `async for event in events` (jobs' own
-        changes alone with `job_events_only`, jobs' changes into an end state with `ends_only`)."""
+        changes alone with `job_events_only`, jobs' changes into an end state with `ends_only`).
+        No head node answering fails this call at once; the events then ride out a restart or
+        a failover as the sync client's do (shoal.resume.JobsCursor)."""
         request = jobs_pb2.WatchJobsRequest(owner=owner, batched=True, job_events_only=job_events_only,
                                             ends_only=ends_only)
+        cursor = JobsCursor(time.time(), job_events_only, ends_only)
+        call = await self._subscribe(request)
+        return self._watching(request, call, cursor, Outage(self.address, "watching jobs", reconnect_for))
+
+    async def _subscribe(self, request: jobs_pb2.WatchJobsRequest) -> Any:
+        """A WatchJobs call with the watch in place (the head then sends initial metadata)."""
         call = self._jobs.WatchJobs(request, metadata=self._metadata)
+        await call.initial_metadata()
+        if call.done():  # it failed: reading it raises the error
+            async for _ in self._stream(call):
+                pass
+            raise HeadUnreachable(grpc.StatusCode.UNAVAILABLE, "the watch of jobs ended")
+        return call
+
+    async def _watching(self, request: jobs_pb2.WatchJobsRequest, call: Any, cursor: JobsCursor,
+                        outage: Outage) -> AsyncIterator[jobs_pb2.JobEvent]:
+        missed: list[jobs_pb2.JobEvent] = []
         try:
-            await call.initial_metadata()  # sent by the head once the watch is in place
-        except grpc.RpcError as e:
-            raise translate(e, self.address, self.timeout) from None
-        return self._unbatched(self._stream(call))
+            while True:
+                try:
+                    for event in missed:
+                        if cursor.admit(event):
+                            yield event
+                    async for event in self._unbatched(self._stream(call)):
+                        if cursor.admit(event):
+                            yield event
+                    error = HeadUnreachable(grpc.StatusCode.UNAVAILABLE, "the watch of jobs ended")
+                except HeadUnreachable as e:
+                    error = e
+                while True:  # wait for a head node, subscribe again, re-read what was missed
+                    call.cancel()
+                    await asyncio.sleep(outage.delay(error))
+                    try:
+                        call = await self._subscribe(request)
+                        outage.answered()
+                        missed = await self._missed(cursor, request.owner)
+                        break
+                    except HeadUnreachable as e:
+                        error = e
+        finally:
+            call.cancel()
 
-    async def wait_job(self, job_id: int) -> jobs_pb2.Job:
-        """Wait until the job ends; returns its final full view."""
-        async for _ in self.watch_job(job_id, job_events_only=True):
-            pass
-        job = await self.get_job(job_id)
-        if job.state not in ENDED_JOB_STATES:  # the watch ended early: the head went away
-            raise RequestFailed(grpc.StatusCode.UNAVAILABLE, f"the watch of job {job_id} ended before the job did")
-        return job
+    async def _missed(self, cursor: JobsCursor, owner: str) -> list[jobs_pb2.JobEvent]:
+        """The changes a watch of every job missed while no head node answered (JobsCursor)."""
+        events: list[jobs_pb2.JobEvent] = []
+        for job_id in cursor.changed([job async for job in self.list_jobs(owner=owner, page_size=LIST_PAGE)]):
+            try:
+                events += cursor.missed(await self.get_job(job_id))
+            except RequestFailed as e:
+                if e.code != grpc.StatusCode.NOT_FOUND:  # purged meanwhile: nothing to show
+                    raise
+        return in_order(events)
 
-    def read_output(self, task: TaskId, stderr: bool = False, offset: int = 0, follow: bool = False
-                    ) -> AsyncIterator[bytes]:
+    async def wait_job(self, job_id: int, reconnect_for: float = RECONNECT_FOR) -> jobs_pb2.Job:
+        """Wait until the job ends; returns its final full view. Rides out a head node's
+        restart or a failover, from the start or on the way, as the sync client's does."""
+        outage, cursor = Outage(self.address, f"waiting for job {job_id}", reconnect_for), JobsCursor()
+        while True:
+            async for _ in self._watch_job(job_id, True, outage, cursor):
+                pass
+            job = await self._patiently(lambda: self.get_job(job_id), outage)
+            if job.state in ENDED_JOB_STATES:
+                return job
+
+    def read_output(self, task: TaskId, stderr: bool = False, offset: int = 0, follow: bool = False,
+                    reconnect_for: float = RECONNECT_FOR) -> AsyncIterator[bytes]:
+        """As the sync client's: a follow rides out a head node's restart or a failover and
+        reads on from the byte it had got to."""
         request = jobs_pb2.ReadOutputRequest(
             task=ref(task), offset=offset, follow=follow,
             stream=common_pb2.OUTPUT_STREAM_STDERR if stderr else common_pb2.OUTPUT_STREAM_STDOUT)
-        return self._data(self._stream(self._jobs.ReadOutput(request, metadata=self._metadata)))
+        outage = Outage(self.address, f"following the output of task {task}", reconnect_for if follow else 0)
+        return self._output(request, task, outage)
+
+    async def _output(self, request: jobs_pb2.ReadOutputRequest, task: TaskId,
+                      outage: Outage) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                async for chunk in self._stream(self._jobs.ReadOutput(request, metadata=self._metadata)):
+                    request.offset = chunk.offset + len(chunk.data)
+                    yield chunk.data
+                return
+            except HeadUnreachable as e:
+                await asyncio.sleep(outage.delay(e))
+            await self._patiently(lambda: self.get_task(task), outage)  # a head node answers again
 
     # -- nodes -----------------------------------------------------------------------------
 
@@ -201,6 +290,17 @@ class AsyncClient:
             return await method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise translate(e, self.address, self.timeout) from None
+
+    async def _patiently(self, call: Callable[[], Awaitable[T]], outage: Outage) -> T:
+        """`await call()`, tried again while no head node answers, within the outage's budget."""
+        while True:
+            try:
+                result = await call()
+            except HeadUnreachable as e:
+                await asyncio.sleep(outage.delay(e))
+                continue
+            outage.answered()
+            return result
 
     async def _stream(self, call: Any) -> AsyncIterator[Any]:
         try:
@@ -219,8 +319,3 @@ class AsyncClient:
             yield event
             for extra in more:
                 yield extra
-
-    @staticmethod
-    async def _data(chunks: AsyncIterator[jobs_pb2.OutputChunk]) -> AsyncIterator[bytes]:
-        async for chunk in chunks:
-            yield chunk.data

@@ -1,13 +1,17 @@
 """A small synchronous client for the head node's API (the CLI is built on it).
 
 Errors come out as RequestFailed (the head answered with a status) or HeadUnreachable
-(nothing answered at the address); both carry one line fit to show a user.
+(nothing answered at the address); both carry one line fit to show a user (shoal.errors).
+The followers (`wait_job`, `watch_job`, `watch_jobs`, `read_output(follow=True)`) ride out a
+head node's restart or a failover to a standby, carrying on from where they were (shoal.resume).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -17,6 +21,8 @@ from google.protobuf import field_mask_pb2
 from common.addr import channel
 from common.tls import Files
 from common.ids import TaskId
+from shoal.errors import HeadUnreachable, RequestFailed, translate
+from shoal.resume import ENDED_JOB_STATES, RECONNECT_FOR, JobsCursor, Outage, ended, in_order
 from shoal.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -27,26 +33,12 @@ from shoal.v1 import (
     templates_pb2_grpc,
 )
 
+__all__ = ["ENDED_JOB_STATES", "USER_METADATA", "Client", "HeadUnreachable", "RequestFailed", "os_user", "ref",
+           "task_spec", "translate", "unbatched"]
+
 USER_METADATA = "shoal-user"
+LIST_PAGE = 10_000  # the largest page ListJobs sends
 T = TypeVar("T")
-
-
-class RequestFailed(Exception):
-    """A call the head node refused or failed: `code` is its grpc.StatusCode (NOT_FOUND,
-    INVALID_ARGUMENT, PERMISSION_DENIED, FAILED_PRECONDITION, ...), `message` its one line."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.queued: list[int] = []  # submit_each: the ids of the jobs queued before the refusal
-
-
-class HeadUnreachable(RequestFailed):
-    """No head node answered at the address (UNAVAILABLE) or in time (DEADLINE_EXCEEDED)."""
-
-
-ENDED_JOB_STATES = (jobs_pb2.JOB_STATE_FINISHED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED)
 
 
 def task_spec(
@@ -250,19 +242,66 @@ class Client:
     def release_job(self, job_id: int) -> jobs_pb2.Job:
         return self._unary(self._jobs.ReleaseJob, jobs_pb2.JobRequest(job_id=job_id))
 
-    def watch_jobs(self, owner: str = "", job_events_only: bool = False,
-                   ends_only: bool = False) -> Iterator[jobs_pb2.JobEvent]:
+    def watch_jobs(self, owner: str = "", job_events_only: bool = False, ends_only: bool = False,
+                   reconnect_for: float = RECONNECT_FOR) -> Iterator[jobs_pb2.JobEvent]:
         """Every change to every job (of this owner) from the moment this returns; with
         `job_events_only`, jobs' own changes alone (their states), none of their tasks'; with
-        `ends_only`, jobs' changes into an end state alone."""
+        `ends_only`, jobs' changes into an end state alone.
+
+        No head node answering fails this call at once (HeadUnreachable). Once it has returned,
+        the events ride out a head node's restart or a failover to a standby, waiting up to
+        `reconnect_for` seconds for one to answer: the watch subscribes again and re-reads the
+        jobs, and each change is shown once (shoal.resume.JobsCursor: how, and what a re-read
+        cannot rebuild)."""
         request = jobs_pb2.WatchJobsRequest(owner=owner, batched=True, job_events_only=job_events_only,
                                             ends_only=ends_only)
+        cursor = JobsCursor(time.time(), job_events_only, ends_only)
+        call = self._subscribe(request)
+        return self._watching(request, call, cursor, Outage(self.address, "watching jobs", reconnect_for))
+
+    def _subscribe(self, request: jobs_pb2.WatchJobsRequest) -> Any:
+        """A WatchJobs call with the watch in place (the head then sends initial metadata)."""
         call = self._jobs.WatchJobs(request, metadata=self._metadata)
+        call.initial_metadata()
+        if call.done():  # it failed (initial_metadata() returns rather than raises)
+            raise self._translate(call)
+        return call
+
+    def _watching(self, request: jobs_pb2.WatchJobsRequest, call: Any, cursor: JobsCursor,
+                  outage: Outage) -> Iterator[jobs_pb2.JobEvent]:
+        missed: list[jobs_pb2.JobEvent] = []
         try:
-            call.initial_metadata()  # sent by the head once the watch is in place
-        except grpc.RpcError as e:
-            raise self._translate(e) from None
-        return unbatched(self._iterate(call))
+            while True:
+                try:
+                    for event in itertools.chain(missed, unbatched(self._iterate(call))):
+                        if cursor.admit(event):
+                            yield event
+                    error = HeadUnreachable(grpc.StatusCode.UNAVAILABLE, "the watch of jobs ended")
+                except HeadUnreachable as e:
+                    error = e
+                while True:  # wait for a head node, subscribe again, re-read what was missed
+                    call.cancel()
+                    time.sleep(outage.delay(error))
+                    try:
+                        call = self._subscribe(request)
+                        outage.answered()
+                        missed = self._missed(cursor, request.owner)
+                        break
+                    except HeadUnreachable as e:
+                        error = e
+        finally:
+            call.cancel()
+
+    def _missed(self, cursor: JobsCursor, owner: str) -> list[jobs_pb2.JobEvent]:
+        """The changes a watch of every job missed while no head node answered (JobsCursor)."""
+        events: list[jobs_pb2.JobEvent] = []
+        for job_id in cursor.changed(self.list_jobs(owner=owner, page_size=LIST_PAGE)):
+            try:
+                events += cursor.missed(self.get_job(job_id))
+            except RequestFailed as e:
+                if e.code != grpc.StatusCode.NOT_FOUND:  # purged meanwhile: nothing to show
+                    raise
+        return in_order(events)
 
     # -- templates -------------------------------------------------------------------------
 
@@ -311,42 +350,76 @@ class Client:
                 getattr(request, field).FromNanoseconds(int(value * 1e9))
         return self._unary(self._jobs.GetUsageReport, request)
 
-    def watch_job(self, job_id: int, job_events_only: bool = False) -> Iterator[jobs_pb2.JobEvent]:
+    def watch_job(self, job_id: int, job_events_only: bool = False,
+                  reconnect_for: float = RECONNECT_FOR) -> Iterator[jobs_pb2.JobEvent]:
         """The job's history so far, then each change, until it ends; with
-        `job_events_only`, the job's own changes alone, none of its tasks'."""
-        return self._stream(self._jobs.WatchJob, jobs_pb2.WatchJobRequest(job_id=job_id, job_events_only=job_events_only))
+        `job_events_only`, the job's own changes alone, none of its tasks'.
 
-    def wait_job(self, job_id: int, reconnect_for: float = 120.0) -> jobs_pb2.Job:
-        """Block until the job ends; returns its final full view.
+        Rides out a head node's restart or a failover to a standby, waiting up to
+        `reconnect_for` seconds for one to answer: the watch is opened again, the head replays
+        the job's history, and what was delivered already (by `seq`) is dropped."""
+        outage = Outage(self.address, f"watching job {job_id}", reconnect_for)
+        return self._watch_job(job_id, job_events_only, outage, JobsCursor())
 
-        Rides out a head-node restart or a failover to a standby: while no head node answers it
-        waits for one, for up to `reconnect_for` seconds at a time, then watches again (the
-        watch replays the job's history, so nothing is missed)."""
+    def _watch_job(self, job_id: int, job_events_only: bool, outage: Outage,
+                   cursor: JobsCursor) -> Iterator[jobs_pb2.JobEvent]:
+        request = jobs_pb2.WatchJobRequest(job_id=job_id, job_events_only=job_events_only)
         while True:
+            last = None
             try:
-                for _ in self.watch_job(job_id, job_events_only=True):
-                    pass
-                job = self.get_job(job_id)
-                if job.state in ENDED_JOB_STATES:
-                    return job
-            except HeadUnreachable:
-                try:
-                    grpc.channel_ready_future(self._channel).result(timeout=reconnect_for)
-                except grpc.FutureTimeoutError:
-                    raise HeadUnreachable(grpc.StatusCode.UNAVAILABLE, f"no head node at {self.address} "
-                                          f"answered for {reconnect_for:g}s while waiting for job {job_id}") from None
+                for last in self._stream(self._jobs.WatchJob, request):
+                    outage.answered()
+                    if cursor.admit(last):
+                        yield last
+                if last is not None and ended(last):
+                    return
+                error = HeadUnreachable(grpc.StatusCode.UNAVAILABLE, f"the watch of job {job_id} ended early")
+            except HeadUnreachable as e:
+                error = e
+            time.sleep(outage.delay(error))
 
-    def read_output(
-        self, task: TaskId, stderr: bool = False, offset: int = 0, follow: bool = False
-    ) -> Iterator[bytes]:
+    def wait_job(self, job_id: int, reconnect_for: float = RECONNECT_FOR,
+                 on_event: Callable[[jobs_pb2.JobEvent], None] | None = None) -> jobs_pb2.Job:
+        """Block until the job ends; returns its final full view. `on_event` is called with
+        each change of the job and its tasks, its history first (without it, only the job's own
+        changes are watched).
+
+        Rides out a head node's restart or a failover to a standby, from the start or on the
+        way: while no head node answers it waits for one, for up to `reconnect_for` seconds at
+        a time, then watches again (as watch_job: nothing missed, nothing shown twice)."""
+        outage, cursor = Outage(self.address, f"waiting for job {job_id}", reconnect_for), JobsCursor()
+        while True:
+            for event in self._watch_job(job_id, on_event is None, outage, cursor):
+                if on_event is not None:
+                    on_event(event)
+            job = self._patiently(lambda: self.get_job(job_id), outage)
+            if job.state in ENDED_JOB_STATES:
+                return job
+
+    def read_output(self, task: TaskId, stderr: bool = False, offset: int = 0, follow: bool = False,
+                    reconnect_for: float = RECONNECT_FOR) -> Iterator[bytes]:
+        """The task's stdout (or stderr) from byte `offset`: what there is now, or with `follow`
+        all of it as it is written, until the task has ended.
+
+        A follow rides out a head node's restart or a failover to a standby, waiting up to
+        `reconnect_for` seconds for one to answer, then reads on from the byte it had got to:
+        nothing is lost or repeated."""
         request = jobs_pb2.ReadOutputRequest(
             task=_ref(task),
             stream=common_pb2.OUTPUT_STREAM_STDERR if stderr else common_pb2.OUTPUT_STREAM_STDOUT,
             offset=offset,
             follow=follow,
         )
-        for chunk in self._stream(self._jobs.ReadOutput, request):
-            yield chunk.data
+        outage = Outage(self.address, f"following the output of task {task}", reconnect_for if follow else 0)
+        while True:
+            try:
+                for chunk in self._stream(self._jobs.ReadOutput, request):
+                    request.offset = chunk.offset + len(chunk.data)
+                    yield chunk.data
+                return
+            except HeadUnreachable as e:
+                time.sleep(outage.delay(e))
+            self._patiently(lambda: self.get_task(task), outage)  # a head node answers again
 
     # -- nodes -----------------------------------------------------------------------------
 
@@ -400,19 +473,19 @@ class Client:
         finally:
             call.cancel()
 
+    def _patiently(self, call: Callable[[], T], outage: Outage) -> T:
+        """`call()`, tried again while no head node answers, within the outage's budget."""
+        while True:
+            try:
+                result = call()
+            except HeadUnreachable as e:
+                time.sleep(outage.delay(e))
+                continue
+            outage.answered()
+            return result
+
     def _translate(self, e: grpc.RpcError) -> RequestFailed:
         return translate(e, self.address, self.timeout)
-
-
-def translate(e: grpc.RpcError, address: str, timeout: float) -> RequestFailed:
-    """The SDK's exception for a failed call (shared by the sync and async clients)."""
-    code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
-    details = (e.details() if hasattr(e, "details") else "") or code.name
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return HeadUnreachable(code, f"cannot reach the head node at {address} ({_short(details)})")
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return HeadUnreachable(code, f"the head node at {address} did not answer within {timeout:g}s")
-    return RequestFailed(code, details)
 
 
 def ref(task: TaskId) -> common_pb2.TaskRef:
@@ -420,16 +493,6 @@ def ref(task: TaskId) -> common_pb2.TaskRef:
 
 
 _ref = ref
-
-
-def _short(details: str) -> str:
-    # grpc's connection errors are long; keep the part a person can act on.
-    lowered = details.lower()
-    if "connection refused" in lowered:
-        return "connection refused: is `shoal head` running there? set --head or SHOAL_HEAD"
-    if "dns" in lowered or "resolve" in lowered:
-        return "the host name does not resolve"
-    return details.splitlines()[0][:200]
 
 
 def unbatched(events: Iterator[jobs_pb2.JobEvent]) -> Iterator[jobs_pb2.JobEvent]:

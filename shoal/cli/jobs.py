@@ -249,8 +249,14 @@ def watch(args: argparse.Namespace, head: str) -> int:
 
             progress.follow(client, parse_job_id(args.job), sys.stdout, log=True)
             return EXIT_OK
-        events = (client.watch_job(parse_job_id(args.job), args.jobs_only) if args.job
-                  else client.watch_jobs(args.owner, args.jobs_only, args.ends_only))
+        # An unknown job or no head node fails here, at once; once under way, the watch rides
+        # out a head node's restart or a failover, each change shown once (shoal.resume).
+        if args.job:
+            job_id = parse_job_id(args.job)
+            client.get_job(job_id, full=False)
+            events = client.watch_job(job_id, args.jobs_only)
+        else:
+            events = client.watch_jobs(args.owner, args.jobs_only, args.ends_only)
         for event in events:
             if args.json:
                 print(json.dumps(json_format.MessageToDict(event, preserving_proto_field_name=True)), flush=True)

@@ -14,17 +14,15 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
-from common.clock import Clock, SystemClock, wait_until
+from common.clock import Clock, SystemClock
 from shoal.cli import render
-from shoal.client import ENDED_JOB_STATES, Client, HeadUnreachable
+from shoal.client import Client
 from shoal.v1 import jobs_pb2
 
 # A job that ends sooner never shows a bar (nor imports rich) under `wait`.
 BAR_DELAY = 0.3
 # Plain lines: at most one a second (a sweep of 10,000 makes 20,000 changes); the last always.
 LINE_INTERVAL = 1.0
-# How long to wait for a head node to answer again (a restart or failover) before giving up.
-RECONNECT_FOR = 120.0
 
 
 def follow(client: Client, job_id: int, out: IO[str] | None, log: bool = False,
@@ -60,37 +58,12 @@ def follow(client: Client, job_id: int, out: IO[str] | None, log: bool = False,
 
 
 def _feed(client: Client, job_id: int, put: Callable[[tuple[str, Any]], None]) -> None:
-    """Watch the job until it has ended (riding out a head restart: the watch replays the
-    history, and events already seen are dropped by their sequence number)."""
+    """Watch the job until it has ended, riding out a head node's restart or a failover
+    (Client.wait_job: the watch replays the history, events already seen are dropped)."""
     try:
-        seen = 0
-        while True:
-            try:
-                for event in client.watch_job(job_id):
-                    if event.seq > seen:
-                        seen = event.seq
-                        put(("event", event))
-                job = client.get_job(job_id)
-                if job.state in ENDED_JOB_STATES:
-                    put(("end", job))
-                    return
-            except HeadUnreachable:
-                if not wait_until(lambda: _answers(client, job_id), RECONNECT_FOR, interval=0.5):
-                    import grpc
-
-                    message = (f"no head node at {client.address} answered for {RECONNECT_FOR:g}s while "
-                               f"waiting for job {job_id}")
-                    raise HeadUnreachable(grpc.StatusCode.UNAVAILABLE, message) from None
+        put(("end", client.wait_job(job_id, on_event=lambda event: put(("event", event)))))
     except Exception as e:  # handed to the main thread, which raises it
         put(("error", e))
-
-
-def _answers(client: Client, job_id: int) -> bool:
-    try:
-        client.get_job(job_id, full=False)
-        return True
-    except HeadUnreachable:
-        return False
 
 
 def _has_counts(c: jobs_pb2.TaskCounts) -> bool:

@@ -20,6 +20,10 @@ def output(args: argparse.Namespace, head: str) -> int:
     out = sys.stdout.buffer
     heap.tune()  # output arrives in 256 KiB messages, as on the head node (common/heap.py)
     with Client(head) as client:
+        if args.follow:
+            # An unknown task or no head node fails here, at once; once under way, the follow
+            # rides out a head node's restart or a failover and reads on from the byte it got to.
+            client.get_task(task)
         for data in client.read_output(task, stderr=args.stderr, follow=args.follow):
             out.write(data)
             out.flush()
