@@ -23,10 +23,21 @@ from common.tls import Files
 # gRPC takes that as each connection attempt's deadline (default 20 s), and at 100 ms a head
 # slow to finish a TLS handshake on a loaded machine failed calls with "connection attempt
 # timed out before receiving SETTINGS frame" (tests/integration/test_channel.py).
+# Keepalive: a head that froze (SIGSTOP, a paused VM) keeps its connections open, and without
+# pings a long-lived client would wait on it call after call; with them the connection is
+# found dead within 15 s and pick_first moves on to the next address, the head that took over
+# (the head permits a ping every 5 s, headnode/api/server.py). grpcio 1.85 times a keepalive
+# ping out after grpc.http2.ping_timeout_ms (default 60 s), not keepalive_timeout_ms: measured
+# here, a call to a SIGSTOPped head failed after 60 s with only the latter, 2 s with both at 1 s.
 HEAD_CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.use_local_subchannel_pool", 1),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.http2.ping_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
 ]
 
 

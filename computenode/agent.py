@@ -43,6 +43,7 @@ from computenode.fake import FakeRunner
 from computenode.conn import CHANNEL_OPTIONS, NAME_IN_USE_GRACE, Refused
 from computenode.conn import HEARTBEAT as _HEARTBEAT
 from computenode.conn import Conn as _Conn
+from computenode import probe
 from computenode.keeper import LeaseKeeper
 from computenode.metrics import NO_METRICS, AgentMetrics
 from computenode.runner import TaskRunner
@@ -143,6 +144,7 @@ class Agent:
         code = 0
         refused_since: float | None = None
         while not stop.is_set():
+            await self._pick_address()
             session = asyncio.create_task(self._session(backoff))
             stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({session, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -181,6 +183,24 @@ class Agent:
                 await asyncio.gather(session, return_exceptions=True)
         self.spool.close()
         return code
+
+    async def _pick_address(self) -> None:
+        """With several head addresses, start from the one whose process answers (probe.py):
+        a standby refuses, a frozen leader accepts and says nothing, and either would cost a
+        failed session (a frozen one, HELLO_TIMEOUT). None answering: round robin as before."""
+        if len(self._addresses) < 2:
+            return
+        n = len(self._addresses)
+        for i in range(n):
+            at = (self._next_address + i) % n
+            prober = probe.Prober()
+            try:
+                found = await prober.probe(self._addresses[at], timeout=1.0)
+            finally:
+                prober.close()
+            if found == probe.ALIVE:
+                self._next_address = at
+                return
 
     def _address(self) -> str:
         return self._addresses[self._next_address % len(self._addresses)]

@@ -21,11 +21,7 @@ from shoal.v1 import nodes_pb2
 HEARTBEAT = object()  # queued in Conn.control: the writer makes the heartbeat when it goes
 
 CHANNEL_OPTIONS = [
-    *HEAD_CHANNEL_OPTIONS,
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
+    *HEAD_CHANNEL_OPTIONS,  # keepalive included
     # Each agent its own connection, even with many agents in one process (swarm.py).
     ("grpc.use_local_subchannel_pool", 1),
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from common.clock import perf_counter
-from shoal.client import Client, task_spec
+from shoal.client import Client, RequestFailed, task_spec
 from shoal.local import LocalCluster
 from shoal.v1 import jobs_pb2
 from tests.conftest import drop_schema, eventually, postgres_url, run_cli
@@ -143,6 +143,15 @@ def test_a_frozen_leader_is_left_fast_and_its_running_tasks_are_adopted_not_rest
 
             eventually(on_new_leader, timeout=30, what="both agents to connect to the new leader")
             moved = perf_counter() - stopped
+
+            def answered() -> bool:  # the client made before the freeze, given both addresses
+                try:
+                    return client.get_job(job_id, full=False).state == jobs_pb2.JOB_STATE_RUNNING
+                except RequestFailed:
+                    return False
+
+            eventually(answered, timeout=30, what="the long-lived client to reach the new leader")
+            followed = perf_counter() - stopped
         finally:
             os.kill(frozen.pid, signal.SIGCONT)
         assert moved < 15, f"the agents took {moved:.1f}s to reach the new leader"
@@ -156,4 +165,5 @@ def test_a_frozen_leader_is_left_fast_and_its_running_tasks_are_adopted_not_rest
     assert job.state == jobs_pb2.JOB_STATE_FINISHED
     assert not overlaps(found)
     assert all(list(by) == [1] for by in found.values()), f"a running task was restarted: {found}"
-    print(json.dumps({"agents_on_new_leader_s": round(moved, 2)}))
+    assert followed < 20, f"the client took {followed:.1f}s to reach the new leader"
+    print(json.dumps({"agents_on_new_leader_s": round(moved, 2), "client_on_new_leader_s": round(followed, 2)}))
