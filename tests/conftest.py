@@ -10,6 +10,7 @@ import os
 
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")  # before anything imports grpc
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -70,6 +71,21 @@ def client(cluster: object) -> Iterator[object]:
                 if e.code != grpc.StatusCode.FAILED_PRECONDITION:
                     raise
         eventually(lambda: all(n.running_tasks == 0 for n in c.list_nodes()), what="nodes to be idle after teardown")
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str, what: str) -> Iterator[Path]:
+    """A small tmpfs mounted at `where` for a full-disk test (needs root and mount: skipped,
+    with the reason, otherwise); unmounted at the end."""
+    where.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs for {what} (needs root): {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "--lazy", str(where)], check=False, capture_output=True)
 
 
 def kill_group(pid: int) -> None:

@@ -19,7 +19,7 @@ from common.ids import TaskId
 from shoal.client import Client, RequestFailed, task_spec
 from shoal.local import LocalCluster
 from shoal.v1 import jobs_pb2
-from tests.conftest import eventually, run_cli
+from tests.conftest import eventually, run_cli, tmpfs
 
 pytestmark = pytest.mark.cluster
 
@@ -128,16 +128,8 @@ def test_an_old_clusters_output_files_never_leak_into_a_new_jobs_output(tmp_path
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs as the head node's state dir (needs root and mount)."""
-    head_dir = tmp_path / "cluster" / "head"
-    head_dir.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(head_dir)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs for the head's state dir (needs root): {mounted.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "cluster" / "head", "2m", "the head's state dir") as head_dir:
         yield head_dir
-    finally:
-        subprocess.run(["umount", "--lazy", str(head_dir)], check=False)
 
 
 def _fill(directory: Path) -> Path:
