@@ -360,15 +360,28 @@ class Agent:
 
     def _apply(self, event: st.Event) -> None:
         if type(event) is st.ProcessExited and self.keeper.lapsed():
-            self._lease_lapsed()  # first, so an exit the watchdog caused is reported as fenced
+            self._lease_lapsed(event)  # the exit is judged with the others that wait (below)
+            return
         for instruction in self.state.handle(event):
             self._execute(instruction)
         self._changed.set()
 
-    def _lease_lapsed(self) -> None:
+    def _lease_lapsed(self, exited: st.ProcessExited | None = None) -> None:
         """The lease lapsed: stop every task (fenced) and leave the session; the next one
-        reports them."""
+        reports them. Exits that happened before (an agent woken from a freeze finds them
+        waiting) are not the fence's: a task that ended by itself within its lease, or in the
+        moments after before the watchdog stopped anything, keeps its result (the head starts no
+        other attempt before it hears of a fence or counts the node lost). Those the watchdog
+        stopped are in its fence record, written before its first signal, so it is read after
+        the waiting exits are listed."""
         self.keeper.handled()
+        waiting = self.runner.ended_unseen()
+        self.keeper.reload_fenced()
+        if exited is not None:
+            exited.fenced = exited.fenced or self.runner.was_fenced(exited.key)
+            for instruction in self.state.handle(exited):
+                self._execute(instruction)
+        self.runner.deliver(waiting)
         running = sum(1 for e in self.state.tasks.values() if e.phase is not st.Phase.REPORTED)
         if running:
             _log.warning("tasks_fenced", node=self.config.name, tasks=running,

@@ -77,6 +77,15 @@ class FakeRunner:
     def kill_leftovers(self, key: st.Key, grace: float) -> None:
         pass
 
+    def ended_unseen(self) -> list[st.Key]:
+        return []
+
+    def deliver(self, keys: list[st.Key]) -> None:
+        pass
+
+    def was_fenced(self, key: st.Key) -> bool:
+        return False
+
     def condition(self) -> str:
         return ""
 

@@ -66,10 +66,7 @@ class LeaseKeeper:
                 self.fresh = False  # closed cleanly with nothing left: the spool is complete
                 self.lease_id = old.lease_id
             fence.register(self.lease_id, self.state_dir, self.node, self.head)
-        try:
-            self.fenced_runs = set((self.state_dir / fence.FENCED_FILE).read_text().split())
-        except FileNotFoundError:
-            pass
+        self.reload_fenced()
         self._write()
         self.ensure_watchdog()
 
@@ -77,7 +74,16 @@ class LeaseKeeper:
         """The spool's records have taken in the fence record: it may start afresh."""
         if self.enforce and self.fenced_runs:
             (self.state_dir / fence.FENCED_FILE).write_text("")
-            self.fenced_runs = set()
+            self.fenced_runs.clear()  # in place: the runner holds this set
+
+    def reload_fenced(self) -> None:
+        """Take in the runs the watchdog has recorded (it writes them before it signals any)."""
+        if not self.enforce:
+            return
+        try:
+            self.fenced_runs.update((self.state_dir / fence.FENCED_FILE).read_text().split())
+        except FileNotFoundError:
+            pass
 
     def stop_orphans(self) -> int:
         """A fresh state dir: stop what earlier agents of this state dir or node name left."""

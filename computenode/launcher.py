@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import select
 import signal
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -292,6 +293,25 @@ class Launcher:
 
     def running(self) -> int:
         return sum(1 for p in self._procs.values() if not p.exited)
+
+    def ended_unseen(self) -> list[object]:
+        """Tasks whose process has ended but whose exit the loop has not delivered yet (an
+        agent woken from a freeze has a backlog of them)."""
+        ready = []
+        for key, proc in self._procs.items():
+            if not proc.exited:
+                poller = select.poll()
+                poller.register(proc.pidfd, select.POLLIN)
+                if poller.poll(0):
+                    ready.append(key)
+        return ready
+
+    def deliver(self, keys: list[object]) -> None:
+        """Deliver those exits now, ahead of the loop (ended_unseen)."""
+        for key in keys:
+            proc = self._procs.get(key)
+            if proc is not None and not proc.exited:
+                self._reap(proc)
 
     def _watch(self, proc: _Proc) -> None:
         self._procs[proc.key] = proc

@@ -349,6 +349,19 @@ class TaskRunner:
 
     # -- what the processes do ---------------------------------------------------------------
 
+    def ended_unseen(self) -> list[st.Key]:
+        """Tasks that ended but whose exits are not delivered yet (Launcher.ended_unseen)."""
+        return self.launcher.ended_unseen() if self.launcher is not None else []  # type: ignore[return-value]
+
+    def deliver(self, keys: list[st.Key]) -> None:
+        if self.launcher is not None:
+            self.launcher.deliver(keys)  # type: ignore[arg-type]
+
+    def was_fenced(self, key: st.Key) -> bool:
+        """The watchdog stopped this task's process (its run is in the fence record)."""
+        meta = self._metas.get(key)
+        return meta is not None and meta.run_id in self.fenced_runs
+
     def _on_exit(self, key: object, returncode: int | None) -> None:
         k: st.Key = key  # type: ignore[assignment]
         self._on_growth(k)  # copy the last of its output before it is reported
@@ -356,22 +369,23 @@ class TaskRunner:
         if group is not None and meta is not None and meta.memory_mb and group.oom_killed():
             _log.warning("task_out_of_memory", task_id=meta.task, by="kernel", limit_mb=meta.memory_mb)
             self._feed(st.MemoryExceeded(k))  # so the exit below is reported as OUT_OF_MEMORY
+        fenced = self.was_fenced(k)
         if returncode in (None, 2) and meta is not None and self._could_not_enter(k, meta.cwd):
-            self._feed(st.ProcessExited(k, 0, 0, f"the task's user cannot enter {meta.cwd} on this node"))
+            self._feed(st.ProcessExited(k, 0, 0, f"the task's user cannot enter {meta.cwd} on this node", fenced))
             return
         if returncode is not None:
             code, sig = (0, -returncode) if returncode < 0 else (returncode, 0)
             if code > 128 and self._signals.get(k) == code - 128:
                 code, sig = 0, code - 128  # the wrapper, waiting, passed on its task's death by our signal
-            self._feed(st.ProcessExited(k, code, sig))
+            self._feed(st.ProcessExited(k, code, sig, fenced=fenced))
             return
         code = self.spool.exit_status(k, meta.run_id if meta is not None else "")
         if code is not None:
-            self._feed(st.ProcessExited(k, code, 0))
+            self._feed(st.ProcessExited(k, code, 0, fenced=fenced))
         elif k in self._signals:
-            self._feed(st.ProcessExited(k, 0, self._signals[k]))  # what we last sent it
+            self._feed(st.ProcessExited(k, 0, self._signals[k], fenced=fenced))  # what we last sent it
         else:
-            self._feed(st.ProcessExited(k, 0, 0, "it ended without leaving an exit status"))
+            self._feed(st.ProcessExited(k, 0, 0, "it ended without leaving an exit status", fenced))
 
     def _could_not_enter(self, key: st.Key, cwd: str) -> bool:
         if not cwd:

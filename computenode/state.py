@@ -102,6 +102,7 @@ class ProcessExited:
     exit_code: int
     signal: int
     error: str = ""  # set when how it ended is unknown
+    fenced: bool = False  # the watchdog stopped it: its lease had lapsed
 
 
 @dataclass(slots=True)
@@ -342,6 +343,7 @@ class AgentState:
     def _exited(self, t: TaskEntry, e: ProcessExited) -> list[Instruction]:
         killing = t.phase is Phase.KILLING
         t.exit_code, t.signal, t.error = e.exit_code, e.signal, e.error
+        t.fenced = t.fenced or e.fenced
         self._release(t)
         # Whatever the task left behind in its process group goes with it (as Slurm does); a
         # task being killed leaves it the rest of its grace.

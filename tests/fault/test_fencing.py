@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from common.clock import perf_counter
+from common.clock import boot_clock, perf_counter
 from common.ids import TaskId
+from computenode import fence
 from shoal.client import Client, task_spec
 from shoal.local import LocalCluster
 from shoal.v1 import admin_pb2, jobs_pb2
@@ -120,6 +122,41 @@ def test_an_agent_frozen_past_its_lease_reports_its_tasks_fenced(cluster: LocalC
     _check(ticks, job, client)
     reasons = [u.reason for i in range(1, 5) for u in client.get_task(TaskId(job_id, 1, i)).history]
     assert any(r.startswith("node node1 fenced attempt 1: its lease lapsed") for r in reasons), reasons
+    assert {n.name: n for n in client.list_nodes()}["node1"].state == admin_pb2.NODE_STATE_ONLINE
+
+
+def test_tasks_that_ended_within_the_lease_keep_their_result_when_the_agent_wakes_past_it(
+        cluster: LocalCluster, client: Client, tmp_path: Path) -> None:
+    """The agent frozen past its lease (within node_lost_after) while its tasks end by
+    themselves within the lease: it wakes to a lapsed lease and a backlog of exits, and those
+    exits count (nothing was fenced, nothing runs again)."""
+    ticks, go = tmp_path / "ticks", tmp_path / "go"
+    job_id = _ticking_job(client, ticks, go)
+    on_node1 = [i.ref.instance_id for i in client.list_instances(job_id) if i.node == "node1"]
+    assert on_node1, "no instance on node1: the test would prove nothing"
+    lease = fence.LeaseFile(cluster.state_dir / "node1" / fence.LEASE_FILE,
+                            os.open(cluster.state_dir / "node1" / fence.LEASE_FILE, os.O_RDONLY))
+    frozen = cluster.agents["node1"]
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        go.touch()
+        ended = time.time()
+        eventually(lambda: all(spans(ticks)[f"{job_id}.1.{i}"][1][1] >= ended for i in on_node1),
+                   timeout=LEASE, what="node1's tasks to end by themselves, within the lease")
+        state = lease.read()
+        assert state is not None and boot_clock() < state.deadline, "they ended after the lease: too slow to test"
+        eventually(lambda: boot_clock() > state.deadline + GRACE, timeout=LEASE + GRACE + 2,
+                   what="node1's lease to lapse, the agent still frozen")
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+        lease.close()
+    job = client.wait_job(job_id)
+    found = _check(ticks, job, client)
+    for i in on_node1:
+        task = client.get_task(TaskId(job_id, 1, i))
+        assert task.attempt == 1 and task.exit_code == 0, \
+            f"instance {i} ran again or lost its result: {[u.reason for u in task.history]}"
+        assert len(found[f"{job_id}.1.{i}"]) == 1
     assert {n.name: n for n in client.list_nodes()}["node1"].state == admin_pb2.NODE_STATE_ONLINE
 
 

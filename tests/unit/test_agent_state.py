@@ -116,3 +116,15 @@ def test_fake_launches_run_for_what_sleep_asks() -> None:
     assert fake_runtime("true") == 0.0
     assert fake_runtime("sleep forever") == 0.0
     assert fake_runtime("sleep 1; echo hi") == 0.0
+
+
+def test_an_exit_the_watchdog_caused_is_fenced_one_of_its_own_is_not() -> None:
+    a = s.AgentState()
+    other = (TaskId(3, 2), 1)
+    for key in (KEY, other):
+        a.handle(s.LaunchRequested(key, None))
+    a.handle(s.ProcessExited(KEY, 0, 0))  # ended by itself before the lease lapsed
+    a.handle(s.ProcessExited(other, 0, signal.SIGTERM, fenced=True))  # stopped by the watchdog
+    assert not a.tasks[KEY].fenced and a.tasks[other].fenced
+    assert a.fence() == []  # nothing left running to stop
+    assert not a.tasks[KEY].fenced
