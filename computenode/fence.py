@@ -282,8 +282,13 @@ def stop(leases: Iterable[str], grace: float, state_dir: Path | None = None, log
         if not any(alive(v.pid, v.start) for v in victims.values()) and not _cgroup_pids(cgroups):
             break
         pause(0.05)
-    # Whatever is left, and what started since (a TERM handler's own children carry the lease).
+    # Whatever is left, and what those runs started since (a TERM handler's own children carry
+    # its run id), but never a run begun since: the agent, woken and renewed meanwhile, may have
+    # started new attempts under the same lease id.
+    stopping = {v.run_id for v in victims.values()}
     for pid, v in find(leases).items():
+        if v.run_id not in stopping:
+            continue
         victims.setdefault(pid, v)
         if v.pid == v.pgid:
             groups.setdefault(v.pgid, v.start)

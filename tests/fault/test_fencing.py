@@ -226,3 +226,37 @@ def _longest_gap(ticks: Path, task: str) -> float:
     times = sorted(float(line.split()[2]) for line in ticks.read_text().splitlines()
                    if len(line.split()) == 3 and line.split()[0] == task)
     return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+
+def test_the_watchdog_spares_a_run_begun_under_its_lease_while_it_stops_the_old_ones(tmp_path: Path) -> None:
+    """An agent woken and renewed may start new attempts under the same lease id while the
+    watchdog is still within the grace of stopping the old runs: its final SIGKILL takes the
+    old runs (and what their TERM handlers started), never the new one."""
+    import subprocess
+    import threading
+
+    lease = fence.new_lease_id()
+    started = tmp_path / "old-started"
+
+    def run(run_id: str, script: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, fence.ENV: lease, "SHOAL_RUN_ID": run_id}
+        return subprocess.Popen(["sh", "-c", script], env=env, start_new_session=True)
+
+    # The old run's TERM handler starts a child (it carries the run id) and outlives the grace.
+    old = run("old", f"trap 'sleep 30 & sleep 30' TERM; touch {started}; while :; do sleep 0.05; done")
+    eventually(started.exists, what="the old run to start")
+    new: list[subprocess.Popen[bytes]] = []
+    timer = threading.Timer(0.3, lambda: new.append(run("new", "sleep 30")))
+    timer.start()
+    try:
+        assert fence.stop([lease], grace=1.0, log=False) >= 1
+        timer.join()
+        old.wait(timeout=5)
+        assert new and new[0].poll() is None, "the watchdog killed a run begun after it started stopping"
+        left = [v for v in fence.find([lease]).values() if v.run_id == "old"]
+        assert not left, f"processes of the old run left: {left}"
+    finally:
+        timer.cancel()
+        for p in new:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
