@@ -32,7 +32,9 @@ bench: $(STAMP)
 	$(PY) bench/run_all.py
 
 # The long fault-injection run (`make test` runs a short form): 2,000 tasks over 4 agents while
-# the head node and agents are SIGKILLed at random; SEED=N replays another run.
+# the head node and agents are SIGKILLed, frozen (SIGSTOP/SIGCONT) and, as root, cut off by a
+# netns partition at seeded random moments; it reports overlapping attempts, lost and run-twice
+# tasks (all must be 0) and the recovery times. SEED=N replays another run.
 SEED ?= 7
 soak: $(STAMP)
 	$(PY) -m tests.fault.soak --tasks 2000 --agents 4 --seed $(SEED)
