@@ -153,6 +153,11 @@ class LeaseKeeper:
                 self._prober.close()
                 if self.lease.deadline > 0 and not self.lease.lapsed(now):
                     pause = min(CHECK, max(0.01, self.lease.left(now)))
+                    wake = self.lease.anchor + silent_after() - now if self.lease.anchor else 0.0
+                    if wake > 0 and busy():
+                        # Awake when the silence begins to need a probe, not a second later:
+                        # with a short lease the probe would otherwise come after its end.
+                        pause = min(pause, wake + 0.01)
             self.ensure_watchdog()
             await self.clock.sleep(pause)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from common.clock import boot_clock, perf_counter
+from common.clock import boot_clock, perf_counter, wait_until
 from common.ids import TaskId
 from computenode import fence
 from shoal.client import Client, task_spec
@@ -242,21 +242,31 @@ def test_the_watchdog_spares_a_run_begun_under_its_lease_while_it_stops_the_old_
         env = {**os.environ, fence.ENV: lease, "SHOAL_RUN_ID": run_id}
         return subprocess.Popen(["sh", "-c", script], env=env, start_new_session=True)
 
-    # The old run's TERM handler starts a child (it carries the run id) and outlives the grace.
-    old = run("old", f"trap 'sleep 30 & sleep 30' TERM; touch {started}; while :; do sleep 0.05; done")
+    # The old run's TERM handler starts a child (it carries the run id) and outlives the grace;
+    # the new run starts once the old one has its SIGTERM, so after the watchdog's first look.
+    termed = tmp_path / "old-termed"
+    old = run("old", f"trap 'touch {termed}; sleep 30 & sleep 30' TERM; touch {started}; "
+                     "while :; do sleep 0.05; done")
     eventually(started.exists, what="the old run to start")
     new: list[subprocess.Popen[bytes]] = []
-    timer = threading.Timer(0.3, lambda: new.append(run("new", "sleep 30")))
+
+    def start_new() -> None:
+        if wait_until(termed.exists, 5.0, interval=0.01):
+            new.append(run("new", "sleep 30"))
+
+    timer = threading.Thread(target=start_new)
     timer.start()
     try:
         assert fence.stop([lease], grace=1.0, log=False) >= 1
         timer.join()
         old.wait(timeout=5)
         assert new and new[0].poll() is None, "the watchdog killed a run begun after it started stopping"
-        left = [v for v in fence.find([lease]).values() if v.run_id == "old"]
-        assert not left, f"processes of the old run left: {left}"
+        # SIGKILLed by then; gone as soon as the kernel has run each of them once more.
+        eventually(lambda: not [v for v in fence.find([lease]).values() if v.run_id == "old"], timeout=5,
+                   what="every process of the old run to be gone")
+        assert new[0].poll() is None, "the watchdog killed a run begun after it started stopping"
     finally:
-        timer.cancel()
+        timer.join()
         for p in new:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
