@@ -142,6 +142,9 @@ class HeadConfig:
     job_admins: tuple[str, ...] = ()
     # Whether Users may see other users' jobs (never act on them).
     users_see_all_jobs: bool = True
+    # The longest a minted token (user or join) may last, in seconds: a longer ttl is refused.
+    # A minted token never outlives the credential that minted it either.
+    max_token_ttl: float = 90 * 86400.0
     # Requests per second each caller may make, with bursts of twice that; 0: no limit.
     # Past it a call gets RESOURCE_EXHAUSTED (agents' streams are not counted).
     rate_limit: float = 1000.0
@@ -178,6 +181,8 @@ class HeadConfig:
             )
         if self.kill_grace < 0:
             raise ConfigError(f"kill_grace must be >= 0 seconds, got {self.kill_grace}")
+        if self.max_token_ttl <= 0:
+            raise ConfigError(f"max_token_ttl must be > 0 seconds, got {self.max_token_ttl}")
         if self.task_lease < 0 or self.stall_grace < 0:
             raise ConfigError("task_lease and stall_grace must be >= 0 seconds")
         lease = self.lease

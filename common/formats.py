@@ -42,6 +42,14 @@ def format_exit_codes(ranges: tuple[tuple[int, int], ...]) -> str:
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+def format_duration(seconds: float) -> str:
+    """A whole number of the largest unit that fits (90d, 12h, 15m, 30s); huge ones in days."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.{0 if seconds % size == 0 else 1}f}{unit}"
+    return f"{seconds:g}s"
+
+
 def parse_duration(text: str) -> float:
     """Seconds; 0 for no limit."""
     t = text.strip().lower()

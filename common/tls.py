@@ -193,6 +193,13 @@ def subject_of(pem: bytes) -> tuple[str, str]:
     return identify(pem)[:2]  # type: ignore[return-value]
 
 
+def expiry(pem: bytes) -> float:
+    """When a PEM certificate stops being valid (Unix time)."""
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(pem).not_valid_after_utc.timestamp()
+
+
 def identify(pem: bytes) -> tuple[str, str, str]:
     """(common name, organizational unit, serial number in hex) of a PEM certificate."""
     from cryptography import x509

@@ -37,6 +37,9 @@ class Claims:
     groups: tuple[str, ...] = field(default_factory=tuple)
     expires: float = 0.0  # 0: never
     issued: float = 0.0  # when it was signed (revocation refuses those issued before a time)
+    # The revocation keys of the credential that minted it and of its own minters ("cert:SERIAL",
+    # "user:NAME"): revoking any of them revokes this token (headnode/api/identity.py).
+    parents: tuple[str, ...] = field(default_factory=tuple)
 
 
 def new_key() -> str:
@@ -52,8 +55,11 @@ def _unb64(text: str) -> bytes:
 
 
 def sign(key: str, claims: Claims) -> str:
-    payload = _b64(json.dumps({"k": claims.kind, "s": claims.subject, "r": claims.role, "g": list(claims.groups),
-                               "e": claims.expires, "i": claims.issued, "n": secrets.token_hex(4)}, separators=(",", ":")).encode())
+    body = {"k": claims.kind, "s": claims.subject, "r": claims.role, "g": list(claims.groups),
+            "e": claims.expires, "i": claims.issued, "n": secrets.token_hex(4)}
+    if claims.parents:
+        body["p"] = list(claims.parents)
+    payload = _b64(json.dumps(body, separators=(",", ":")).encode())
     mac = hmac.new(bytes.fromhex(key), f"{PREFIX}.{payload}".encode(), hashlib.sha256).digest()
     return f"{PREFIX}.{payload}.{_b64(mac)}"
 
@@ -72,7 +78,8 @@ def verify(key: str, token: str, now: float, kind: str) -> Claims:
     if data is None:
         raise BadToken("a token this cluster did not sign")
     claims = Claims(str(data.get("k", "")), str(data.get("s", "")), str(data.get("r", "")),
-                    tuple(str(g) for g in data.get("g", ())), float(data.get("e", 0.0)), float(data.get("i", 0.0)))
+                    tuple(str(g) for g in data.get("g", ())), float(data.get("e", 0.0)), float(data.get("i", 0.0)),
+                    tuple(str(p) for p in data.get("p", ())))
     if claims.kind != kind:
         raise BadToken(f"a {claims.kind} token where a {kind} token is needed")
     if claims.expires and claims.expires < now:

@@ -6,11 +6,12 @@ import grpc
 
 from common import tokens
 from common.errors import InvalidArgument
+from common.formats import format_duration
 from common.tls import ROLES
 from common.wire import timestamp
 from headnode.api import node_convert as convert
 from headnode.api.errors import WriteGate, maps_errors
-from headnode.api.identity import ADMIN, Authority
+from headnode.api.identity import ADMIN, Authority, Principal
 from headnode.domain.cluster import Cluster
 from headnode.services.nodes import NodeAdmin
 from headnode.services.validation import reason_text
@@ -43,6 +44,12 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     def _admin(self, context: grpc.aio.ServicerContext, action: str) -> str:
         return self.auth.require(context, ADMIN, action).name
+
+    def _expiry(self, p: Principal, ttl: object, given: bool, default: float) -> float:
+        """A minted token's end: its ttl (at most max_token_ttl), and never after the end of the
+        credential that mints it."""
+        expires = self.auth.clock.now() + _ttl(ttl, given, default, self.auth.config.max_token_ttl)
+        return min(expires, p.expires) if p.expires else expires
 
     async def DrainNode(self, request: admin_pb2.DrainNodeRequest, context: grpc.aio.ServicerContext):
         by = self._admin(context, f"drain node {request.name}")
@@ -77,11 +84,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return convert.node_msg(await self.nodes.label(request.name, list(request.add), list(request.remove), by))
 
     async def CreateJoinToken(self, request: admin_pb2.CreateJoinTokenRequest, context: grpc.aio.ServicerContext):
-        self._admin(context, "create a node join token")
-        ttl = _ttl(request.ttl, request.HasField("ttl"), JOIN_TTL)
-        expires = self.auth.clock.now() + ttl
+        p = self.auth.require(context, ADMIN, "create a node join token")
+        expires = self._expiry(p, request.ttl, request.HasField("ttl"), JOIN_TTL)
         token = tokens.sign(self.auth.token_key, tokens.Claims("join", groups=tuple(request.groups), expires=expires,
-                                                               issued=self.auth.clock.now()))
+                                                               issued=self.auth.clock.now(), parents=_parents(p)))
         return admin_pb2.TokenResponse(token=token, expire_time=timestamp(expires))
 
     async def CreateUserToken(self, request: admin_pb2.CreateUserTokenRequest, context: grpc.aio.ServicerContext):
@@ -92,10 +98,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             raise InvalidArgument(f"role {role!r} is not one of {', '.join(ROLES)}")
         if user != p.name or not p.at_least(role):
             self._admin(context, f"create a {role} token for {user}")
-        ttl = _ttl(request.ttl, request.HasField("ttl"), USER_TTL)
-        expires = self.auth.clock.now() + ttl
+        expires = self._expiry(p, request.ttl, request.HasField("ttl"), USER_TTL)
         token = tokens.sign(self.auth.token_key, tokens.Claims("user", user, role, expires=expires,
-                                                               issued=self.auth.clock.now()))
+                                                               issued=self.auth.clock.now(), parents=_parents(p)))
         return admin_pb2.TokenResponse(token=token, expire_time=timestamp(expires))
 
     async def Revoke(self, request: admin_pb2.RevokeRequest, context: grpc.aio.ServicerContext):
@@ -119,10 +124,19 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return admin_pb2.RevokeResponse(revoked=f"{what}{issued}", time=timestamp(at))
 
 
-def _ttl(duration: object, given: bool, default: float) -> float:
+def _ttl(duration: object, given: bool, default: float, most: float) -> float:
     if not given:
-        return default
+        return min(default, most)
     seconds = duration.ToNanoseconds() / 1e9  # type: ignore[attr-defined]
     if seconds <= 0:
         raise InvalidArgument(f"ttl must be positive, got {seconds:g}s")
+    if seconds > most:
+        raise InvalidArgument(f"ttl must be at most {format_duration(most)} (the head's max_token_ttl), "
+                              f"got {format_duration(seconds)}")
     return seconds
+
+
+def _parents(p: Principal) -> tuple[str, ...]:
+    """What revokes a token `p` mints: whatever revokes `p`'s own credential (bounded: a chain
+    of tokens minted from tokens names each minter once)."""
+    return tuple(dict.fromkeys(p.chain))[-16:]

@@ -40,6 +40,10 @@ class Principal:
     name: str
     role: str = USER
     node: bool = False  # a compute node's certificate
+    # The credential's own end (0: none, as for plaintext callers) and the revocation keys that
+    # revoke it: what a token it mints inherits, so a minted token never outlives its parent.
+    expires: float = 0.0
+    chain: tuple[str, ...] = ()
 
     def at_least(self, role: str) -> bool:
         return not self.node and _RANK[self.role] >= _RANK[role]
@@ -53,23 +57,23 @@ def metadata(context: grpc.aio.ServicerContext, key: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _identify(pem: bytes) -> tuple[str, str, str]:
-    return tls.identify(pem)  # parsed once per certificate, not once per call
+def _identify(pem: bytes) -> tuple[str, str, str, float]:
+    return (*tls.identify(pem), tls.expiry(pem))  # parsed once per certificate, not once per call
 
 
 def peer_certificate(context: grpc.aio.ServicerContext,
-                     revocations: Revocations | None = None) -> tuple[str, str] | None:
-    """(common name, unit) of the client's verified certificate, if it names someone (the
-    shared client certificate does not: its holder identifies with a token)."""
+                     revocations: Revocations | None = None) -> tuple[str, str, str, float] | None:
+    """(common name, unit, serial, expiry) of the client's verified certificate, if it names
+    someone (the shared client certificate does not: its holder identifies with a token)."""
     pem = (context.auth_context() or {}).get("x509_pem_cert")
     if not pem:
         return None
-    name, unit, serial = _identify(pem[0])
+    name, unit, serial, expires = _identify(pem[0])
     if revocations is not None and revocations.revoked(f"cert:{serial}", float("-inf")):
         _audit.warning("audit", who=name, action="connect", certificate=serial, allowed=False)
         raise Unauthenticated(f"certificate {serial} ({name}) has been revoked; ask an admin for a new one "
                               "(`shoal certs issue`)")
-    return None if unit == tls.CLIENT else (name, unit)
+    return None if unit == tls.CLIENT else (name, unit, serial, expires)
 
 
 class Authority:
@@ -114,10 +118,11 @@ class Authority:
         # into a dict on every call, was about 1% of a busy head's time.
         cert = None if self.config.plaintext else peer_certificate(context, self.revocations)
         if cert is not None:
-            name, unit = cert
+            name, unit, serial, expires = cert
             if unit == "node":
                 return Principal(name, USER, node=True)
-            return Principal(name, self._higher(self._config_role(name), unit if unit in _RANK else USER))
+            return Principal(name, self._higher(self._config_role(name), unit if unit in _RANK else USER),
+                             expires=expires, chain=(f"cert:{serial}", f"user:{name}"))
         bearer = metadata(context, AUTHORIZATION)
         if bearer:
             token = bearer.removeprefix("Bearer ").strip()
@@ -128,7 +133,12 @@ class Authority:
             if self.revocations.revoked(f"user:{claims.subject}", claims.issued):
                 raise Unauthenticated(f"the caller's token was revoked (all of {claims.subject}'s tokens issued "
                                       "before then); get a new one with `shoal user token`")
-            return Principal(claims.subject, self._higher(self._config_role(claims.subject), claims.role or USER))
+            for parent in claims.parents:
+                if self.revocations.revoked(parent, claims.issued):
+                    raise Unauthenticated(f"the caller's token was minted with a credential since revoked "
+                                          f"({parent[:80]}); get a new one with `shoal user token`")
+            return Principal(claims.subject, self._higher(self._config_role(claims.subject), claims.role or USER),
+                             expires=claims.expires, chain=(*claims.parents, f"user:{claims.subject}"))
         if self.config.plaintext:
             name = metadata(context, USER_METADATA)[:64] or ANONYMOUS
             return Principal(name, self._config_role(name))
@@ -151,7 +161,7 @@ class Authority:
             return (), ""
         cert = peer_certificate(context, self.revocations)
         if cert is not None:
-            cn, unit = cert
+            cn, unit = cert[:2]
             if unit != "node":
                 raise PermissionDenied(f"{cn}'s certificate is a user's; an agent needs a node certificate")
             if cn != name:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import duration_pb2
 
 from common import tls
 from common.clock import SystemClock
@@ -189,6 +190,45 @@ def test_revoked_tokens_and_certificates_are_refused(cluster: LocalCluster) -> N
     assert done.returncode == 0 and done.stdout == "revoked join tokens issued until now\n", done.stderr
     late = agent(cluster, "node7", "--tls-ca", str(cluster.tls_dir / tls.CA_CERT), "--join-token", join)
     assert late.returncode != 0 and "join token was revoked" in late.stderr, late.stderr
+
+
+def test_a_minted_token_never_outlives_the_credential_that_minted_it(cluster: LocalCluster) -> None:
+    """Issue 33, item 3: a token's end is at most its minter's and at most max_token_ttl; revoking
+    the certificate or the user that minted a token revokes the token too."""
+    invalid, unauthenticated = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED
+    with as_user(cluster, "root-admin") as admin:
+        short = admin.call_admin("CreateUserToken", admin_pb2.CreateUserTokenRequest(
+            user="fay", ttl=duration_pb2.Duration(seconds=3)))
+        refused(lambda: admin.call_admin("CreateUserToken", admin_pb2.CreateUserTokenRequest(
+            user="fay", ttl=duration_pb2.Duration(seconds=8000 * 365 * 86400))), invalid,
+            "ttl must be at most 90d (the head's max_token_ttl)")
+    with Client(cluster.address, tls=ca_only(cluster), token=short.token) as fay:
+        refused(lambda: fay.call_admin("CreateUserToken", admin_pb2.CreateUserTokenRequest(
+            ttl=duration_pb2.Duration(seconds=100 * 365 * 86400))), invalid, "at most 90d")
+        minted = fay.call_admin("CreateUserToken", admin_pb2.CreateUserTokenRequest(
+            ttl=duration_pb2.Duration(seconds=30 * 86400)))
+    assert minted.expire_time.ToSeconds() <= short.expire_time.ToSeconds(), "it outlives the token that minted it"
+    eventually(lambda: NOW() > short.expire_time.ToNanoseconds() / 1e9 + 0.5, timeout=10,
+               what="fay's short token to expire")
+    with Client(cluster.address, tls=ca_only(cluster), token=minted.token) as fay:
+        refused(fay.list_nodes, unauthenticated, "expired")
+
+    gus_files = cluster.user_tls("gus")
+    with Client(cluster.address, tls=gus_files) as gus:  # type: ignore[arg-type]
+        from_cert = gus.call_admin("CreateUserToken", admin_pb2.CreateUserTokenRequest()).token
+    with Client(cluster.address, tls=ca_only(cluster), token=from_cert) as gus:
+        gus.list_nodes()
+    assert admin_cli(cluster, "certs", "revoke", str(gus_files.cert)).returncode == 0  # type: ignore[attr-defined]
+    with Client(cluster.address, tls=ca_only(cluster), token=from_cert) as gus:
+        refused(gus.list_nodes, unauthenticated, "minted with a credential since revoked (cert:")
+
+    with as_user(cluster, "ada", "Admin") as ada:
+        for_hal = ada.call_admin("CreateUserToken", admin_pb2.CreateUserTokenRequest(user="hal")).token
+    with Client(cluster.address, tls=ca_only(cluster), token=for_hal) as hal:
+        hal.list_nodes()
+    assert admin_cli(cluster, "user", "revoke", "ada").returncode == 0
+    with Client(cluster.address, tls=ca_only(cluster), token=for_hal) as hal:
+        refused(hal.list_nodes, unauthenticated, "minted with a credential since revoked (user:ada)")
 
 
 def test_templates_are_made_by_admins_and_used_by_those_they_name(cluster: LocalCluster) -> None:
