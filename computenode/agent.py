@@ -118,7 +118,7 @@ class Agent:
             _log.info("tasks_adopted", count=adopted)
         self.keeper.adopted()
         keeper = asyncio.create_task(self.keeper.run(self._lease_lapsed, self._busy, lambda: self._renewer,
-                                                     lambda: 1.5 * self.heartbeat_interval))
+                                                     self._silent_after))
         try:
             return await self._run(stop)
         finally:
@@ -133,6 +133,12 @@ class Agent:
                                                        condition=condition or "cleared")
             self._last_condition = condition
         return condition
+
+    def _silent_after(self) -> float:
+        """Seconds without renewal past which the keeper probes the head: a missed heartbeat and
+        a half, but never later than a third of the lease, so that a probe of a stalled head
+        (which takes its whole timeout) still extends the lease before it ends under load."""
+        return min(1.5 * self.heartbeat_interval, self.keeper.lease.lease / 3 or 1.5 * self.heartbeat_interval)
 
     def _busy(self) -> bool:
         return any(e.phase is not st.Phase.REPORTED for e in self.state.tasks.values())
