@@ -272,7 +272,11 @@ class NodeConfig:
     tls_key: str = ""
     # A join token (`shoal node token create`), for a node without a certificate: used once,
     # to register; the head then gives the agent its own credential (<state_dir>/node.token).
+    # It is read from join_token_file (readable by its owner alone: a token on a command line
+    # or in a world-readable file is every local user's, and the agent refuses both); a
+    # join_token set here needs the config file kept as private.
     join_token: str = ""
+    join_token_file: str = ""
     # When the agent runs as root: "owner" runs each task as its owner's Unix user and groups;
     # "agent" runs them as the agent's user. A task owned by root runs only with
     # allow_root_tasks. (An agent that is not root always runs tasks as itself.)

@@ -35,7 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-ca", metavar="FILE", help="the cluster CA certificate (required unless --plaintext)")
     p.add_argument("--tls-cert", metavar="FILE", help="this node's certificate (shoal certs issue --node NAME)")
     p.add_argument("--tls-key", metavar="FILE", help="this node's key")
-    p.add_argument("--join-token", metavar="TOKEN", help="join with this token (shoal node token create)")
+    p.add_argument("--join-token-file", metavar="FILE",
+                   help="join with the token in FILE (shoal node token create; FILE readable by its owner alone)")
+    # Refused with a pointer to --join-token-file: a token in argv is readable by every local user.
+    p.add_argument("--join-token", metavar="TOKEN", help=argparse.SUPPRESS)
     p.add_argument("--run-as", choices=("owner", "agent"),
                    help="as root, run tasks as their owner's Unix user (default) or as the agent's")
     p.add_argument("--allow-root-tasks", action="store_true", default=None, help="let tasks owned by root run")

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
+from pathlib import Path
 
 from common import config as config_mod
 from common import heap, log
@@ -24,10 +26,30 @@ from computenode.metrics import NO_METRICS, AgentMetrics, PrometheusAgentMetrics
 _log = log.get("node")
 
 
+def read_secret(path: Path, what: str) -> str:
+    """A secret kept in a file, refused (one line) when others may read it."""
+    try:
+        st = path.stat()
+        text = path.read_text().strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read the {what} file {path}: {e.strerror}") from None
+    if st.st_mode & 0o077:
+        raise ConfigError(f"the {what} file {path} is readable by others (mode {st.st_mode & 0o777:o}): "
+                          f"chmod 600 {path}")
+    if not text:
+        raise ConfigError(f"the {what} file {path} is empty")
+    return text
+
+
 def run(args: argparse.Namespace, default_head: str | None) -> int:
+    if getattr(args, "join_token", None):
+        raise ConfigError("a join token on the command line is readable by every local user (ps, /proc): "
+                          "write it to a file only you can read (chmod 600) and pass --join-token-file FILE")
     overrides = config_mod.flag_overrides(NodeConfig, args)
     overrides["head"] = args.head or default_head
     config = config_mod.load(NodeConfig, "node", args.config, overrides)
+    if config.join_token_file:
+        config = dataclasses.replace(config, join_token=read_secret(Path(config.join_token_file), "join token"))
     log.configure(config.log_level)
     heap.tune()
     heap.tune_gc()

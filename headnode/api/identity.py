@@ -193,7 +193,7 @@ class Authority:
                                        f"credential; remove it (`shoal node remove {name}`) to join it anew")
             _audit.info("audit", who=name, action="join", groups=list(claims.groups), allowed=True)
             return claims.groups, tokens.sign(self.token_key, tokens.Claims("node", name, issued=now))
-        raise Unauthenticated("an agent joins with a join token (`shoal node token create`, then --join-token) "
+        raise Unauthenticated("an agent joins with a join token (`shoal node token create`, then --join-token-file) "
                               "or a node certificate (`shoal certs issue --node NAME`)")
 
     # -- rights --------------------------------------------------------------------------------

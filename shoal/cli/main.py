@@ -450,7 +450,7 @@ GROUPS: dict[str, tuple[dict[str, Any], Callable[[argparse.ArgumentParser], None
                   "  shoal node list [--json]\n"
                   "  shoal node view|drain|online|offline|remove|group|label ... (see shoal node SUBCOMMAND --help)",
                   formatter_class=argparse.RawDescriptionHelpFormatter,
-                  epilog=_examples("shoal node --head head1:7676 --join-token TOKEN --group gpu",
+                  epilog=_examples("shoal node --head head1:7676 --join-token-file join.token --group gpu",
                                    "shoal node --head localhost:7676 --plaintext --name n1 --cores 4   # development")),
              _fill_node),
     "user": (dict(help="user tokens"), _fill_user),

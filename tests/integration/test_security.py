@@ -7,6 +7,7 @@ init/issue underneath); users get certificates from the same CA or tokens from t
 
 from __future__ import annotations
 
+import os
 import queue
 import subprocess
 import sys
@@ -62,6 +63,19 @@ def refused(fn, code: grpc.StatusCode, text: str = "") -> str:  # type: ignore[n
     return e.value.message
 
 
+def token_file(cluster: LocalCluster, token: str, mode: int = 0o600) -> str:
+    """A join token in a file of its own (an agent takes it from a file, never from argv)."""
+    import os
+    import uuid
+
+    path = cluster.state_dir / f"join-{uuid.uuid4().hex[:8]}.token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, mode)
+    return str(path)
+
+
 def agent(cluster: LocalCluster, name: str, *flags: str) -> subprocess.CompletedProcess[str]:
     """Run an agent that is expected to be refused (it exits)."""
     return subprocess.run(
@@ -85,7 +99,7 @@ def test_agents_need_a_certificate_or_a_join_token(cluster: LocalCluster) -> Non
     ca = str(cluster.tls_dir / tls.CA_CERT)
     bare = agent(cluster, "intruder", "--tls-ca", ca)
     assert bare.returncode != 0 and "an agent joins with a join token" in bare.stderr
-    forged = agent(cluster, "intruder", "--tls-ca", ca, "--join-token", "shoal1.e30.AAAA")
+    forged = agent(cluster, "intruder", "--tls-ca", ca, "--join-token-file", token_file(cluster, "shoal1.e30.AAAA"))
     assert forged.returncode != 0 and "join token is a token this cluster did not sign" in forged.stderr
     key, cert = tls.issue(cluster.tls_dir, "node", "node1", NOW())
     impostor = agent(cluster, "node2x", "--tls-ca", ca, "--tls-cert", str(cert), "--tls-key", str(key))
@@ -120,8 +134,8 @@ def test_a_join_token_admits_a_new_node_once_and_it_keeps_its_own_credential(clu
                 grpc.StatusCode.PERMISSION_DENIED, "bob may not create a node join token: that needs the Admin role")
     ca = str(cluster.tls_dir / tls.CA_CERT)
     proc = cluster._spawn("node3", ["node", "--head", cluster.address, "--name", "node3", "--state-dir",
-                                    str(cluster.state_dir / "node3"), "--tls-ca", ca, "--join-token", token,
-                                    "--stop-tasks-on-exit"])
+                                    str(cluster.state_dir / "node3"), "--tls-ca", ca,
+                                    "--join-token-file", token_file(cluster, token), "--stop-tasks-on-exit"])
     cluster.agents["node3"] = proc
     with as_user(cluster, "root-admin") as admin:
         eventually(lambda: any(n.name == "node3" and n.connected for n in admin.list_nodes()), what="node3 to join")
@@ -129,7 +143,7 @@ def test_a_join_token_admits_a_new_node_once_and_it_keeps_its_own_credential(clu
         # The head counts node3 connected once it sent the Welcome; the agent saves it after.
         eventually(lambda: (cluster.state_dir / "node3" / "node.token").exists(), what="node3's own credential")
         # The same token cannot re-register a known name...
-        again = agent(cluster, "node3", "--tls-ca", ca, "--join-token", token)
+        again = agent(cluster, "node3", "--tls-ca", ca, "--join-token-file", token_file(cluster, token))
         assert again.returncode != 0 and "node3 is already registered" in again.stderr
         # ...but node3's own agent comes back with its own credential, no token needed.
         cluster.kill_node("node3")
@@ -188,7 +202,7 @@ def test_revoked_tokens_and_certificates_are_refused(cluster: LocalCluster) -> N
 
     done = admin_cli(cluster, "node", "token", "revoke")
     assert done.returncode == 0 and done.stdout == "revoked join tokens issued until now\n", done.stderr
-    late = agent(cluster, "node7", "--tls-ca", str(cluster.tls_dir / tls.CA_CERT), "--join-token", join)
+    late = agent(cluster, "node7", "--tls-ca", str(cluster.tls_dir / tls.CA_CERT), "--join-token-file", token_file(cluster, join))
     assert late.returncode != 0 and "join token was revoked" in late.stderr, late.stderr
 
 
@@ -229,6 +243,40 @@ def test_a_minted_token_never_outlives_the_credential_that_minted_it(cluster: Lo
     assert admin_cli(cluster, "user", "revoke", "ada").returncode == 0
     with Client(cluster.address, tls=ca_only(cluster), token=for_hal) as hal:
         refused(hal.list_nodes, unauthenticated, "minted with a credential since revoked (user:ada)")
+
+
+def test_a_join_token_is_never_on_a_command_line_nor_in_a_file_others_read(cluster: LocalCluster) -> None:
+    """Issue 33, item 1: `ps` and /proc/*/cmdline never show a join token: the agent refuses one
+    in argv, and takes one from a file only its owner can read."""
+    with as_user(cluster, "root-admin") as admin:
+        token = admin.call_admin("CreateJoinToken", admin_pb2.CreateJoinTokenRequest()).token
+    ca = str(cluster.tls_dir / tls.CA_CERT)
+    in_argv = agent(cluster, "node8", "--tls-ca", ca, "--join-token", token)
+    assert in_argv.returncode == 2 and "pass --join-token-file FILE" in in_argv.stderr, in_argv.stderr
+    assert "Traceback" not in in_argv.stderr
+    shared = agent(cluster, "node8", "--tls-ca", ca, "--join-token-file", token_file(cluster, token, 0o644))
+    assert shared.returncode == 2 and "is readable by others (mode 644): chmod 600" in shared.stderr, shared.stderr
+    proc = cluster._spawn("node8", ["node", "--head", cluster.address, "--name", "node8", "--state-dir",
+                                    str(cluster.state_dir / "node8"), "--tls-ca", ca,
+                                    "--join-token-file", token_file(cluster, token), "--stop-tasks-on-exit"])
+    cluster.agents["node8"] = proc
+    try:
+        with as_user(cluster, "root-admin") as admin:
+            eventually(lambda: any(n.name == "node8" and n.connected for n in admin.list_nodes()),
+                       what="node8 to join")
+            cmdlines = []
+            for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+                try:
+                    cmdlines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+                except OSError:
+                    continue
+            assert not [c for c in cmdlines if token.encode() in c], "a join token is on a command line"
+    finally:
+        cluster.kill_node("node8")
+        with as_user(cluster, "root-admin") as admin:
+            eventually(lambda: not admin.get_node("node8").connected, what="node8's agent to be gone")
+            admin.call_admin("SetNodeOffline", admin_pb2.SetNodeOfflineRequest(name="node8"))
+            admin.call_admin("RemoveNode", admin_pb2.RemoveNodeRequest(name="node8"))
 
 
 def test_templates_are_made_by_admins_and_used_by_those_they_name(cluster: LocalCluster) -> None:
