@@ -79,6 +79,6 @@ def why_not(c: Constraints, name: str, groups: frozenset[str], labels: frozenset
 def check_token(text: str, what: str) -> str | None:
     """Why `text` cannot be a group or label, or None."""
     if not _TOKEN.match(text):
-        return (f"{what} {text!r} must be 1 to 64 letters, digits or . _ : = / + - "
+        return (f"{what} {text[:64]!r}{'…' if len(text) > 64 else ''} must be 1 to 64 letters, digits or . _ : = / + - "
                 f"(no spaces or commas)")
     return None

@@ -32,6 +32,8 @@ from headnode.api.admin_servicer import AdminServicer
 from headnode.api.job_servicer import JobServicer, TemplateServicer
 from headnode.api.node_servicer import NodeServicer
 from headnode.services.allocator import Allocator
+from headnode.services.join_tokens import META_KEY as JOIN_TOKENS
+from headnode.services.join_tokens import JoinTokens
 from headnode.services.revocations import META_KEY as REVOKED
 from headnode.services.revocations import Revocations
 from headnode.services.effects import Effects
@@ -157,7 +159,8 @@ async def _serve_active(
     if token_key is None:  # the cluster's first start: head nodes sharing the store share the key
         token_key = tokens.new_key()
         await journal.record(meta={TOKEN_KEY: token_key})
-    auth = Authority(config, clock, token_key, Revocations(journal, clock, loaded.meta.get(REVOKED, "")))
+    auth = Authority(config, clock, token_key, Revocations(journal, clock, loaded.meta.get(REVOKED, "")),
+                     JoinTokens(journal, clock, loaded.meta.get(JOIN_TOKENS, "")))
     if config.plaintext:
         _log.warning("plaintext_mode", detail="PLAINTEXT gRPC: no TLS, user names are trusted as sent; anyone who "
                      "can reach this port can act as anyone. For local development only.")

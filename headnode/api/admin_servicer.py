@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from common import tokens
+from common.constraints import check_token
 from common.errors import InvalidArgument
 from common.formats import format_duration
 from common.tls import ROLES
@@ -23,9 +24,9 @@ USER_TTL = 30 * 86400.0
 
 @maps_errors
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
-    # Answered while the head cannot write (headnode/api/errors.py): reads, and tokens, which are
-    # signed, not stored.
-    SERVED_WHILE_FULL = frozenset({"ListNodes", "GetNode", "CreateJoinToken", "CreateUserToken"})
+    # Answered while the head cannot write (headnode/api/errors.py): reads, and user tokens, which
+    # are signed, not stored (a join token's uses are stored).
+    SERVED_WHILE_FULL = frozenset({"ListNodes", "GetNode", "ListJoinTokens", "CreateUserToken"})
 
     def __init__(self, cluster: Cluster, nodes: NodeAdmin, auth: Authority, gate: WriteGate | None = None) -> None:
         self.gate = gate
@@ -86,9 +87,23 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def CreateJoinToken(self, request: admin_pb2.CreateJoinTokenRequest, context: grpc.aio.ServicerContext):
         p = self.auth.require(context, ADMIN, "create a node join token")
         expires = self._expiry(p, request.ttl, request.HasField("ttl"), JOIN_TTL)
-        token = tokens.sign(self.auth.token_key, tokens.Claims("join", groups=tuple(request.groups), expires=expires,
-                                                               issued=self.auth.clock.now(), parents=_parents(p)))
-        return admin_pb2.TokenResponse(token=token, expire_time=timestamp(expires))
+        groups = list(dict.fromkeys(request.groups))
+        for group in groups:
+            if why := check_token(group, "group"):
+                raise InvalidArgument(why)
+        record = await self.auth.join_tokens.create(request.uses or 1, list(request.names), groups, expires, p.name)
+        token = tokens.sign(self.auth.token_key, tokens.Claims("join", record.id, groups=tuple(groups),
+                                                               expires=expires, issued=self.auth.clock.now(),
+                                                               parents=_parents(p)))
+        return admin_pb2.TokenResponse(token=token, expire_time=timestamp(expires), id=record.id)
+
+    async def ListJoinTokens(self, request: admin_pb2.ListJoinTokensRequest, context: grpc.aio.ServicerContext):
+        self.auth.require(context, ADMIN, "list join tokens")
+        now = self.auth.clock.now()
+        return admin_pb2.ListJoinTokensResponse(tokens=[admin_pb2.JoinToken(
+            id=t.id, uses=t.uses, uses_left=0 if t.revoked or t.expires < now else t.left, admitted=t.admitted,
+            names=t.names, groups=t.groups, create_time=timestamp(t.created), expire_time=timestamp(t.expires),
+            created_by=t.created_by, revoked=t.revoked) for t in self.auth.join_tokens.list()])
 
     async def CreateUserToken(self, request: admin_pb2.CreateUserTokenRequest, context: grpc.aio.ServicerContext):
         p = self.auth.user(context)
@@ -104,6 +119,13 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return admin_pb2.TokenResponse(token=token, expire_time=timestamp(expires))
 
     async def Revoke(self, request: admin_pb2.RevokeRequest, context: grpc.aio.ServicerContext):
+        if request.join_token_id:
+            if request.user or request.node or request.join_tokens or request.certificate_serial:
+                raise InvalidArgument("give exactly one of user, node, join_tokens, join_token_id or "
+                                      "certificate_serial")
+            self._admin(context, f"revoke join token {request.join_token_id[:64]}")
+            record = await self.auth.join_tokens.revoke(request.join_token_id)
+            return admin_pb2.RevokeResponse(revoked=f"join token {record.id}", time=timestamp(self.auth.clock.now()))
         given = [(f"user:{request.user}", f"tokens of {request.user}") if request.user else None,
                  (f"node:{request.node}", f"node {request.node}'s credential") if request.node else None,
                  ("join:*", "join tokens") if request.join_tokens else None,
@@ -111,7 +133,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                   f"certificate {request.certificate_serial}") if request.certificate_serial else None]
         chosen = [g for g in given if g is not None]
         if len(chosen) != 1:
-            raise InvalidArgument("give exactly one of user, node, join_tokens or certificate_serial")
+            raise InvalidArgument("give exactly one of user, node, join_tokens, join_token_id or "
+                                  "certificate_serial")
         key, what = chosen[0]
         if key.startswith("cert:") and not all(c in "0123456789abcdef" for c in key[5:]):
             raise InvalidArgument(f"certificate_serial {request.certificate_serial[:64]!r} is not a hexadecimal "

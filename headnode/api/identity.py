@@ -22,6 +22,7 @@ from common.clock import Clock
 from common.config import HeadConfig
 from common.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from headnode.domain.model import Job
+from headnode.services.join_tokens import JoinTokens
 from headnode.services.revocations import Revocations
 
 USER_METADATA = "shoal-user"
@@ -47,6 +48,16 @@ class Principal:
 
     def at_least(self, role: str) -> bool:
         return not self.node and _RANK[self.role] >= _RANK[role]
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What admit_node decided: the groups a join token puts the node in, the node credential
+    to hand its agent, and the join token whose use it took ("" for none)."""
+
+    groups: tuple[str, ...] = ()
+    node_token: str = ""
+    join_token: str = ""
 
 
 def metadata(context: grpc.aio.ServicerContext, key: str) -> str:
@@ -78,11 +89,12 @@ def peer_certificate(context: grpc.aio.ServicerContext,
 
 class Authority:
     def __init__(self, config: HeadConfig, clock: Clock, token_key: str,
-                 revocations: Revocations | None = None) -> None:
+                 revocations: Revocations | None = None, join_tokens: JoinTokens | None = None) -> None:
         self.config = config
         self.clock = clock
         self.token_key = token_key
         self.revocations = revocations or Revocations(None, clock)
+        self.join_tokens = join_tokens or JoinTokens(None, clock)
         # Token buckets per caller: name -> (tokens, monotonic time of the last refill).
         self._buckets: dict[str, tuple[float, float]] = {}
 
@@ -154,19 +166,21 @@ class Authority:
 
     # -- nodes ---------------------------------------------------------------------------------
 
-    def admit_node(self, context: grpc.aio.ServicerContext, name: str, known: bool) -> tuple[tuple[str, ...], str]:
-        """May this agent speak for node `name`? Returns the groups a join token puts it in and,
-        for an agent that joined with a join token, its own node token from now on."""
+    def admit_node(self, context: grpc.aio.ServicerContext, name: str, known: bool,
+                   groups: tuple[str, ...] = ()) -> Admission:
+        """May this agent speak for node `name` (asking for node `groups`)? A join takes one of
+        its join token's uses at once: the caller saves it (Admission.join_token) once the
+        session opened, or releases it."""
         if self.config.plaintext:
-            return (), ""
+            return Admission()
         cert = peer_certificate(context, self.revocations)
         if cert is not None:
             cn, unit = cert[:2]
             if unit != "node":
                 raise PermissionDenied(f"{cn}'s certificate is a user's; an agent needs a node certificate")
             if cn != name:
-                raise PermissionDenied(f"this agent's certificate is for node {cn}, not {name}")
-            return (), ""
+                raise PermissionDenied(f"this agent's certificate is for node {cn}, not {name[:64]}")
+            return Admission()
         now = self.clock.now()
         if own := metadata(context, NODE_TOKEN):
             try:
@@ -174,11 +188,11 @@ class Authority:
             except tokens.BadToken as e:
                 raise Unauthenticated(f"the agent's node token is {e}") from None
             if claims.subject != name:
-                raise PermissionDenied(f"this agent's node token is for node {claims.subject}, not {name}")
+                raise PermissionDenied(f"this agent's node token is for node {claims.subject}, not {name[:64]}")
             if self.revocations.revoked(f"node:{name}", claims.issued):
                 raise Unauthenticated(f"node {name}'s credential was revoked (the node was removed or revoked); "
                                       "join it anew with a join token (`shoal node token create`)")
-            return (), ""
+            return Admission()
         if join := metadata(context, JOIN_TOKEN):
             try:
                 claims = tokens.verify(self.token_key, join, now, "join")
@@ -191,8 +205,13 @@ class Authority:
             if known:
                 raise PermissionDenied(f"node {name} is already registered and joins again only with its own "
                                        f"credential; remove it (`shoal node remove {name}`) to join it anew")
-            _audit.info("audit", who=name, action="join", groups=list(claims.groups), allowed=True)
-            return claims.groups, tokens.sign(self.token_key, tokens.Claims("node", name, issued=now))
+            if self.revocations.revoked(f"node:{name}", claims.issued):
+                raise PermissionDenied(f"node {name} was removed after this join token was made; join it anew "
+                                       "with a new token (`shoal node token create`)")
+            token = self.join_tokens.reserve(claims.subject, name, groups)
+            _audit.info("audit", who=name, action="join", join_token=token.id, groups=token.groups, allowed=True)
+            return Admission(tuple(token.groups), tokens.sign(self.token_key, tokens.Claims("node", name, issued=now)),
+                             token.id)
         raise Unauthenticated("an agent joins with a join token (`shoal node token create`, then --join-token-file) "
                               "or a node certificate (`shoal certs issue --node NAME`)")
 

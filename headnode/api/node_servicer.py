@@ -37,8 +37,22 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
         if first is None:
             return
         hello = convert.hello(first)
-        groups, node_token = self.auth.admit_node(context, hello.node_name, hello.node_name in self.membership.cluster.nodes)
-        session = await self.membership.open_session(hello, groups, node_token)
+        known = hello.node_name in self.membership.cluster.nodes
+        admission = self.auth.admit_node(context, hello.node_name, known, tuple(hello.groups))
+        try:
+            session = await self.membership.open_session(hello, admission.groups, admission.node_token)
+        except BaseException:
+            if admission.join_token:
+                self.auth.join_tokens.release(admission.join_token, hello.node_name)
+            raise
+        if admission.join_token:
+            # Durable before the agent can read its credential (the Welcome waits in the outbox).
+            try:
+                await self.auth.join_tokens.save()
+            except BaseException:
+                self.auth.join_tokens.release(admission.join_token, hello.node_name)
+                self.membership.close_session(session)
+                raise
         reader = asyncio.create_task(self._read(session, request_iterator))
         try:
             done, limit = False, 1  # the Welcome goes alone: the agent reads it first, by itself

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from common import log
 from common.clock import Clock
 from common.config import HeadConfig
+from common.constraints import check_token
 from common.errors import AlreadyExists, InvalidArgument, Unavailable
 from common.ids import TaskId
 from headnode.domain import lifecycle
@@ -61,6 +62,8 @@ SEND_SOON = 0.02  # seconds an acknowledgement may wait for a launch to go with
 # A liveness tick this much later than due means the head itself was not running (stalled,
 # SIGSTOPped, its loop blocked): that time is no node's silence.
 STALL_TOLERANCE = 1.0
+MAX_NODE_NAME = 128  # a host's name: DNS labels are at most 63, names in practice far shorter
+MAX_NODE_TAGS = 64  # groups or labels an agent declares
 
 
 # Values, never changed once built; not frozen= (see headnode/scheduling/snapshot.py: 4-5x cheaper to build).
@@ -444,8 +447,16 @@ class Membership:
 
 
 def _validate_hello(hello: Hello) -> None:
-    if not hello.node_name or any(c.isspace() for c in hello.node_name):
-        raise InvalidArgument(f"node name {hello.node_name!r} must be non-empty and contain no spaces")
+    if not hello.node_name or len(hello.node_name) > MAX_NODE_NAME or not hello.node_name.isprintable() \
+            or any(c.isspace() for c in hello.node_name):
+        raise InvalidArgument(f"node name {hello.node_name[:64]!r}{'…' if len(hello.node_name) > 64 else ''} must "
+                              f"be 1 to {MAX_NODE_NAME} printable characters with no spaces")
+    for what, items in (("group", hello.groups), ("label", hello.labels)):
+        if len(items) > MAX_NODE_TAGS:
+            raise InvalidArgument(f"the agent declares {len(items)} {what}s; at most {MAX_NODE_TAGS}")
+        for item in items:
+            if why := check_token(item, what):
+                raise InvalidArgument(why)
     if not hello.instance_id:
         raise InvalidArgument("hello.instance_id is empty: the agent must send a random id per process")
     if hello.capacity.cores < 1:

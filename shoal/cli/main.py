@@ -200,12 +200,21 @@ def _fill_node(node: argparse.ArgumentParser) -> None:
     _node_commands(node_sub)
     token = node_sub.add_parser("token", help="join tokens for new agents (admins)").add_subparsers(
         dest="token_command", metavar="SUBCOMMAND", required=True)
-    p = _command(token, "create", "security:node_token", "print a token that lets new agents join",
-                 "shoal node token create --ttl 2h --group gpu")
+    p = _command(token, "create", "security:node_token", "print a token that lets new agents join (one, unless "
+                 "--uses)", "(umask 077; shoal node token create --ttl 2h --group gpu > join.token)\n"
+                 "shoal node token create --uses 8 --name 'gpu-*' --group gpu > join.token")
     p.add_argument("--ttl", metavar="TIME", help="how long it lets agents join (default 1h)")
-    p.add_argument("--group", action="append", metavar="GROUP", help="node group a node joining with it is put in")
-    _command(token, "revoke", "security:revoke_join_tokens", "stop accepting every join token issued so far",
-             "shoal node token revoke")
+    p.add_argument("--uses", type=int, default=1, metavar="N", help="how many new nodes it admits (default 1)")
+    p.add_argument("--name", action="append", metavar="NAME",
+                   help="admit only nodes of this name (a shell pattern such as 'gpu-*'; repeatable)")
+    p.add_argument("--group", action="append", metavar="GROUP",
+                   help="node group a node joining with it is put in (its agent may then ask for no others)")
+    _json(_command(token, "list", "security:list_join_tokens", "list join tokens: uses left and the nodes they "
+                   "admitted", "shoal node token list"))
+    p = _command(token, "revoke", "security:revoke_join_tokens", "stop accepting one join token, or every one "
+                 "issued so far", "shoal node token revoke jt-1a2b3c4d\nshoal node token revoke --all")
+    p.add_argument("id", nargs="?", help="the token's id (`shoal node token list`)")
+    p.add_argument("--all", action="store_true", help="every join token issued so far")
 
 
 def _fill_user(group: argparse.ArgumentParser) -> None:

@@ -199,6 +199,11 @@ def when(ts: Timestamp, precise: bool = False) -> str:
     return text[:-3] if precise else text
 
 
+def expired(ts: Timestamp, now: float) -> bool:
+    s = _secs(ts)
+    return s is not None and s < now
+
+
 def duration(start: Timestamp, end: Timestamp, now: float) -> str:
     a = _secs(start)
     if a is None:

@@ -1,11 +1,13 @@
-"""`shoal certs init|issue|revoke`, `shoal node token create|revoke`, `shoal user token|revoke`."""
+"""`shoal certs init|issue|revoke`, `shoal node token create|list|revoke`, `shoal user token|revoke`."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from common.formats import parse_duration
+from shoal.cli import render
 from shoal.cli.base import EXIT_OK, now, talks_to_head, usage
 from shoal.client import Client
 
@@ -52,10 +54,34 @@ def _ttl(text: str | None) -> object:
 def node_token(args: argparse.Namespace, head: str) -> int:
     from shoal.v1 import admin_pb2
 
+    if not 1 <= args.uses <= 10_000:
+        return usage(f"--uses must be between 1 and 10000, got {args.uses}")
     with Client(head) as client:
         response = client.call_admin("CreateJoinToken", admin_pb2.CreateJoinTokenRequest(
-            ttl=_ttl(args.ttl), groups=args.group or []))
+            ttl=_ttl(args.ttl), groups=args.group or [], uses=args.uses, names=args.name or []))
     print(response.token)
+    # The token alone goes to stdout (`> join.token`); what it is, to stderr.
+    plural = "s" if args.uses != 1 else ""
+    print(f"join token {response.id}: admits {args.uses} node{plural} until {render.when(response.expire_time)} "
+          f"(`shoal node token list`)", file=sys.stderr)
+    return EXIT_OK
+
+
+@talks_to_head
+def list_join_tokens(args: argparse.Namespace, head: str) -> int:
+    from shoal.v1 import admin_pb2
+
+    with Client(head) as client:
+        response = client.call_admin("ListJoinTokens", admin_pb2.ListJoinTokensRequest())
+    if args.json:
+        print(render.to_json(response))
+        return EXIT_OK
+    rows = [[t.id, str(t.uses_left), str(t.uses), ",".join(t.admitted) or "-", ",".join(t.names) or "any",
+             ",".join(t.groups) or "-", render.when(t.expire_time), t.created_by,
+             "revoked" if t.revoked else "expired" if render.expired(t.expire_time, now()) else ""]
+            for t in response.tokens]
+    render.show(render.Table(["ID", "LEFT", "USES", "ADMITTED", "NAMES", "GROUPS", "EXPIRES", "BY", ""], rows,
+                             right=(1, 2), empty="no join tokens"))
     return EXIT_OK
 
 
@@ -86,7 +112,9 @@ def revoke_user(args: argparse.Namespace, head: str) -> int:
 
 @talks_to_head
 def revoke_join_tokens(args: argparse.Namespace, head: str) -> int:
-    return _revoke(head, join_tokens=True)
+    if bool(args.id) == bool(args.all):
+        return usage("give a join token's id (`shoal node token list`) or --all")
+    return _revoke(head, join_token_id=args.id) if args.id else _revoke(head, join_tokens=True)
 
 
 @talks_to_head

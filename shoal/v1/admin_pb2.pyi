@@ -158,12 +158,50 @@ class LabelNodeRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., add: _Optional[_Iterable[str]] = ..., remove: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateJoinTokenRequest(_message.Message):
-    __slots__ = ("ttl", "groups")
+    __slots__ = ("ttl", "groups", "uses", "names")
     TTL_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
+    USES_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
     ttl: _duration_pb2.Duration
     groups: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., groups: _Optional[_Iterable[str]] = ...) -> None: ...
+    uses: int
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., groups: _Optional[_Iterable[str]] = ..., uses: _Optional[int] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListJoinTokensRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class JoinToken(_message.Message):
+    __slots__ = ("id", "uses", "uses_left", "admitted", "names", "groups", "create_time", "expire_time", "created_by", "revoked")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    USES_FIELD_NUMBER: _ClassVar[int]
+    USES_LEFT_FIELD_NUMBER: _ClassVar[int]
+    ADMITTED_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    uses: int
+    uses_left: int
+    admitted: _containers.RepeatedScalarFieldContainer[str]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    groups: _containers.RepeatedScalarFieldContainer[str]
+    create_time: _timestamp_pb2.Timestamp
+    expire_time: _timestamp_pb2.Timestamp
+    created_by: str
+    revoked: bool
+    def __init__(self, id: _Optional[str] = ..., uses: _Optional[int] = ..., uses_left: _Optional[int] = ..., admitted: _Optional[_Iterable[str]] = ..., names: _Optional[_Iterable[str]] = ..., groups: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., revoked: _Optional[bool] = ...) -> None: ...
+
+class ListJoinTokensResponse(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[JoinToken]
+    def __init__(self, tokens: _Optional[_Iterable[_Union[JoinToken, _Mapping]]] = ...) -> None: ...
 
 class CreateUserTokenRequest(_message.Message):
     __slots__ = ("user", "role", "ttl")
@@ -176,16 +214,18 @@ class CreateUserTokenRequest(_message.Message):
     def __init__(self, user: _Optional[str] = ..., role: _Optional[str] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class RevokeRequest(_message.Message):
-    __slots__ = ("user", "node", "join_tokens", "certificate_serial")
+    __slots__ = ("user", "node", "join_tokens", "certificate_serial", "join_token_id")
     USER_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     JOIN_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_SERIAL_FIELD_NUMBER: _ClassVar[int]
+    JOIN_TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     user: str
     node: str
     join_tokens: bool
     certificate_serial: str
-    def __init__(self, user: _Optional[str] = ..., node: _Optional[str] = ..., join_tokens: _Optional[bool] = ..., certificate_serial: _Optional[str] = ...) -> None: ...
+    join_token_id: str
+    def __init__(self, user: _Optional[str] = ..., node: _Optional[str] = ..., join_tokens: _Optional[bool] = ..., certificate_serial: _Optional[str] = ..., join_token_id: _Optional[str] = ...) -> None: ...
 
 class RevokeResponse(_message.Message):
     __slots__ = ("revoked", "time")
@@ -196,9 +236,11 @@ class RevokeResponse(_message.Message):
     def __init__(self, revoked: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TokenResponse(_message.Message):
-    __slots__ = ("token", "expire_time")
+    __slots__ = ("token", "expire_time", "id")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     token: str
     expire_time: _timestamp_pb2.Timestamp
-    def __init__(self, token: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    id: str
+    def __init__(self, token: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., id: _Optional[str] = ...) -> None: ...

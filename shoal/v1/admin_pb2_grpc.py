@@ -85,6 +85,11 @@ class AdminServiceStub:
                 request_serializer=shoal_dot_v1_dot_admin__pb2.CreateJoinTokenRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_admin__pb2.TokenResponse.FromString,
                 _registered_method=True)
+        self.ListJoinTokens = channel.unary_unary(
+                '/shoal.v1.AdminService/ListJoinTokens',
+                request_serializer=shoal_dot_v1_dot_admin__pb2.ListJoinTokensRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_admin__pb2.ListJoinTokensResponse.FromString,
+                _registered_method=True)
         self.CreateUserToken = channel.unary_unary(
                 '/shoal.v1.AdminService/CreateUserToken',
                 request_serializer=shoal_dot_v1_dot_admin__pb2.CreateUserTokenRequest.SerializeToString,
@@ -163,6 +168,12 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJoinTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateUserToken(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -228,6 +239,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.CreateJoinToken,
                     request_deserializer=shoal_dot_v1_dot_admin__pb2.CreateJoinTokenRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_admin__pb2.TokenResponse.SerializeToString,
+            ),
+            'ListJoinTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJoinTokens,
+                    request_deserializer=shoal_dot_v1_dot_admin__pb2.ListJoinTokensRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_admin__pb2.ListJoinTokensResponse.SerializeToString,
             ),
             'CreateUserToken': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateUserToken,
@@ -511,6 +527,33 @@ class AdminService:
             '/shoal.v1.AdminService/CreateJoinToken',
             shoal_dot_v1_dot_admin__pb2.CreateJoinTokenRequest.SerializeToString,
             shoal_dot_v1_dot_admin__pb2.TokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJoinTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.AdminService/ListJoinTokens',
+            shoal_dot_v1_dot_admin__pb2.ListJoinTokensRequest.SerializeToString,
+            shoal_dot_v1_dot_admin__pb2.ListJoinTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

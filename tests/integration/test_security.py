@@ -7,10 +7,12 @@ init/issue underneath); users get certificates from the same CA or tokens from t
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,6 +131,8 @@ def test_a_join_token_admits_a_new_node_once_and_it_keeps_its_own_credential(clu
                           env={**_env(), **admin_env})
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
+    with as_user(cluster, "root-admin") as admin:
+        spare = admin.call_admin("CreateJoinToken", admin_pb2.CreateJoinTokenRequest(uses=3)).token
     with as_user(cluster, "bob") as bob:
         refused(lambda: bob.call_admin("CreateJoinToken", admin_pb2.CreateJoinTokenRequest()),
                 grpc.StatusCode.PERMISSION_DENIED, "bob may not create a node join token: that needs the Admin role")
@@ -145,6 +149,16 @@ def test_a_join_token_admits_a_new_node_once_and_it_keeps_its_own_credential(clu
         # The same token cannot re-register a known name...
         again = agent(cluster, "node3", "--tls-ca", ca, "--join-token-file", token_file(cluster, token))
         assert again.returncode != 0 and "node3 is already registered" in again.stderr
+        # ...nor admit any other node once used (issue 33, item 1): a leaked token is worth
+        # nothing to a rogue client holding the shared client certificate, even asking for no group.
+        welcome = rogue_join(cluster, token, "rogue")
+        assert welcome.code() == grpc.StatusCode.PERMISSION_DENIED, welcome
+        assert "has admitted all the nodes it may (node3)" in welcome.details(), welcome.details()
+        assert "rogue" not in {n.name for n in admin.list_nodes()}
+        listed = admin_cli(cluster, "node", "token", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        mine = [t for t in json.loads(listed.stdout)["tokens"] if t["admitted"] == ["node3"]]
+        assert len(mine) == 1 and mine[0]["uses_left"] == 0 and mine[0]["uses"] == 1, listed.stdout
         # ...but node3's own agent comes back with its own credential, no token needed.
         cluster.kill_node("node3")
         eventually(lambda: not admin.get_node("node3").connected, what="node3's agent to be gone")
@@ -161,6 +175,52 @@ def test_a_join_token_admits_a_new_node_once_and_it_keeps_its_own_credential(clu
                                 "--state-dir", str(cluster.state_dir / "node3"), "--tls-ca", ca],
                                capture_output=True, text=True, timeout=60)
         assert stale.returncode != 0 and "node node3's credential was revoked" in stale.stderr, stale.stderr
+        # Nor does a token with uses to spare, made before the removal.
+        assert rogue_join(cluster, spare, "node3").code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "node3 was removed after this join token was made" in rogue_join(cluster, spare, "node3").details()
+
+
+def rogue_join(cluster: LocalCluster, token: str, name: str, groups: tuple[str, ...] = ()) -> grpc.RpcError:
+    """A hand-written agent with the shared client certificate and a join token: the head's
+    refusal (the test fails if it is admitted)."""
+    ca_bytes, cert_bytes, key_bytes = tls.Files(cluster.tls_dir / tls.CA_CERT).read()
+    with grpc.secure_channel(cluster.address, grpc.ssl_channel_credentials(ca_bytes, key_bytes, cert_bytes)) as ch:
+        hello = nodes_pb2.AgentMessage(hello=nodes_pb2.Hello(
+            node_name=name, instance_id=uuid.uuid4().hex, groups=list(groups),
+            capacity=common_pb2.Resources(cores=1, memory_mb=1)))
+        stream = nodes_pb2_grpc.NodeServiceStub(ch).Connect(iter([hello]), metadata=[("shoal-join-token", token)],
+                                                            timeout=30)
+        try:
+            first = next(stream)
+        except grpc.RpcError as e:
+            return e
+        raise AssertionError(f"{name} was admitted with the join token: {first.WhichOneof('kind')}")
+
+
+def test_a_join_token_admits_only_what_it_names(cluster: LocalCluster) -> None:
+    """Issue 33, item 1: bound to names and groups, `--uses N` admits N nodes, revoked alone by id."""
+    made = admin_cli(cluster, "node", "token", "create", "--uses", "2", "--name", "gpu-*", "--group", "gpu")
+    assert made.returncode == 0 and "admits 2 nodes until" in made.stderr, made.stderr
+    token, token_id = made.stdout.strip(), made.stderr.split()[2].rstrip(":")
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    named = rogue_join(cluster, token, "cpu-1", ("gpu",))
+    assert named.code() == denied and "admits only nodes named gpu-*, not cpu-1" in named.details(), named.details()
+    grouped = rogue_join(cluster, token, "gpu-1", ("gpu", "admin-only"))
+    assert grouped.code() == denied and "this agent asks for admin-only" in grouped.details(), grouped.details()
+    with as_user(cluster, "root-admin") as admin:
+        refused(lambda: admin.call_admin("CreateJoinToken", admin_pb2.CreateJoinTokenRequest(uses=20_000)),
+                grpc.StatusCode.INVALID_ARGUMENT, "uses must be between 1 and 10000")
+        refused(lambda: admin.call_admin("CreateJoinToken", admin_pb2.CreateJoinTokenRequest(groups=["a b" * 9999])),
+                grpc.StatusCode.INVALID_ARGUMENT, "must be 1 to 64 letters")
+        listed = {t.id: t for t in admin.call_admin("ListJoinTokens", admin_pb2.ListJoinTokensRequest()).tokens}
+        assert listed[token_id].uses_left == 2 and not listed[token_id].admitted, "refused joins took no use"
+    assert admin_cli(cluster, "node", "token", "revoke").returncode == 2, "revoke needs an id or --all"
+    done = admin_cli(cluster, "node", "token", "revoke", token_id)
+    assert done.returncode == 0 and done.stdout == f"revoked join token {token_id}\n", done.stderr
+    revoked = rogue_join(cluster, token, "gpu-1", ("gpu",))
+    assert revoked.code() == denied and f"join token {token_id} was revoked" in revoked.details()
+    table = admin_cli(cluster, "node", "token", "list")
+    assert table.returncode == 0 and token_id in table.stdout and "revoked" in table.stdout, table.stdout
 
 
 def admin_cli(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -200,7 +260,7 @@ def test_revoked_tokens_and_certificates_are_refused(cluster: LocalCluster) -> N
         refused(carl.list_nodes, unauthenticated, "(carl) has been revoked")
     assert admin_cli(cluster, "certs", "revoke", "not-a-serial").returncode == 2
 
-    done = admin_cli(cluster, "node", "token", "revoke")
+    done = admin_cli(cluster, "node", "token", "revoke", "--all")
     assert done.returncode == 0 and done.stdout == "revoked join tokens issued until now\n", done.stderr
     late = agent(cluster, "node7", "--tls-ca", str(cluster.tls_dir / tls.CA_CERT), "--join-token-file", token_file(cluster, join))
     assert late.returncode != 0 and "join token was revoked" in late.stderr, late.stderr
