@@ -111,6 +111,7 @@ class Agent:
         if isinstance(self.runner, TaskRunner):
             self.runner.lease_id = self.keeper.lease_id
             self.runner.fenced_runs = self.keeper.fenced_runs
+            self.runner.spare_pids = lambda: {self.keeper.watchdog_pid}
         if stopped := await asyncio.to_thread(self.keeper.stop_orphans):
             _log.warning("orphans_stopped", node=self.config.name, processes=stopped,
                          detail="tasks an earlier agent of this node or state dir left running")

@@ -5,20 +5,27 @@ The agent's `isolation` setting picks how limits are enforced:
 - "auto" (default): a cgroup mode where one is available and writable, else "watch".
 - "cgroup": a cgroup mode or the agent refuses to start (for clusters that rely on it).
 - "watch": no cgroups; the runner sums each task's resident memory every half second and
-  kills it past its limit. CPU is not limited. This is the fallback, and what an agent that
-  is not root gets.
+  kills it past its limit, its detached processes included (tracking.py). CPU is not
+  limited. This is the fallback, and what an agent that is not root gets.
+
+A task's processes are limited to `max_processes` (default 4,096) by the pids controller
+where the task's cgroup has one (pids.max); without it, by RLIMIT_NPROC, which the kernel
+counts per user: an agent sets it on itself at start-up for every task to inherit, so a
+task's owner has at most that many processes on the node (main.py).
 
 Cgroup modes, tried in this order:
 
 - **v2** (unified hierarchy, e.g. a Debian 12 host, or a systemd unit with `Delegate=yes`): the
   agent's own cgroup must offer the memory and cpu controllers. The agent moves itself into a
   leaf `<own>/agent` (a v2 cgroup with children may hold no processes), enables the
-  controllers for its children, and runs each task in `<own>/task-<id>`: memory.max,
-  memory.swap.max = 0, cpu.max = cores x period; an OOM kill shows in memory.events.
+  controllers for its children (and pids where offered), and runs each task in
+  `<own>/task-<id>`: memory.max, memory.swap.max = 0, cpu.max = cores x period, pids.max;
+  an OOM kill shows in memory.events.
 - **v1** (legacy or hybrid hierarchy with writable memory and cpu controllers, as on this
   machine kind): each task gets `<own>/shoal-<node>/<id>` in the memory hierarchy
   (memory.limit_in_bytes and memsw, OOM kills counted in memory.oom_control) and in the cpu
-  hierarchy (cpu.cfs_quota_us = cores x cpu.cfs_period_us).
+  hierarchy (cpu.cfs_quota_us = cores x cpu.cfs_period_us), and in the pids hierarchy where
+  it is mounted and writable (pids.max).
 
 A task joins its cgroup before it runs anything: it is started behind a tiny shell that writes
 its own pid into the cgroup and then execs the rest (setpriv, the wrapper), so not one byte is
@@ -116,11 +123,18 @@ class Isolation:
     period_us: int = PERIOD_US  # v1: the CFS period new cgroups inherit (read once, not per task)
     _stale: list[TaskGroup] = field(default_factory=list)
 
+    pids_v2: bool = False  # v2: the pids controller is enabled for tasks
+
     @property
     def cgroups(self) -> bool:
         return self.mode != "watch"
 
-    def create(self, name: str, memory_mb: int, cores: int) -> TaskGroup | None:
+    @property
+    def limits_processes(self) -> bool:
+        """Each task's cgroup has the pids controller (else RLIMIT_NPROC limits its owner)."""
+        return self.pids_v2 or "pids" in self.parents
+
+    def create(self, name: str, memory_mb: int, cores: int, max_processes: int = 0) -> TaskGroup | None:
         if not self.cgroups:
             return None
         self._retry_stale()
@@ -133,12 +147,19 @@ class Isolation:
                 _write(d, "memory.swap.max", "0", optional=True)
             if cores:
                 _write(d, "cpu.max", f"{cores * PERIOD_US} {PERIOD_US}")
+            if max_processes and self.pids_v2:
+                _write(d, "pids.max", str(max_processes))
             return group
         mem = os.path.join(self.parents["memory"], name)
         cpu = os.path.join(self.parents["cpu"], name)
         group = TaskGroup(1, [mem, cpu])
         _fresh_dir(mem)
         _fresh_dir(cpu)
+        if "pids" in self.parents:
+            pids = os.path.join(self.parents["pids"], name)
+            group.dirs.append(pids)
+            _fresh_dir(pids)
+            _write(pids, "pids.max", str(max_processes) if max_processes else "max")
         if memory_mb:
             limit = str(memory_mb * 1024 * 1024)
             _write(mem, "memory.limit_in_bytes", limit)
@@ -235,12 +256,25 @@ def _try_v2(mounts: dict[str, str], own: dict[str, str], node: str, why: list[st
         leaf = os.path.join(base, "agent")
         os.makedirs(leaf, exist_ok=True)
         Path(leaf, "cgroup.procs").write_text(str(os.getpid()))
-        Path(base, "cgroup.subtree_control").write_text("+memory +cpu")
     except OSError as e:
         why.append(f"cannot delegate cgroup v2 {base} to tasks: {e.strerror} (run the agent alone in "
                    "its own cgroup, e.g. a systemd unit with Delegate=yes)")
         return None
-    return Isolation("cgroup-v2", f"cgroup v2 at {base}", {"": base})
+    pids = False
+    for wanted in (("+memory +cpu +pids",) if "pids" in offered else ()) + ("+memory +cpu",):
+        try:
+            Path(base, "cgroup.subtree_control").write_text(wanted)
+        except OSError as e:
+            error = e
+            continue
+        pids = "pids" in wanted
+        break
+    else:
+        why.append(f"cannot delegate cgroup v2 {base} to tasks: {error.strerror} (run the agent alone in "
+                   "its own cgroup, e.g. a systemd unit with Delegate=yes)")
+        return None
+    return Isolation("cgroup-v2", f"cgroup v2 at {base}" + ("" if pids else " (no pids controller)"), {"": base},
+                     pids_v2=pids)
 
 
 def _try_v1(mounts: dict[str, str], own: dict[str, str], node: str, why: list[str]) -> Isolation | None:
@@ -260,7 +294,16 @@ def _try_v1(mounts: dict[str, str], own: dict[str, str], node: str, why: list[st
             why.append(f"cgroup v1 {parent} is not writable: {e.strerror}")
             return None
         parents[controller] = parent
-    return Isolation("cgroup-v1", f"cgroup v1 at {parents['memory']} and {parents['cpu']}", parents,
+    # The pids hierarchy is optional: without it, RLIMIT_NPROC limits processes (main.py).
+    if (root := mounts.get("pids")) is not None:
+        parent = os.path.join(root, own.get("pids", "/").lstrip("/"), f"shoal-{node}")
+        try:
+            os.makedirs(parent, exist_ok=True)
+            parents["pids"] = parent
+        except OSError:
+            pass
+    where = " and ".join(parents[c] for c in ("memory", "cpu", "pids") if c in parents)
+    return Isolation("cgroup-v1", f"cgroup v1 at {where}", parents,
                      _read_int(parents["cpu"], "cpu.cfs_period_us") or PERIOD_US)
 
 

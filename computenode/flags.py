@@ -45,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--isolation", choices=("auto", "cgroup", "watch"),
                    help="memory and CPU limits by per-task cgroups where writable (auto, the default), "
                         "by cgroups or not at all (cgroup), or by watching memory use (watch)")
+    p.add_argument("--max-processes", type=int, metavar="N",
+                   help="most processes a task may have at once (default 4096; 0: no limit)")
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (tasks started, finished "
                         "and running, the agent's CPU and memory); port 0 = any, the address goes to "

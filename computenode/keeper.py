@@ -91,6 +91,11 @@ class LeaseKeeper:
             return 0
         return fence.stop_orphans(self.state_dir, self.node, self.head, self.lease_id, self.grace)
 
+    @property
+    def watchdog_pid(self) -> int:
+        """The watchdog this agent started, if any (its child, but no task's)."""
+        return self._watchdog
+
     def ensure_watchdog(self) -> None:
         """Start the watchdog unless one runs (this agent's child, or an earlier agent's)."""
         if not self.enforce:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import resource
 import signal
 from pathlib import Path
 
@@ -41,6 +42,22 @@ def read_secret(path: Path, what: str) -> str:
     return text
 
 
+def limit_processes(most: int, isolation: cgroups.Isolation) -> str:
+    """Where each task's cgroup cannot count its processes, RLIMIT_NPROC set here, which every
+    task inherits (the hard limit too, so that a task cannot raise it back): the kernel counts
+    it for the task's owner, over all their processes on the node. Root ignores it, so the
+    agent itself is not held back; a task that runs as root is not either. Says how."""
+    if not most:
+        return "no limit"
+    if isolation.limits_processes:
+        return f"{most} per task (pids.max)"
+    soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    limit = most if hard == resource.RLIM_INFINITY else min(most, hard)
+    if soft == resource.RLIM_INFINITY or soft > limit or hard == resource.RLIM_INFINITY or hard > limit:
+        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+    return f"{limit} per task owner (RLIMIT_NPROC)"
+
+
 def run(args: argparse.Namespace, default_head: str | None) -> int:
     if getattr(args, "join_token", None):
         raise ConfigError("a join token on the command line is readable by every local user (ps, /proc): "
@@ -61,7 +78,8 @@ def run(args: argparse.Namespace, default_head: str | None) -> int:
         isolation = cgroups.detect(config.isolation, config.name)
     except cgroups.IsolationError as e:
         raise ConfigError(str(e)) from None
-    _log.info("isolation", node=config.name, mode=isolation.mode, reason=isolation.reason)
+    processes = limit_processes(config.max_processes, isolation)
+    _log.info("isolation", node=config.name, mode=isolation.mode, reason=isolation.reason, max_processes=processes)
     return loops.run(_main(config, offered, isolation), config.event_loop)
 
 

@@ -19,13 +19,11 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
-import psutil
-
 from common import log
 from common.clock import Clock
 from common.config import NodeConfig
 from common.resources import GPU
-from computenode import runas
+from computenode import runas, tracking
 from computenode.cgroups import Isolation, TaskGroup
 from computenode import state as st
 from computenode.launcher import Launcher, LaunchError, cd_failed, find_by_run_id
@@ -39,20 +37,14 @@ MEMORY_CHECK = 0.5  # seconds between looks at each limited task's memory
 MIN_FREE_MB = 16
 
 
-def _resident_mb(pid: int) -> int:
-    """Resident memory of a process and all its descendants, in MB (0 when it is gone)."""
-    try:
-        root = psutil.Process(pid)
-        total = 0
-        for proc in (root, *root.children(recursive=True)):
-            try:
-                total += proc.memory_info().rss
-            except psutil.Error:
-                continue
-        return total // (1024 * 1024)
-    except psutil.Error:
-        return 0
 COPY_CHUNK = 1024 * 1024
+
+
+def _is_link(path: str) -> bool:
+    try:
+        return os.path.islink(path)
+    except OSError:
+        return False
 
 
 class TaskRunner:
@@ -82,6 +74,11 @@ class TaskRunner:
         # Tasks inherit the agent's environment as it was at start-up: copying os.environ
         # decodes every variable again, a twentieth of the agent's work per trivial task.
         self._environ = dict(os.environ)
+        # Without cgroups, which processes are each task's (tracking.py); the agent's own
+        # children that are no task's (its watchdog) are the agent's to name.
+        self.tracker: tracking.Tracker | None = None
+        self.spare_pids: Callable[[], set[int]] = set
+        self._look_again = False
         self._home = os.path.expanduser("~")  # the agent's, likewise as at start-up (a lookup per task)
 
     def begin(self) -> None:
@@ -89,16 +86,34 @@ class TaskRunner:
         self.launcher = Launcher(self._on_exit)
         asyncio.get_running_loop().add_reader(self.spool.watch(self._on_growth), self.spool.pump)
         if not self.isolation.cgroups:
-            self._memory_watch = asyncio.create_task(self._watch_memory())
+            if tracking.become_subreaper():
+                self.tracker = tracking.Tracker()
+            else:
+                _log.warning("no_subreaper", detail="the kernel refused PR_SET_CHILD_SUBREAPER: processes that "
+                             "detach from their task are not counted against its memory nor killed at its end")
+            self._memory_watch = asyncio.create_task(self._watch_processes())
 
-    async def _watch_memory(self) -> None:
-        """Memory limits by watching usage (no cgroups here): a task whose process tree holds
-        more resident memory than it was given is killed and reported out of memory."""
+    async def _watch_processes(self) -> None:
+        """Without cgroups: each task's processes, orphans included (tracking.py), and memory
+        limits by watching usage: a task whose processes hold more resident memory than it was
+        given is killed and reported out of memory."""
         while True:
             await self.clock.sleep(MEMORY_CHECK)
-            for key, meta in list(self._metas.items()):
-                if meta.memory_mb and meta.pid and not meta.out_of_memory:
-                    used = _resident_mb(meta.pid)
+            running = {key: tracking.Running(meta.pid, meta.run_id) for key, meta in self._metas.items() if meta.pid}
+            if self.tracker is not None:
+                # One more look after the last task went, for what it left detached.
+                if not running and not self._look_again:
+                    continue
+                self._look_again = bool(running)
+                self.tracker.spare = self.spare_pids()
+                trees = self.tracker.scan(running)
+            else:
+                trees = {key: tracking.descendants(r.leader) for key, r in running.items()
+                         if self._metas[key].memory_mb}
+            for key in running:
+                meta = self._metas[key]
+                if meta.memory_mb and not meta.out_of_memory:
+                    used = tracking.resident_mb(trees.get(key, []))
                     if used > meta.memory_mb:
                         _log.warning("task_out_of_memory", task_id=meta.task, used_mb=used, limit_mb=meta.memory_mb)
                         self._feed(st.MemoryExceeded(key))
@@ -189,6 +204,7 @@ class TaskRunner:
             self._feed(st.StartFailed(key, why))
             return
         self._metas[key] = meta
+        self._look_again = True
         env = self._environ.copy()
         env.update(launch.environment)  # the head resolved the task's SHOAL_* variables
         env.update({"SHOAL_NODE": node, "SHOAL_ATTEMPT": str(attempt), "SHOAL_RUN_ID": meta.run_id,
@@ -202,7 +218,8 @@ class TaskRunner:
         prefix: list[str] = []
         if not meta.error:
             try:
-                group = self.isolation.create(self.spool.name(key), meta.memory_mb, launch.resources.cores)
+                group = self.isolation.create(self.spool.name(key), meta.memory_mb, launch.resources.cores,
+                                              self.config.max_processes)
             except OSError as e:
                 meta.error = f"cannot set up the task's cgroup on node {node}: {e.strerror}"
             else:
@@ -213,9 +230,10 @@ class TaskRunner:
                     env["SHOAL_CGROUP"] = group.dirs[0]
         if run_as is not None:
             env.update(run_as.environment())
-            # The wrapper writes the exit code as the task's user.
-            os.close(os.open(status, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-            os.chown(status, run_as.uid, run_as.gid)
+            try:  # the wrapper writes the exit code as the task's user
+                self.spool.make_status(key, run_as.uid, run_as.gid)
+            except OSError as e:
+                meta.error = self.spool_trouble(e)
         try:
             if meta.error:
                 raise LaunchError(meta.error)
@@ -286,6 +304,8 @@ class TaskRunner:
         assert self.launcher is not None
         self._signals[key] = sig
         self.launcher.signal(key, sig)
+        if self.tracker is not None:
+            self.tracker.kill(key, sig)  # those that left the process group
         if sig == _signal.SIGTERM:
             self._term_at.setdefault(key, self.clock.monotonic())
             if (group := self._groups.get(key)) is not None:
@@ -305,6 +325,8 @@ class TaskRunner:
         def then() -> None:
             if group is not None:
                 self.isolation.release(group)  # kills what is left in it, then removes it
+            if self.tracker is not None:
+                self.tracker.kill(key)
 
         if left <= 0:
             self.launcher.signal(key, _signal.SIGKILL)
@@ -337,6 +359,10 @@ class TaskRunner:
 
     def forget(self, key: st.Key) -> None:
         assert self.launcher is not None
+        if self.tracker is not None:
+            # Nothing of a task outlives it, as its cgroup's release ensures with cgroups: what
+            # detached from it since its end (the state machine killed its process group).
+            self.tracker.kill(key)
         self.cancel_timer(key)
         self._close_user_files(key)
         self._metas.pop(key, None)
@@ -413,12 +439,19 @@ class TaskRunner:
             path = meta.user_files.get(stream)
             if not path:
                 continue
-            mode = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | (os.O_TRUNC if truncate else 0)
+            # Never through a symbolic link: one planted where a job's output goes (on a host
+            # with protected_symlinks off) would have the owner write over the link's target.
+            mode = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_TRUNC if truncate else 0)
             try:
                 with owner.files() if owner is not None else nullcontext():
                     fd = os.open(path, mode, 0o644)
             except OSError as e:
-                raise LaunchError(f"cannot open {stream} file {path}: {e.strerror}") from None
+                # A link gives ELOOP, or EACCES when O_CREAT meets one in a sticky directory;
+                # looked at as the user, who learns nothing of where they cannot look.
+                with owner.files() if owner is not None else nullcontext():
+                    link = _is_link(path)
+                why = "it is a symbolic link, which is not followed" if link else e.strerror
+                raise LaunchError(f"cannot open {stream} file {path}: {why}") from None
             self._user_files.setdefault(key, {})[stream] = fd
 
     def _close_user_files(self, key: st.Key) -> None:

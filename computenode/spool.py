@@ -14,21 +14,20 @@ while the agent or the head was down is sent afterwards. A record is removed onc
 has acknowledged the task's exit. Growth of the files is signalled by inotify (one watch on
 the directory), which only wakes the agent; sizes are read from the files themselves.
 
-Files are recycled, by slot. A slot is the stem its record's files share: s<N> for one this
-agent made (N above any already in the directory when it started), or the record's own
-<job>.<task>.<instance>.<attempt> for one an older agent left (still adopted as it is; the
-task's cgroup keeps that name, `Spool.name()`). Creating a record's files and unlinking them
-was ~150 us of the agent's CPU per trivial task on this ext4 (mounted with `discard`);
-handing the same files to the next record costs ~50 us. So a removed record whose task wrote
-no output keeps its slot: its .meta is blanked in place (spaces, which are no record to an
-agent that restarts), its .hostfile goes, and its descriptors stay open for the next
-create(). Its .status stays too, for the next task's wrapper to write over: each names the
-run it is from, and exit_status() takes only its own run's. A slot with output is deleted,
-not emptied: an ftruncate of a non-empty file that is then written again makes ext4
-(auto_da_alloc) flush it, ~600 us of wall time here.
-Nor is a slot kept while anything of its task's process group lives on, which could still
-write to it (or, the wrapper, to its .status). At most MAX_FREE slots are kept free, three
-descriptors each; a restarted agent deletes them, as it deletes records cut short.
+Records' .meta files are recycled, by slot; output never is. A slot is the stem its record's
+files share: s<N> for one this agent made (N above any already in the directory when it
+started), or the record's own <job>.<task>.<instance>.<attempt> for one an older agent left
+(still adopted as it is; the task's cgroup keeps that name, `Spool.name()`). Each record gets
+its own .stdout, .stderr and .status, created fresh (O_CREAT|O_EXCL|O_NOFOLLOW, owner-only)
+and unlinked at its removal: a process its task left behind (a detached daemon holding its
+output open) then writes into a file no one reads, and can neither read the next task's
+output nor write into it, whoever that task's owner (issue 33: handing a freed slot's files to
+the next task let one user copy another's output). Creating and unlinking a record's files
+was ~150 us of the agent's CPU per trivial task on this ext4; keeping the .meta, which no task
+ever holds (close-on-exec, the agent's alone), saves a third of that: a removed record's
+.meta is blanked in place (spaces, which are no record to an agent that restarts) and kept
+open for the next create(). At most MAX_FREE slots are kept free; a restarted agent deletes
+them, as it deletes records cut short.
 
 One directory rather than one per record: a directory's creation and removal were the two
 slowest file-system calls of a trivial task here (ext4 waits on its journal, which the head's
@@ -54,7 +53,11 @@ STREAMS = ("stdout", "stderr")
 _KINDS = ("meta", *STREAMS, "status", "hostfile")
 _OLD_NAMES = {"meta.json": "meta", "stdout": "stdout", "stderr": "stderr", "status": "status", "hostfile": "hostfile"}
 _SLOT_FILE = re.compile(r"s(\d+)\.", re.ASCII)
-MAX_FREE = 64  # free slots kept (three descriptors each: the soft limit is often 1,024)
+MAX_FREE = 64  # free slots kept (a descriptor each)
+# A record's own files: made fresh, never through a link, readable by the agent alone (the
+# task writes its output through the descriptors it is given).
+_FRESH = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_OUTPUT = os.O_RDWR | os.O_APPEND | _FRESH
 # json.dumps's own text (its separators), from an encoder made once: json.dumps makes its C
 # encoder afresh on every call, and a record is saved twice per task.
 _encode = jsontext.encoder(", ", ": ")
@@ -89,7 +92,7 @@ class Meta:
 class _Slot:
     """One record's files, <base>.<kind>, and the descriptors the spool holds on them."""
 
-    __slots__ = ("name", "base", "fds", "outputs", "meta_fd", "length", "hostfile", "pgid", "ours")
+    __slots__ = ("name", "base", "fds", "outputs", "meta_fd", "length", "hostfile", "ours")
 
     def __init__(self, name: str, base: str, fds: dict[str, int], meta_fd: int = -1, length: int = 0,
                  hostfile: bool = False, ours: bool = False) -> None:
@@ -100,7 +103,6 @@ class _Slot:
         self.meta_fd = meta_fd  # open from create() to the next save, and while free; -1: closed
         self.length = length  # the longest .meta written: what a save or the blank must cover
         self.hostfile = hostfile  # one was written
-        self.pgid = 0  # its task's process group (the pid saved in its record)
         # Made by this agent, so its output fds are the task's kind (O_RDWR, O_APPEND); an
         # adopted one's are read-only, and it is deleted at its removal.
         self.ours = ours
@@ -147,44 +149,48 @@ class Spool:
 
     def create(self, meta: Meta, key: Key | None = None) -> tuple[int, int]:
         """A fresh record; returns the (stdout, stderr) fds to give the task's process. They
-        stay the spool's (it reads the output through them; remove() closes them or keeps
-        them for the next record). `key`: meta.key, when the caller has it (parsing it again
-        costs). Its files hold nothing of an earlier record that counts: a free slot's output
-        is empty, and its .status names another run."""
+        stay the spool's (it reads the output through them; remove() closes them). `key`:
+        meta.key, when the caller has it (parsing it again costs). Its output files are new
+        (O_EXCL): nothing of an earlier record's, and no one else's."""
         key = key or meta.key
         if key in self._slots:  # launched again under the same key: the old record goes
             self.remove(key)
-        slot = self._take()
+        slot = self._free.pop() if self._free else self._new_slot()
+        try:
+            # Made before the .meta is saved, so that a record never lacks them after a crash.
+            # Whatever a crash left under these names is no one's to reuse: it goes first.
+            for stream in STREAMS:
+                _unlink(f"{slot.base}.{stream}")
+            _unlink(f"{slot.base}.status")
+            slot.fds = {stream: os.open(f"{slot.base}.{stream}", _OUTPUT, 0o600) for stream in STREAMS}
+        except OSError:
+            self._drop(slot)
+            raise
         self._slots[key] = slot
         self.save(meta, key, keep=True)
         for name in slot.outputs:
             self._outputs[name] = key
         return slot.fds["stdout"], slot.fds["stderr"]
 
-    def _take(self) -> _Slot:
-        while self._free:
-            slot = self._free.pop()  # the last freed: its inodes are the likeliest still cached
-            if _empty(slot):
-                return slot
-            self._drop(slot)  # written to while free, by something its last task left behind
-        return self._new_slot()
+    def make_status(self, key: Key, uid: int, gid: int) -> str:
+        """The record's .status, made fresh for a task that runs as another user (the
+        wrapper writes its exit code there as that user); returns its path."""
+        path = self.status_path(key)
+        fd = os.open(path, os.O_WRONLY | _FRESH, 0o600)
+        try:
+            os.fchown(fd, uid, gid)
+        finally:
+            os.close(fd)
+        return path
 
     def _new_slot(self) -> _Slot:
         name = f"s{self._next}"
         self._next += 1
         base = f"{self._root}/{name}"
-        # O_TRUNC, and the status unlinked: nothing found under a new name (there should be
-        # none) is taken for this record's.
-        _unlink(f"{base}.status")
-        # One descriptor per stream, both the task's output (O_APPEND) and what the agent
-        # reads it through (pread, which ignores the shared offset). Made before the .meta,
-        # so that a record never lacks them after a crash.
-        fds = {stream: os.open(f"{base}.{stream}", os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC,
-                               0o600) for stream in STREAMS}
         # Kept open for the save that follows the start (the pid): each open of a file cost
         # about 40 us of CPU here, and a trivial task made seven.
-        meta_fd = os.open(f"{base}.meta", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        return _Slot(name, base, fds, meta_fd, ours=True)
+        meta_fd = os.open(f"{base}.meta", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        return _Slot(name, base, {}, meta_fd, ours=True)
 
     def save(self, meta: Meta, key: Key | None = None, keep: bool = False) -> None:
         """Rewrite the record in place with one pwrite, padded with blanks (which JSON allows)
@@ -199,7 +205,6 @@ class Spool:
         slot = self._slots.get(key)
         fd = -1
         if slot is not None:
-            slot.pgid = meta.pid
             fd, slot.meta_fd = slot.meta_fd, -1
         # Opened for each save rather than kept for the task's life (create()'s stays open only
         # until the save after the start): a running task already holds two of the agent's
@@ -254,7 +259,6 @@ class Spool:
             fds = {stream: os.open(f"{base}.{stream}", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
                    for stream in STREAMS}
             slot = self._slots[key] = _Slot(stem, base, fds, length=len(raw), hostfile=f"{stem}.hostfile" in names)
-            slot.pgid = meta.pid
             for name in slot.outputs:
                 self._outputs[name] = key
             metas.append(meta)
@@ -272,24 +276,24 @@ class Spool:
             shutil.rmtree(path, ignore_errors=True)
 
     def remove(self, key: Key) -> None:
-        """The record goes: its slot is kept free for the next create() if its task wrote no
-        output and left nothing running, else deleted (its descriptors closed)."""
+        """The record goes: its output and status are deleted (their descriptors closed), and
+        its slot's .meta is kept for the next create() (blanked) while there is room."""
         slot = self._slots.pop(key, None)
         if slot is None:
             return
         for name in slot.outputs:
             self._outputs.pop(name, None)
-        if slot.ours and len(self._free) < MAX_FREE and _empty(slot) and _group_gone(slot.pgid):
+        if slot.ours and len(self._free) < MAX_FREE:
             try:
                 # The blank first: from then on a restarted agent deletes the slot, status and all.
                 blanked = self._blank(slot)
             except OSError:
                 blanked = False
             if blanked:
-                if slot.hostfile:
-                    _unlink(f"{slot.base}.hostfile")
-                    slot.hostfile = False
-                slot.pgid = 0
+                _close_outputs(slot)
+                for kind in (*STREAMS, "status", *(("hostfile",) if slot.hostfile else ())):
+                    _unlink(f"{slot.base}.{kind}")
+                slot.hostfile = False
                 self._free.append(slot)
                 return
         # Not blanked first: its .meta is unlinked before the rest, which is as final.
@@ -347,21 +351,10 @@ class Spool:
             self._inotify.close()
 
 
-def _empty(slot: _Slot) -> bool:
-    return all(os.fstat(fd).st_size == 0 for fd in slot.fds.values())
-
-
-def _group_gone(pgid: int) -> bool:
-    """No process is left in the group (0: the task never started)."""
-    if pgid <= 0:
-        return True
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # EPERM: someone's, still there
-        return False
-    return False
+def _close_outputs(slot: _Slot) -> None:
+    for fd in slot.fds.values():
+        os.close(fd)
+    slot.fds = {}
 
 
 def _close(slot: _Slot) -> None:

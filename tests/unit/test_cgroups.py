@@ -35,10 +35,12 @@ def test_v2_with_memory_and_cpu_delegated_gives_each_task_its_limits(tmp_path: P
     iso = cgroups.detect("auto", "n1", proc)
     assert iso.mode == "cgroup-v2"
     assert (base / "agent" / "cgroup.procs").read_text() == str(os.getpid()), "the agent moved into a leaf"
-    assert (base / "cgroup.subtree_control").read_text() == "+memory +cpu"
-    group = iso.create("7.1.0.1", 64, 2)
+    assert (base / "cgroup.subtree_control").read_text() == "+memory +cpu +pids"
+    assert iso.limits_processes
+    group = iso.create("7.1.0.1", 64, 2, 4096)
     assert group is not None
     d = base / "task-7.1.0.1"
+    assert (d / "pids.max").read_text() == "4096"
     assert (d / "memory.max").read_text() == str(64 * 1024 * 1024)
     assert (d / "memory.swap.max").read_text() == "0"
     assert (d / "cpu.max").read_text() == "200000 100000"
@@ -86,6 +88,20 @@ def test_v1_memory_and_cpu_hierarchies(tmp_path: Path, root: None) -> None:
     assert iso.create("7.2.0.1", 0, 0) is not None, "no limits: still its own cgroup"
     (mem / "outer/shoal-n1/7.1.0.1/memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
     assert group.oom_killed()
+
+
+def test_v1_with_a_pids_hierarchy_limits_each_tasks_processes(tmp_path: Path, root: None) -> None:
+    mem, cpu, pids = tmp_path / "memory", tmp_path / "cpu", tmp_path / "pids"
+    for d in (mem, cpu, pids):
+        d.mkdir()
+    proc = fake_proc(tmp_path, f"cgroup {mem} cgroup rw,memory 0 0\ncgroup {cpu} cgroup rw,cpu 0 0\n"
+                               f"cgroup {pids} cgroup rw,pids 0 0\n", "4:memory:/\n1:cpu:/\n7:pids:/\n")
+    iso = cgroups.detect("auto", "n1", proc)
+    assert iso.mode == "cgroup-v1" and iso.limits_processes, iso.reason
+    group = iso.create("7.1.0.1", 0, 0, 64)
+    assert group is not None and group.dirs[2] == str(pids / "shoal-n1/7.1.0.1")
+    assert (pids / "shoal-n1/7.1.0.1/pids.max").read_text() == "64"
+    assert group.prefix()[-2] == str(pids / "shoal-n1/7.1.0.1/cgroup.procs"), "the task joins it before it runs"
 
 
 def test_watch_is_chosen_when_asked_or_when_not_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
