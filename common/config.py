@@ -140,8 +140,15 @@ class HeadConfig:
     # plaintext mode with no admins listed, everyone is an Admin.
     admins: tuple[str, ...] = ()
     job_admins: tuple[str, ...] = ()
-    # Whether Users may see other users' jobs (never act on them).
-    users_see_all_jobs: bool = True
+    # What Users see of other users' jobs (they never act on them; issue 33). By default
+    # others' jobs are listed and viewable (state, owner, name, resources, timings, reasons)
+    # but what they run is not shown: their tasks' command lines, environments, working
+    # directories, stdin/stdout/stderr paths and their output are for the owner, JobAdmins and
+    # Admins (ReadOutput is PERMISSION_DENIED). users_see_all_jobs = true shows everyone all
+    # of it; users_list_others_jobs = false shows Users only their own jobs (and usage), as
+    # users_see_all_jobs = false did before.
+    users_see_all_jobs: bool = False
+    users_list_others_jobs: bool = True
     # The longest a minted token (user or join) may last, in seconds: a longer ttl is refused.
     # A minted token never outlives the credential that minted it either.
     max_token_ttl: float = 90 * 86400.0
@@ -221,6 +228,9 @@ class HeadConfig:
                               f"got {self.dispatch_ahead_pass_interval}")
         if self.rate_limit < 0:
             raise ConfigError(f"rate_limit must be >= 0 requests per second, got {self.rate_limit}")
+        if self.users_see_all_jobs and not self.users_list_others_jobs:
+            raise ConfigError("users_see_all_jobs = true shows Users everyone's jobs and users_list_others_jobs = "
+                              "false hides them: set at most one of them")
         if not 0 <= self.fairshare_weight <= 100_000:
             raise ConfigError(f"fairshare_weight must be between 0 and 100000, got {self.fairshare_weight}")
         return self
@@ -286,6 +296,10 @@ class NodeConfig:
     # v1 are writable, else watching memory use), "cgroup" (refuse to start without one) or
     # "watch" (never cgroups). computenode/cgroups.py says how each mode works.
     isolation: str = "auto"
+    # The most processes (and threads) a task may have at once: its cgroup's pids.max where
+    # the pids controller is there, else RLIMIT_NPROC, which counts all of the task owner's
+    # processes on the node (cgroups.py). 0: no limit. A fork bomb stops here.
+    max_processes: int = 4096
     # Prometheus metrics (tasks started, finished and running, the agent's CPU and memory, the
     # connection to the head) served over HTTP at HOST:PORT/metrics; empty: off. Port 0 picks
     # a free port; the bound address is written to <state_dir>/metrics.addr.
@@ -314,6 +328,8 @@ class NodeConfig:
             raise ConfigError(f"run_as must be 'owner' or 'agent', got {self.run_as!r}")
         if self.isolation not in ("auto", "cgroup", "watch"):
             raise ConfigError(f"isolation must be 'auto', 'cgroup' or 'watch', got {self.isolation!r}")
+        if self.max_processes < 0 or 0 < self.max_processes < 16:
+            raise ConfigError(f"max_processes must be 0 (no limit) or at least 16, got {self.max_processes}")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
         try:

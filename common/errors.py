@@ -6,6 +6,33 @@ Services raise these; the API layer maps each to a gRPC status code in exactly o
 
 from __future__ import annotations
 
+import re
+
+QUOTED = 200  # the most characters of any input a message or a log line repeats
+
+
+def quote(text: object, most: int = QUOTED) -> str:
+    """Input as a message or a log line may repeat it: at most `most` characters of it, a
+    short prefix with an ellipsis, however long it was (a 10 MiB name is not echoed back)."""
+    s = text if isinstance(text, str) else str(text)
+    return s if len(s) <= most else f"{s[:most]}…"
+
+
+_LONG_RUN = re.compile(r"\S{%d,}" % (QUOTED + 1))
+MESSAGE_MOST = 1000  # characters of a whole status message
+
+
+def one_line(message: str) -> str:
+    """A status message as it goes back to a caller: one line, no run of more than QUOTED
+    characters without a space (what an unquoted input would be), at most MESSAGE_MOST in all.
+    The last guard behind `quote`: gRPC carries a status message in a header, and a caller's
+    header limit (16 KiB) turns a longer one into a confusing RESOURCE_EXHAUSTED."""
+    if len(message) <= QUOTED and "\n" not in message:
+        return message
+    if "\n" in message or "\r" in message:
+        message = " ".join(message.split())
+    return quote(_LONG_RUN.sub(lambda m: quote(m.group()), message), MESSAGE_MOST)
+
 
 class ShoalError(Exception):
     """Base of every error a caller should see as a status, not as a crash."""

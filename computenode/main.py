@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import resource
 import signal
 from pathlib import Path
@@ -45,17 +46,33 @@ def read_secret(path: Path, what: str) -> str:
 def limit_processes(most: int, isolation: cgroups.Isolation) -> str:
     """Where each task's cgroup cannot count its processes, RLIMIT_NPROC set here, which every
     task inherits (the hard limit too, so that a task cannot raise it back): the kernel counts
-    it for the task's owner, over all their processes on the node. Root ignores it, so the
-    agent itself is not held back; a task that runs as root is not either. Says how."""
+    it for the task's owner, over all their processes on the node. Root ignores it, so a root
+    agent itself is not held back (nor is a task that runs as root). An agent that is not root
+    runs tasks as its own user, whose other processes (a desktop's threads) count too: it
+    allows that many more. Says how."""
     if not most:
         return "no limit"
     if isolation.limits_processes:
         return f"{most} per task (pids.max)"
+    extra = 0 if os.geteuid() == 0 else _threads_of(os.getuid())
     soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
-    limit = most if hard == resource.RLIM_INFINITY else min(most, hard)
+    limit = most + extra if hard == resource.RLIM_INFINITY else min(most + extra, hard)
     if soft == resource.RLIM_INFINITY or soft > limit or hard == resource.RLIM_INFINITY or hard > limit:
         resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
-    return f"{limit} per task owner (RLIMIT_NPROC)"
+    return f"{most} per task owner (RLIMIT_NPROC {limit})"
+
+
+def _threads_of(uid: int) -> int:
+    """Processes and threads of `uid` now (what RLIMIT_NPROC counts)."""
+    count = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    count += len(os.listdir(f"/proc/{name}/task"))
+            except OSError:
+                continue
+    return count
 
 
 def run(args: argparse.Namespace, default_head: str | None) -> int:

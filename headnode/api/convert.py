@@ -465,6 +465,37 @@ def unit_msg(u: UnitView) -> jobs_pb2.Instance:
     return msg
 
 
+# -- what others may not see -----------------------------------------------------------------
+# A job shown to a User who is not its owner (where users_see_all_jobs is off: identity.py's
+# sees_payload) keeps its state, owner, name, resources, placement, timings, exit codes and
+# reasons, and loses what it runs: the fields below, which carry the owner's commands, secrets
+# in the environment and file names. Output is refused outright (ReadOutput).
+
+TASK_PAYLOAD = ("command_line", "environment", "working_directory", "stdin_path", "stdout_path", "stderr_path")
+INSTANCE_PAYLOAD = ("command_line", "stdout_path", "stderr_path")
+
+
+def redact_task(msg: jobs_pb2.Task) -> jobs_pb2.Task:
+    for name in TASK_PAYLOAD:
+        msg.spec.ClearField(name)
+    msg.redacted = True
+    return msg
+
+
+def redact_instance(msg: jobs_pb2.Instance) -> jobs_pb2.Instance:
+    for name in INSTANCE_PAYLOAD:
+        msg.ClearField(name)
+    msg.redacted = True
+    return msg
+
+
+def redact_job(msg: jobs_pb2.Job) -> jobs_pb2.Job:
+    for task in msg.tasks:
+        redact_task(task)
+    msg.redacted = True
+    return msg
+
+
 def job_event_msg(event: JobChanged) -> jobs_pb2.JobEvent:
     c = event.change
     msg = jobs_pb2.JobEvent(

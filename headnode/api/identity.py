@@ -8,19 +8,27 @@ the client sends (trusted: development only). A caller with none of them is UNAU
 Roles follow HPC Pack: User, JobAdmin, Admin. A user's role is the highest of what the
 head's config lists (`admins`, `job_admins`) and what their certificate or token says. Every
 denial and every administrative action is logged as an `audit` event.
+
+Identity comes first (issue 33): errors.py calls `user` (or `agent`) before a request is
+parsed, and the principal it finds is kept for the rest of the call, which is rate-limited
+once. Calls rate-limited per identity (rate_limit); a caller that fails to identify itself
+counts against its peer address's bucket (UNIDENTIFIED_RATE), so anonymous callers cannot
+crowd out the ones who identify. Audit events quote at most 200 characters of any input.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
 from common import log, tokens, tls
 from common.clock import Clock
 from common.config import HeadConfig
-from common.errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from common.errors import PermissionDenied, ResourceExhausted, Unauthenticated, quote
 from headnode.domain.model import Job
 from headnode.services.join_tokens import JoinTokens
 from headnode.services.revocations import Revocations
@@ -33,7 +41,51 @@ ANONYMOUS = "anonymous"
 USER, JOB_ADMIN, ADMIN = "User", "JobAdmin", "Admin"
 _RANK = {USER: 0, JOB_ADMIN: 1, ADMIN: 2}
 
-_audit = log.get("audit")
+# Calls a second from one peer address that fail to identify themselves (no credential, a
+# bad or revoked one), at most (and never more than rate_limit); twice that in a burst.
+UNIDENTIFIED_RATE = 10.0
+
+
+def _quoted(value: object) -> object:
+    if isinstance(value, str):
+        return quote(value)
+    if isinstance(value, (list, tuple)):
+        return [quote(v) for v in value[:20]] + (["…"] if len(value) > 20 else [])
+    return value
+
+
+class _Audit:
+    """The `audit` logger, quoting at most 200 characters of any value (names come from
+    requests: ten denied calls with a 10 MiB name added 105 MB to the log, issue 33)."""
+
+    def __init__(self) -> None:
+        self._log = log.get("audit")
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._log.info(event, **{k: _quoted(v) for k, v in fields.items()})
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._log.warning(event, **{k: _quoted(v) for k, v in fields.items()})
+
+
+_audit = _Audit()
+# The caller of the call under way (its context, and who it is): found once per call, before
+# the request is parsed (errors.py), then answered from here. gRPC runs each call in its own
+# task, so each call sees its own.
+_caller: contextvars.ContextVar[tuple[object, Principal] | None] = contextvars.ContextVar("caller", default=None)
+
+
+def peer_address(context: grpc.aio.ServicerContext) -> str:
+    """The caller's address without its port ("ipv4:127.0.0.1"): one bucket however many
+    connections it opens; "" where there is none (the dashboard's in-process calls)."""
+    peer = getattr(context, "peer", None)
+    text = peer() if peer is not None else ""
+    if not isinstance(text, str) or not text:
+        return ""
+    kind, _, rest = text.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        rest = rest.rpartition(":")[0] or rest
+    return quote(f"{kind}:{rest}", 80)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,25 +147,41 @@ class Authority:
         self.token_key = token_key
         self.revocations = revocations or Revocations(None, clock)
         self.join_tokens = join_tokens or JoinTokens(None, clock)
-        # Token buckets per caller: name -> (tokens, monotonic time of the last refill).
+        # Token buckets per caller: name -> (tokens, monotonic time of the last refill); and
+        # per peer address, for calls that fail to identify themselves.
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._peers: dict[str, tuple[float, float]] = {}
 
     def throttle(self, name: str) -> None:
         """Count one request of `name`'s against rate_limit (user() counts each call; a stream
         of requests, SubmitJobStream's, counts each of the rest)."""
         rate = self.config.rate_limit
-        if not rate:
-            return
+        if rate and not self._take(self._buckets, name, rate):
+            raise ResourceExhausted(f"too many requests from {quote(name, 64)}: at most {rate:g} per second; "
+                                    "slow down and retry")
+
+    def _take(self, buckets: dict[str, tuple[float, float]], key: str, rate: float) -> bool:
         now, burst = self.clock.monotonic(), 2 * rate
-        tokens_left, at = self._buckets.get(name, (burst, now))
+        tokens_left, at = buckets.get(key, (burst, now))
         tokens_left = min(burst, tokens_left + (now - at) * rate)
+        if len(buckets) > 100_000:  # forget idle callers rather than grow without end
+            for k in [k for k, v in buckets.items() if now - v[1] >= 60]:
+                del buckets[k]
         if tokens_left < 1:
-            self._buckets[name] = (tokens_left, now)
-            raise ResourceExhausted(f"too many requests from {name}: at most {rate:g} per second; slow down "
-                                    f"and retry")
-        self._buckets[name] = (tokens_left - 1, now)
-        if len(self._buckets) > 100_000:  # forget idle callers rather than grow without end
-            self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60}
+            buckets[key] = (tokens_left, now)
+            return False
+        buckets[key] = (tokens_left - 1, now)
+        return True
+
+    def _unidentified(self, context: grpc.aio.ServicerContext, error: Unauthenticated) -> Exception:
+        """What a call that failed to identify itself is answered: its error, unless its peer
+        address is past UNIDENTIFIED_RATE such calls a second (then RESOURCE_EXHAUSTED)."""
+        rate = min(self.config.rate_limit, UNIDENTIFIED_RATE)
+        address = peer_address(context)
+        if not rate or not address or self._take(self._peers, address, rate):
+            return error
+        return ResourceExhausted(f"too many unauthenticated requests from {address}: at most {rate:g} per second; "
+                                 "present a valid credential (a client certificate or `shoal user token`)")
 
     def _config_role(self, name: str) -> str:
         if name in self.config.admins:
@@ -126,6 +194,12 @@ class Authority:
         return a if _RANK.get(a, 0) >= _RANK.get(b, 0) else b
 
     def who(self, context: grpc.aio.ServicerContext) -> Principal:
+        try:
+            return self._who(context)
+        except Unauthenticated as e:
+            raise self._unidentified(context, e) from None
+
+    def _who(self, context: grpc.aio.ServicerContext) -> Principal:
         # A plaintext head has no TLS, so no certificate to look for: its auth context, built
         # into a dict on every call, was about 1% of a busy head's time.
         cert = None if self.config.plaintext else peer_certificate(context, self.revocations)
@@ -158,11 +232,38 @@ class Authority:
                               "(`shoal user token`), e.g. with --cert/--key or SHOAL_TOKEN")
 
     def user(self, context: grpc.aio.ServicerContext) -> Principal:
+        """The calling user, authenticated and counted against its rate once per call (the
+        first time; errors.py asks before the request is parsed)."""
+        known = _caller.get()
+        if known is not None and known[0] is context:
+            return known[1]
         p = self.who(context)
         self.throttle(p.name)
         if p.node:
             raise PermissionDenied(f"node {p.name}'s certificate identifies a node, not a user")
+        _caller.set((context, p))
         return p
+
+    def agent(self, context: grpc.aio.ServicerContext) -> None:
+        """Before an agent's first message is read: it presents a node certificate or a node or
+        join token this cluster signed (admit_node then decides which node it may speak for)."""
+        if self.config.plaintext:
+            return
+        try:
+            cert = peer_certificate(context, self.revocations)
+            if cert is not None:
+                return
+            for key, kind in ((NODE_TOKEN, "node"), (JOIN_TOKEN, "join")):
+                if token := metadata(context, key):
+                    try:
+                        tokens.verify(self.token_key, token, self.clock.now(), kind)
+                    except tokens.BadToken as e:
+                        raise Unauthenticated(f"the agent's {kind} token is {e}") from None
+                    return
+            raise Unauthenticated("an agent joins with a join token (`shoal node token create`, then "
+                                  "--join-token-file) or a node certificate (`shoal certs issue --node NAME`)")
+        except Unauthenticated as e:
+            raise self._unidentified(context, e) from None
 
     # -- nodes ---------------------------------------------------------------------------------
 
@@ -224,7 +325,7 @@ class Authority:
         open_dev = self.config.plaintext and not self.config.admins
         if not p.at_least(role) and not open_dev:
             _audit.warning("audit", who=p.name, role=p.role, action=action, allowed=False)
-            raise PermissionDenied(f"{p.name} may not {action}: that needs the {role} role")
+            raise PermissionDenied(f"{p.name} may not {quote(action)}: that needs the {role} role")
         _audit.info("audit", who=p.name, role=p.role, action=action, allowed=True)
         return p
 
@@ -241,12 +342,44 @@ class Authority:
         _audit.info("audit", who=p.name, role=p.role, action=action, job_id=job.id, owner=job.owner, allowed=True)
         return p
 
-    def may_view(self, context: grpc.aio.ServicerContext, job: Job) -> Principal:
+    def changes_what_runs(self, context: grpc.aio.ServicerContext, job: Job, action: str) -> Principal:
+        """Decide what a job runs: add tasks, change a task's command, environment, working
+        directory, files or sweep, queue a Configuring job or put it back to Configuring. Only
+        its owner, whatever the caller's role: its tasks run as the owner's Unix user, so a
+        JobAdmin's (or an Admin's) command would run with the owner's rights (issue 33). A
+        JobAdmin still cancels, requeues, holds, releases and reschedules others' jobs (on_job);
+        a clone is the cloner's own job."""
         p = self.user(context)
-        if p.name != job.owner and not self.config.users_see_all_jobs and not p.at_least(JOB_ADMIN):
+        if p.name != job.owner:
+            _audit.warning("audit", who=p.name, role=p.role, action=action, job_id=job.id, owner=job.owner,
+                           allowed=False)
+            raise PermissionDenied(f"{p.name} may not {action} job {job.id}: it is {job.owner}'s, and only its "
+                                   f"owner changes what runs")
+        return p
+
+    def may_view(self, context: grpc.aio.ServicerContext, job: Job) -> Principal:
+        """See a job: its state, owner, name, resources, timings and reasons (what it runs
+        only where sees_payload). Everyone may, unless users_list_others_jobs is off."""
+        p = self.user(context)
+        if p.name != job.owner and not self.config.users_list_others_jobs and not p.at_least(JOB_ADMIN):
             _audit.warning("audit", who=p.name, action="view", job_id=job.id, owner=job.owner, allowed=False)
             raise PermissionDenied(f"{p.name} may not view job {job.id}: it is {job.owner}'s, and this cluster "
                                    f"shows users only their own jobs")
+        return p
+
+    def sees_payload(self, p: Principal, job: Job) -> bool:
+        """Whether `p` sees what the job runs: its tasks' command lines, environments, working
+        directories, stdin/stdout/stderr paths, and its output. The owner, JobAdmins and Admins
+        do; other Users only where users_see_all_jobs is on (off by default: a job's
+        environment and output often carry its owner's secrets)."""
+        return p.name == job.owner or self.config.users_see_all_jobs or p.at_least(JOB_ADMIN)
+
+    def may_read_output(self, context: grpc.aio.ServicerContext, job: Job) -> Principal:
+        p = self.may_view(context, job)
+        if not self.sees_payload(p, job):
+            _audit.warning("audit", who=p.name, action="read output", job_id=job.id, owner=job.owner, allowed=False)
+            raise PermissionDenied(f"{p.name} may not read the output of job {job.id}: it is {job.owner}'s, and "
+                                   f"others' output is for JobAdmins (users_see_all_jobs is off)")
         return p
 
     def may_use_template(self, context: grpc.aio.ServicerContext, name: str, users: list[str]) -> Principal:
@@ -260,5 +393,7 @@ class Authority:
         return p
 
     def sees_all(self, p: Principal) -> bool:
-        return self.config.users_see_all_jobs or p.at_least(JOB_ADMIN)
+        """Whether `p` may list everyone's jobs (and watch them, and see their usage): rows of
+        state, owner, name and timings, never what a job runs (that is sees_payload's)."""
+        return self.config.users_list_others_jobs or p.at_least(JOB_ADMIN)
 

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 import grpc
 from google.protobuf import json_format
 
-from common.errors import InvalidArgument, PermissionDenied, ShoalError
+from common.errors import InvalidArgument, PermissionDenied, ShoalError, quote
 from common.ids import TaskId
 from common.wire import STREAM_NAMES, task_id, timestamp
 from headnode.api import convert, usage_convert
 from headnode.api.errors import WriteGate, check, maps_errors
-from headnode.api.identity import ADMIN, Authority
-from headnode.domain.model import JobSpec
+from headnode.api.identity import ADMIN, Authority, Principal
+from headnode.domain.model import Job, JobSpec, TaskSpec
 from headnode.services.output import OutputStore
 from headnode.services.queue import QueueService
 from headnode.services.templates import TemplateService
@@ -24,6 +24,18 @@ from headnode.store.base import TemplateRecord
 from shoal.v1 import jobs_pb2, jobs_pb2_grpc, templates_pb2, templates_pb2_grpc
 
 WATCH_BATCH = 256  # events in one WatchJobs message, for a watcher that asked for batches
+# The TaskSpec fields that say what a task runs and with what inputs: only the job's owner
+# changes them (identity.py, changes_what_runs). A sweep's values are substituted into the
+# command line and file paths. The rest (resources, limits, placement, retries, instances,
+# exit codes) is scheduling, which JobAdmins may change too.
+WHAT_RUNS = ("command_line", "environment", "working_directory", "stdin_path", "stdout_path", "stderr_path", "sweep")
+
+
+def _what_runs_changed(current: TaskSpec, new: TaskSpec) -> list[str]:
+    def value(spec: TaskSpec, name: str) -> object:
+        v = getattr(spec, name)
+        return dict(v) if name == "environment" else v
+    return [name for name in WHAT_RUNS if value(current, name) != value(new, name)]
 
 
 def template_msg(record: TemplateRecord) -> templates_pb2.Template:
@@ -63,17 +75,24 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         """The caller's name, if it may act on the job (its owner, a JobAdmin, an Admin)."""
         return self.auth.on_job(context, self.queue.cluster.job(job_id), action).name
 
-    def _visible_owner(self, context: grpc.aio.ServicerContext, asked: str, action: str) -> str:
-        """The owner whose jobs (or usage) the caller may list: the one asked for ("" for
-        everyone's) where the caller sees all jobs, else the caller's own."""
+    def _visible_owner(self, context: grpc.aio.ServicerContext, asked: str, action: str) -> tuple[Principal, str]:
+        """The caller, and the owner whose jobs (or usage) it may list: the one asked for (""
+        for everyone's) where the caller sees all jobs, else the caller's own."""
         p = self.auth.user(context)
         owner = asked if self.auth.sees_all(p) else p.name
         if asked and asked != owner:
             raise PermissionDenied(f"{p.name} may not {action.format(asked)}: this cluster shows users only their own")
-        return owner
+        return p, owner
 
-    def _view(self, context: grpc.aio.ServicerContext, job_id: int) -> None:
-        self.auth.may_view(context, self.queue.cluster.job(job_id))
+    def _view(self, context: grpc.aio.ServicerContext, job_id: int) -> bool:
+        """Refused unless the caller may see the job; then whether it sees what the job runs
+        (else the answer is redacted: convert.redact_*)."""
+        job = self.queue.cluster.job(job_id)
+        return self.auth.sees_payload(self.auth.may_view(context, job), job)
+
+    def _owner_only(self, context: grpc.aio.ServicerContext, job_id: int, action: str) -> str:
+        """The caller's name, if it is the job's owner: what the job runs is its owner's alone."""
+        return self.auth.changes_what_runs(context, self.queue.cluster.job(job_id), action).name
 
     def _spec(self, context: grpc.aio.ServicerContext, spec: jobs_pb2.JobSpec) -> jobs_pb2.JobSpec:
         if spec.template:
@@ -144,7 +163,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         if request.job_id:
             if request.HasField("spec"):
                 raise InvalidArgument("give either spec (a new job) or job_id (a Configuring job), not both")
-            job_id = await self.queue.submit_existing(request.job_id, self._on(context, request.job_id, "submit"))
+            # Queuing a Configuring job says its tasks are ready to run as its owner: the owner's call.
+            job_id = await self.queue.submit_existing(request.job_id,
+                                                      self._owner_only(context, request.job_id, "submit"))
         else:
             owner = self.auth.user(context).name
             job_id = await self.queue.submit(convert.job_spec(self._spec(context, request.spec)), owner)
@@ -155,8 +176,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         return convert.job_msg(job)
 
     async def AddTasks(self, request: jobs_pb2.AddTasksRequest, context: grpc.aio.ServicerContext):
+        by = self._owner_only(context, request.job_id, "add tasks to")  # rights before work (issue 33)
         specs = [convert.task_spec(t, f"tasks[{i}]") for i, t in enumerate(request.tasks)]
-        numbers = await self.queue.add_tasks(request.job_id, specs, self._on(context, request.job_id, "add tasks to"))
+        numbers = await self.queue.add_tasks(request.job_id, specs, by)
         return jobs_pb2.AddTasksResponse(task_ids=numbers)
 
     async def ModifyTask(self, request: jobs_pb2.ModifyTaskRequest, context: grpc.aio.ServicerContext):
@@ -164,6 +186,8 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         by = self._on(context, ref.job, "modify")
         current = self.queue.task_spec(ref)
         spec = convert.merged_task_spec(current, request.spec, request.update_mask)
+        if changed := _what_runs_changed(current, spec):  # a JobAdmin changes only how it is scheduled
+            self._owner_only(context, ref.job, f"change task {ref.task}'s {', '.join(changed)} in")
         task = await self.queue.modify_task(ref, spec, by)
         return convert.task_msg(task, "")
 
@@ -176,33 +200,43 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
 
     async def GetJob(self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext):
         full = request.view != jobs_pb2.JOB_VIEW_SUMMARY
-        self._view(context, request.job_id)
-        return convert.job_details_msg(await self.queue.details(request.job_id, full))
+        shown = self._view(context, request.job_id)
+        msg = convert.job_details_msg(await self.queue.details(request.job_id, full))
+        return msg if shown else convert.redact_job(msg)
 
     async def GetTask(self, request: jobs_pb2.GetTaskRequest, context: grpc.aio.ServicerContext):
-        self._view(context, request.task.job_id)
-        return convert.task_details_msg(await self.queue.task_details(task_id(request.task)))
+        shown = self._view(context, request.task.job_id)
+        msg = convert.task_details_msg(await self.queue.task_details(task_id(request.task)))
+        return msg if shown else convert.redact_task(msg)
 
     async def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext):
-        owner = self._visible_owner(context, request.owner, "list {}'s jobs")
+        p, owner = self._visible_owner(context, request.owner, "list {}'s jobs")
         jobs, token, total = self.queue.list_jobs(convert.job_states(list(request.states)), owner, request.name,
                                                   request.page_size, request.page_token, request.newest_first,
                                                   request.count_total)
-        return jobs_pb2.ListJobsResponse(
-            jobs=[convert.job_msg(j, self.queue.job_pending_reason(j)) for j in jobs], next_page_token=token,
-            total=total,
-        )
+
+        def row(j: Job) -> jobs_pb2.Job:
+            msg = convert.job_msg(j, self.queue.job_pending_reason(j))
+            msg.redacted = not self.auth.sees_payload(p, j)  # a list carries no payload; says what GetJob shows
+            return msg
+        return jobs_pb2.ListJobsResponse(jobs=[row(j) for j in jobs], next_page_token=token, total=total)
 
     async def ListTasks(self, request: jobs_pb2.ListTasksRequest, context: grpc.aio.ServicerContext):
-        self._view(context, request.job_id)
+        shown = self._view(context, request.job_id)
         states = convert.task_states(list(request.states))
         if request.instances:
             units, token = self.queue.list_units(request.job_id, request.task_id, states, request.page_size,
                                                  request.page_token)
-            return jobs_pb2.ListTasksResponse(instances=[convert.unit_msg(u) for u in units], next_page_token=token)
+            instances = [convert.unit_msg(u) for u in units]
+            if not shown:
+                instances = [convert.redact_instance(i) for i in instances]
+            return jobs_pb2.ListTasksResponse(instances=instances, next_page_token=token)
         tasks, token = self.queue.list_tasks(request.job_id, request.task_id, states, request.page_size,
                                              request.page_token)
-        return jobs_pb2.ListTasksResponse(tasks=[convert.task_msg(t, why) for t, why in tasks], next_page_token=token)
+        msgs = [convert.task_msg(t, why) for t, why in tasks]
+        if not shown:
+            msgs = [convert.redact_task(t) for t in msgs]
+        return jobs_pb2.ListTasksResponse(tasks=msgs, next_page_token=token)
 
     async def CancelJob(self, request: jobs_pb2.CancelJobRequest, context: grpc.aio.ServicerContext):
         by = self._on(context, request.job_id, "cancel")
@@ -222,7 +256,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         return convert.job_msg(job, self.queue.job_pending_reason(job))
 
     async def ConfigureJob(self, request: jobs_pb2.JobRequest, context: grpc.aio.ServicerContext):
-        return convert.job_msg(await self.queue.configure(request.job_id, self._on(context, request.job_id, "configure")))
+        # Back to Configuring is the way to changing its tasks: the owner's call, like adding them.
+        return convert.job_msg(await self.queue.configure(request.job_id,
+                                                          self._owner_only(context, request.job_id, "configure")))
 
     async def CloneJob(self, request: jobs_pb2.JobRequest, context: grpc.aio.ServicerContext):
         return convert.job_msg(await self.queue.clone(request.job_id, self._on(context, request.job_id, "clone")))
@@ -261,7 +297,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     ) -> AsyncIterator[jobs_pb2.OutputChunk]:
         if request.offset < 0:
             raise InvalidArgument(f"offset must be >= 0, got {request.offset}")
-        self._view(context, request.task.job_id)
+        self.auth.may_read_output(context, self.queue.cluster.job(request.task.job_id))
         target = self.queue.output_target(task_id(request.task))
         stream = STREAM_NAMES.get(request.stream, "stdout")
         async for offset, data in self.output.read(target, stream, request.offset, request.follow):
@@ -269,7 +305,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
 
     async def GetUsageReport(self, request: jobs_pb2.UsageReportRequest, context: grpc.aio.ServicerContext):
         # Who sees whose usage follows who sees whose jobs (ListJobs).
-        owner = self._visible_owner(context, request.owner, "see {}'s usage")
+        _, owner = self._visible_owner(context, request.owner, "see {}'s usage")
         report = await self.usage.report(usage_convert.usage_query(request, owner))
         return usage_convert.usage_report_msg(report)
 
@@ -284,6 +320,9 @@ class TemplateServicer(templates_pb2_grpc.TemplateServiceServicer):
         self.auth = auth
 
     async def CreateTemplate(self, request: templates_pb2.CreateTemplateRequest, context: grpc.aio.ServicerContext):
+        # Rights before work: a non-Admin's template is refused before any of it is checked or copied.
+        verb = "replace" if request.replace else "create"
+        p = self.auth.require(context, ADMIN, f"{verb} template {quote(request.template.name, 64)}")
         t = templates_pb2.Template()
         t.CopyFrom(request.template)
         t.ClearField("owner")
@@ -299,8 +338,6 @@ class TemplateServicer(templates_pb2_grpc.TemplateServiceServicer):
             body = json_format.MessageToJson(t, preserving_proto_field_name=True, indent=None)
         except json_format.Error as e:  # e.g. a Duration with nanos out of range
             raise InvalidArgument(f"template: {e}") from None
-        verb = "replace" if request.replace else "create"
-        p = self.auth.require(context, ADMIN, f"{verb} template {t.name}")
         record = await self.templates.create(t.name, body, p.name, request.replace)
         return template_msg(record)
 
@@ -313,7 +350,7 @@ class TemplateServicer(templates_pb2_grpc.TemplateServiceServicer):
         return templates_pb2.ListTemplatesResponse(templates=[template_msg(r) for r in self.templates.list()])
 
     async def DeleteTemplate(self, request: templates_pb2.DeleteTemplateRequest, context: grpc.aio.ServicerContext):
+        self.auth.require(context, ADMIN, f"delete template {quote(request.name, 64)}")
         self.templates.get(request.name)
-        self.auth.require(context, ADMIN, f"delete template {request.name}")
         await self.templates.delete(request.name)
         return templates_pb2.DeleteTemplateResponse()

@@ -26,6 +26,8 @@ MAX_BATCH = 256  # head messages in one write
 
 @maps_errors
 class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
+    AGENTS = True  # errors.py checks an agent's credential (auth.agent) before its Hello is read
+
     def __init__(self, membership: Membership, auth: Authority) -> None:
         self.membership = membership
         self.auth = auth

@@ -19,7 +19,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from common import tls
 from common.clock import perf_counter
-from headnode.api.errors import tolerant
+from headnode.api.errors import tolerant, unparsed
 from common.hostport import parse_address
 from common.errors import ConfigError
 from shoal.v1 import (
@@ -40,6 +40,33 @@ SERVICE_NAMES = (
     templates_pb2.DESCRIPTOR.services_by_name["TemplateService"].full_name,
 )
 
+# The largest request the head receives (gRPC refuses a longer one with RESOURCE_EXHAUSTED
+# before any of it reaches Python). It must admit the largest legal request: a job of
+# 100,000 tasks (validation.MAX_TASKS) serializes to ~95 bytes a task plus its command line
+# (a sweep is one task), so 64 MiB admits 100,000 tasks averaging ~580 bytes of command,
+# name and variables, or 10,000 jobs (MAX_BATCH) of ~6 KiB each, or one task at every limit
+# (128 KiB command, 256 KiB environment) many times over. A caller is identified before its
+# request is parsed (errors.py), so an anonymous one costs the head at most one receive.
+MAX_REQUEST = 8 * 1024 * 1024
+# Methods whose requests carry no job, task or template (GetNode, CancelJob, ...) take at
+# most this much: a name is 4 KiB, a list 1,000 entries; RequeueJob's list of 100,000 tasks
+# is ~1.2 MB. A longer request is INVALID_ARGUMENT before it is parsed.
+MAX_SMALL_REQUEST = 4 * 1024 * 1024
+_LARGE = ("shoal.v1.JobSpec", "shoal.v1.TaskSpec", "shoal.v1.Template")
+
+
+def _carries_specs(message: Any, seen: frozenset[str] = frozenset()) -> bool:
+    if message.full_name in _LARGE:
+        return True
+    return any(f.message_type is not None and f.message_type.full_name not in seen
+               and _carries_specs(f.message_type, seen | {message.full_name}) for f in message.fields)
+
+
+def request_bound(method: Any) -> int:
+    """The most bytes a request of `method` may have (MAX_REQUEST or MAX_SMALL_REQUEST)."""
+    return MAX_REQUEST if _carries_specs(method.input_type) else MAX_SMALL_REQUEST
+
+
 SERVER_OPTIONS = [
     # grpc sets SO_REUSEPORT by default, which lets a second head node bind the same port and
     # silently share the traffic; a busy port must be an error instead.
@@ -48,21 +75,23 @@ SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
     ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.max_receive_message_length", MAX_REQUEST),
 ]
 
 
 def _handlers(servicer: object, service: ServiceDescriptor) -> grpc.GenericRpcHandler:
-    """The generated registration, except that a request that does not parse reaches the
-    servicer as `Malformed` (answered INVALID_ARGUMENT by errors.py) rather than gRPC's
-    UNKNOWN "Unexpected DecodeError"."""
+    """The generated registration, except that a unary request reaches the servicer as
+    `Unparsed` bytes, parsed once the caller is identified (errors.py), and a streamed one
+    that does not parse as `Malformed`: both answered INVALID_ARGUMENT by errors.py rather
+    than gRPC's UNKNOWN "Unexpected DecodeError"."""
     handlers = {}
     for m in service.methods:
         request, response = GetMessageClass(m.input_type), GetMessageClass(m.output_type)
         kinds = {(False, False): grpc.unary_unary_rpc_method_handler, (False, True): grpc.unary_stream_rpc_method_handler,
                  (True, False): grpc.stream_unary_rpc_method_handler, (True, True): grpc.stream_stream_rpc_method_handler}
         make = kinds[(m.client_streaming, m.server_streaming)]
-        handlers[m.name] = make(getattr(servicer, m.name), request_deserializer=tolerant(request),
+        parse = tolerant(request) if m.client_streaming else unparsed(request, request_bound(m))
+        handlers[m.name] = make(getattr(servicer, m.name), request_deserializer=parse,
                                 response_serializer=response.SerializeToString)
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 
 from sortedcontainers import SortedDict
 
-from common.errors import NotFound
+from common.errors import NotFound, quote
 from common.ids import TaskId
 from headnode.domain import eligibility
 from headnode.domain.model import Instance, Job, Task
@@ -120,7 +120,7 @@ class Cluster:
         try:
             return self.nodes[name]
         except KeyError:
-            raise NotFound(f"node {name!r} does not exist") from None
+            raise NotFound(f"node {quote(name)!r} does not exist") from None
 
     # -- the queue -----------------------------------------------------------------------
 

@@ -86,7 +86,7 @@ def live_routes(api: Api) -> list[web.RouteDef]:
         ctx = api.context(request)
         # Checked before the stream opens, so a refusal is a plain HTTP error; ReadOutput checks
         # again, and what it refuses later (no such task) comes as an `error` event.
-        api.auth.may_view(ctx, api.queue.cluster.job(ref.job_id))  # type: ignore[arg-type]
+        api.auth.may_read_output(ctx, api.queue.cluster.job(ref.job_id))  # type: ignore[arg-type]
         chunks = aiter(api.jobs.ReadOutput(msg, ctx))
         response = await _open(request)
         decoder = codecs.getincrementaldecoder("utf-8")("replace")

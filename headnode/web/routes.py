@@ -148,6 +148,12 @@ def routes(api: Api) -> list[web.RouteDef]:
         return answer(_session(api, p))
 
     async def sign_in(request: web.Request) -> web.Response:
+        # JSON only: a page of another site can post a form (text/plain, urlencoded) without
+        # asking, but not application/json (that needs a CORS preflight, which is never
+        # granted): a second wall behind the origin check (server.py) against login CSRF.
+        if request.content_type != "application/json":
+            raise InvalidArgument(f"send JSON with Content-Type: application/json, not {request.content_type[:100]} "
+                                  "({\"token\": \"...\"} from `shoal user token`)")
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):

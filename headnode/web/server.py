@@ -10,9 +10,11 @@ so a `pip install` needs no Node.js.
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -31,8 +33,14 @@ _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
                                "frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Nothing of a page's address (job ids, names) goes to other sites; the pages' own
+    # requests keep theirs, so a POST carries its true Origin (under no-referrer a browser
+    # sends `Origin: null` even to its own origin, which the check below must refuse).
+    "Referrer-Policy": "same-origin",
 }
+# Requests that change something. The session endpoint is the only one today; any added
+# later is checked the same way.
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _NOT_BUILT = ("<!doctype html><title>Shoal</title><p>The dashboard's pages were not built into this "
               "install: run <code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code> in the source tree. "
               "The JSON API under <code>/api/</code> works without them.</p>")
@@ -45,8 +53,47 @@ async def _security_headers(request: web.Request, handler: web.RequestHandler) -
     return response
 
 
+def foreign_origin(request: web.Request) -> str:
+    """Where a request comes from when that is not this server's own pages ("" when it is).
+
+    A browser says it in Sec-Fetch-Site (set by the browser, never by a page), else in
+    Origin (on every cross-origin POST and DELETE), else in Referer. A request with none of
+    them does not come from a web page (curl, a script with `Authorization: Bearer`): no
+    browser leaves all three out of a cross-site request, so it passes. `Origin: null`
+    (sandboxed frames, data: pages) is foreign."""
+    here = f"{request.scheme}://{request.host}".lower()
+    site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
+    if site:
+        return "" if site in ("same-origin", "none") else f"a {site} page (Sec-Fetch-Site)"
+    origin = request.headers.get("Origin", "").strip()
+    if origin:
+        return "" if origin.lower() == here else f"origin {origin[:200]}"
+    referer = request.headers.get("Referer", "").strip()
+    if referer:
+        parts = urlsplit(referer)
+        there = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower()
+        return "" if there == here else f"a page of {there[:200]} (Referer)"
+    return ""
+
+
+@web.middleware
+async def _same_origin(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    """Cross-site request forgery: a request that changes something (POST, PUT, PATCH,
+    DELETE) from another origin's page is refused with 403 before any handler runs. The
+    session cookie is SameSite=Strict too; this check also covers browsers that ignore
+    SameSite, a sign-in forced on a browser (login CSRF: POST /api/session sets a cookie), and
+    a plaintext cluster, where the dashboard is its default user with no cookie at all."""
+    if request.method in _UNSAFE and (where := foreign_origin(request)):
+        why = (f"{request.method} {request.path[:200]} came from {where}, not from this dashboard "
+               f"({request.scheme}://{request.host[:200]}): it accepts changes only from its own pages")
+        _log.warning("web_cross_origin_refused", method=request.method, path=request.path[:200], origin=where)
+        return web.Response(text=json.dumps({"error": why, "code": "PERMISSION_DENIED"}), status=403,
+                            content_type="application/json", headers={"Cache-Control": "no-store"})
+    return await handler(request)
+
+
 def application(api: Api, static: Path = STATIC) -> web.Application:
-    app = web.Application(middlewares=[_security_headers], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[_security_headers, _same_origin], client_max_size=64 * 1024)
     app.add_routes(routes(api) + live_routes(api))
     index = static / "index.html"
 

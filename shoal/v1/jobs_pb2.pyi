@@ -256,7 +256,7 @@ class TaskCounts(_message.Message):
     def __init__(self, configuring: _Optional[int] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., finished: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("ref", "spec", "state", "reason", "pending_reason", "node", "attempt", "exit_code", "signal", "start_time", "end_time", "history", "stdout_bytes", "stderr_bytes", "instance_count", "instance_counts", "other_nodes")
+    __slots__ = ("ref", "spec", "state", "reason", "pending_reason", "node", "attempt", "exit_code", "signal", "start_time", "end_time", "history", "stdout_bytes", "stderr_bytes", "instance_count", "instance_counts", "other_nodes", "redacted")
     REF_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +274,7 @@ class Task(_message.Message):
     INSTANCE_COUNT_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_COUNTS_FIELD_NUMBER: _ClassVar[int]
     OTHER_NODES_FIELD_NUMBER: _ClassVar[int]
+    REDACTED_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.TaskRef
     spec: TaskSpec
     state: TaskState
@@ -291,10 +292,11 @@ class Task(_message.Message):
     instance_count: int
     instance_counts: TaskCounts
     other_nodes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ref: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., node: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[_Union[TaskUpdate, _Mapping]]] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., instance_count: _Optional[int] = ..., instance_counts: _Optional[_Union[TaskCounts, _Mapping]] = ..., other_nodes: _Optional[_Iterable[str]] = ...) -> None: ...
+    redacted: bool
+    def __init__(self, ref: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., node: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[_Union[TaskUpdate, _Mapping]]] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., instance_count: _Optional[int] = ..., instance_counts: _Optional[_Union[TaskCounts, _Mapping]] = ..., other_nodes: _Optional[_Iterable[str]] = ..., redacted: _Optional[bool] = ...) -> None: ...
 
 class Instance(_message.Message):
-    __slots__ = ("ref", "state", "reason", "pending_reason", "node", "attempt", "exit_code", "signal", "start_time", "end_time", "parametric_value", "command_line", "stdout_bytes", "stderr_bytes", "retries", "other_nodes", "stdout_path", "stderr_path")
+    __slots__ = ("ref", "state", "reason", "pending_reason", "node", "attempt", "exit_code", "signal", "start_time", "end_time", "parametric_value", "command_line", "stdout_bytes", "stderr_bytes", "retries", "other_nodes", "stdout_path", "stderr_path", "redacted")
     REF_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -313,6 +315,7 @@ class Instance(_message.Message):
     OTHER_NODES_FIELD_NUMBER: _ClassVar[int]
     STDOUT_PATH_FIELD_NUMBER: _ClassVar[int]
     STDERR_PATH_FIELD_NUMBER: _ClassVar[int]
+    REDACTED_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.TaskRef
     state: TaskState
     reason: str
@@ -331,10 +334,11 @@ class Instance(_message.Message):
     other_nodes: _containers.RepeatedScalarFieldContainer[str]
     stdout_path: str
     stderr_path: str
-    def __init__(self, ref: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., node: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parametric_value: _Optional[int] = ..., command_line: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., retries: _Optional[int] = ..., other_nodes: _Optional[_Iterable[str]] = ..., stdout_path: _Optional[str] = ..., stderr_path: _Optional[str] = ...) -> None: ...
+    redacted: bool
+    def __init__(self, ref: _Optional[_Union[_common_pb2.TaskRef, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., node: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parametric_value: _Optional[int] = ..., command_line: _Optional[str] = ..., stdout_bytes: _Optional[int] = ..., stderr_bytes: _Optional[int] = ..., retries: _Optional[int] = ..., other_nodes: _Optional[_Iterable[str]] = ..., stdout_path: _Optional[str] = ..., stderr_path: _Optional[str] = ..., redacted: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "name", "owner", "state", "reason", "pending_reason", "create_time", "submit_time", "start_time", "end_time", "task_counts", "tasks", "history", "spec", "held", "task_total", "allocated", "allocated_nodes")
+    __slots__ = ("id", "name", "owner", "state", "reason", "pending_reason", "create_time", "submit_time", "start_time", "end_time", "task_counts", "tasks", "history", "spec", "held", "task_total", "allocated", "allocated_nodes", "redacted")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
@@ -353,6 +357,7 @@ class Job(_message.Message):
     TASK_TOTAL_FIELD_NUMBER: _ClassVar[int]
     ALLOCATED_FIELD_NUMBER: _ClassVar[int]
     ALLOCATED_NODES_FIELD_NUMBER: _ClassVar[int]
+    REDACTED_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     owner: str
@@ -371,7 +376,8 @@ class Job(_message.Message):
     task_total: int
     allocated: _common_pb2.Resources
     allocated_nodes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., owner: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., submit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_counts: _Optional[_Union[TaskCounts, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[JobUpdate, _Mapping]]] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., held: _Optional[bool] = ..., task_total: _Optional[int] = ..., allocated: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., allocated_nodes: _Optional[_Iterable[str]] = ...) -> None: ...
+    redacted: bool
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., owner: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., reason: _Optional[str] = ..., pending_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., submit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_counts: _Optional[_Union[TaskCounts, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[JobUpdate, _Mapping]]] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., held: _Optional[bool] = ..., task_total: _Optional[int] = ..., allocated: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., allocated_nodes: _Optional[_Iterable[str]] = ..., redacted: _Optional[bool] = ...) -> None: ...
 
 class SubmitJobsRequest(_message.Message):
     __slots__ = ("specs",)

@@ -35,6 +35,7 @@ CONFIG = """\
 [head]
 admins = ["root-admin"]
 job_admins = ["jan"]
+# The default, said out loud: others' jobs are listed, what they run is for owners and JobAdmins.
 users_see_all_jobs = false
 """
 
@@ -376,9 +377,10 @@ def test_users_act_only_on_their_own_jobs_and_admins_on_all(cluster: LocalCluste
             task_spec(f"while [ ! -e {go} ]; do sleep 0.02; done", runtime_limit=120.0)]))
         eventually(lambda: bob.get_job(job_id).state == jobs_pb2.JOB_STATE_RUNNING, what="bob's job")
         denied = grpc.StatusCode.PERMISSION_DENIED
-        refused(lambda: alice.get_job(job_id), denied, f"alice may not view job {job_id}: it is bob's")
-        assert [j.id for j in alice.list_jobs()] == [j.id for j in alice.list_jobs() if j.owner == "alice"]
-        refused(lambda: list(alice.list_jobs(owner="bob")), denied, "alice may not list bob's jobs")
+        # Listed and viewable, without what it runs (test_others_see_a_job_listed_but_not_what_it_runs).
+        seen = alice.get_job(job_id)
+        assert seen.owner == "bob" and seen.redacted and seen.tasks[0].spec.command_line == ""
+        assert job_id in [j.id for j in alice.list_jobs(owner="bob")]
         refused(lambda: alice.cancel_job(job_id), denied,
                 f"alice may not cancel job {job_id}: it is bob's, and acting on others' jobs needs the JobAdmin role")
         refused(lambda: alice.clone_job(job_id), denied, "may not clone")
@@ -452,3 +454,256 @@ def test_the_cli_speaks_tls_with_a_certificate(cluster: LocalCluster) -> None:
     assert result.returncode == 0, result.stderr
     plain = run_cli("node", "list", head=cluster.address, timeout=60)
     assert plain.returncode != 0
+
+
+def test_others_see_a_job_listed_but_not_what_it_runs(cluster: LocalCluster, tmp_path: Path) -> None:
+    secret = f"s3cret-{uuid.uuid4().hex[:8]}"
+    out_file = tmp_path / f"out-{secret}.txt"
+    command = f"echo $TOKEN-out; echo {secret}-err >&2"
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    with as_user(cluster, "alice") as alice, as_user(cluster, "bob") as bob, as_user(cluster, "jan") as jan:
+        job_id = bob.submit(jobs_pb2.JobSpec(name="bobs-secret-job", tasks=[
+            task_spec(command, environment={"TOKEN": secret}, working_directory=str(tmp_path),
+                      stdout_path=str(out_file), cores=2),
+            task_spec(f"echo {secret}-*", sweep=(1, 2, 1), name="sweep")]))
+        assert bob.wait_job(job_id).state == jobs_pb2.JOB_STATE_FINISHED
+
+        listed = {j.id: j for j in alice.list_jobs(owner="bob")}
+        assert listed[job_id].name == "bobs-secret-job" and listed[job_id].redacted
+        job = alice.get_job(job_id)
+        assert (job.owner, job.state, job.redacted) == ("bob", jobs_pb2.JOB_STATE_FINISHED, True)
+        first = job.tasks[0]
+        assert first.redacted and first.spec.resources.cores == 2 and first.exit_code == 0 and first.end_time.seconds
+        assert (first.spec.command_line, dict(first.spec.environment), first.spec.working_directory,
+                first.spec.stdout_path) == ("", {}, "", "")
+        answers = [job, alice.get_task(TaskId(job_id, 1)), *alice.list_tasks(job_id),
+                   *alice.list_instances(job_id)]
+        assert all(a.redacted for a in answers)
+        for answer in answers:
+            assert secret.encode() not in answer.SerializeToString(), f"{secret} in {type(answer).__name__}"
+        for task in (1, 2):
+            for stderr in (False, True):
+                refused(lambda task=task, stderr=stderr: b"".join(
+                    alice.read_output(TaskId(job_id, task, 0 if task == 1 else 1), stderr=stderr)),
+                        denied, f"alice may not read the output of job {job_id}: it is bob's")
+
+        # The owner and a JobAdmin see all of it.
+        for who in (bob, jan):
+            full = who.get_job(job_id)
+            assert not full.redacted and full.tasks[0].spec.command_line == command
+            assert dict(full.tasks[0].spec.environment) == {"TOKEN": secret}
+            assert b"".join(who.read_output(TaskId(job_id, 1))) == f"{secret}-out\n".encode()
+            assert [i.command_line for i in who.list_instances(job_id, task=2)] == [f"echo {secret}-1",
+                                                                                   f"echo {secret}-2"]
+    audit = cluster.log_tail("head", 400)
+    assert '"action": "read output"' in audit
+
+
+def test_a_job_admin_reschedules_others_jobs_but_only_the_owner_changes_what_runs(cluster: LocalCluster) -> None:
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    with as_user(cluster, "bob") as bob, as_user(cluster, "jan") as jan, \
+            as_user(cluster, "root-admin") as admin:
+        job_id = bob.create_job(jobs_pb2.JobSpec(name="bobs", tasks=[
+            task_spec("echo bob", environment={"A": "1"}, cores=64)])).id  # no node has 64 cores: it waits
+        before = bob.get_job(job_id)
+        why = f"job {job_id}: it is bob's, and only its owner changes what runs"
+        refused(lambda: jan.add_tasks(job_id, task_spec("id > /tmp/pwned")), denied, f"jan may not add tasks to {why}")
+        refused(lambda: admin.add_tasks(job_id, task_spec("id")), denied, f"root-admin may not add tasks to {why}")
+        refused(lambda: jan.modify_task(TaskId(job_id, 1), task_spec("id > /tmp/pwned"), ["command_line"]),
+                denied, f"jan may not change task 1's command_line in {why}")
+        refused(lambda: jan.modify_task(TaskId(job_id, 1), task_spec("", environment={"LD_PRELOAD": "/tmp/x.so"},
+                                                                          working_directory="/tmp"),
+                                        ["environment", "working_directory"]),
+                denied, f"jan may not change task 1's environment, working_directory in {why}")
+        refused(lambda: jan.submit_existing(job_id), denied, f"jan may not submit {why}")
+        # Scheduling fields are a JobAdmin's to change, on a Configuring job's tasks too.
+        resized = jan.modify_task(TaskId(job_id, 1), task_spec("", cores=32, runtime_limit=60.0),
+                                  ["resources", "runtime_limit"])
+        assert resized.spec.resources.cores == 32 and resized.spec.command_line == "echo bob"
+
+        bob.submit_existing(job_id)
+        eventually(lambda: bob.get_job(job_id).pending_reason.startswith("no node has"), what="bob's job waiting")
+        assert jan.hold_job(job_id, "maintenance").held
+        job = jan.modify_job(job_id, jobs_pb2.JobSpec(priority=jobs_pb2.PRIORITY_HIGHEST), ["priority"])
+        assert job.spec.priority == jobs_pb2.PRIORITY_HIGHEST
+        assert not jan.release_job(job_id).held
+        refused(lambda: jan.configure_job(job_id), denied, f"jan may not configure {why}")
+        refused(lambda: jan.add_tasks(job_id, task_spec("id")), denied, f"jan may not add tasks to {why}")
+
+        after = bob.get_job(job_id)
+        assert [(t.spec.command_line, dict(t.spec.environment)) for t in after.tasks] == \
+            [(t.spec.command_line, dict(t.spec.environment)) for t in before.tasks] == [("echo bob", {"A": "1"})]
+        assert after.state == jobs_pb2.JOB_STATE_QUEUED and after.task_total == 1
+        assert not [h.reason for h in after.history if h.reason.startswith(("submitted by jan", "configured by jan"))]
+        assert jan.cancel_job(job_id, "not today").state == jobs_pb2.JOB_STATE_CANCELLED
+    audit = cluster.log_tail("head", 400)
+    assert '"who": "jan"' in audit and '"action": "add tasks to"' in audit and '"allowed": false' in audit
+
+
+# -- issue 33, item 4: identity before work ----------------------------------------------------
+
+def _longest_run(text: str, char: str) -> int:
+    best = run = 0
+    for c in text:
+        run = run + 1 if c == char else 0
+        best = max(best, run)
+    return best
+
+
+def _anonymous_channel(cluster: LocalCluster) -> grpc.Channel:
+    """The shared client certificate and no token: TLS, but nobody in particular."""
+    ca_bytes, cert_bytes, key_bytes = tls.Files(cluster.tls_dir / tls.CA_CERT).read()
+    return grpc.secure_channel(cluster.address, grpc.ssl_channel_credentials(ca_bytes, key_bytes, cert_bytes),
+                               options=[("grpc.max_send_message_length", 64 << 20)])
+
+
+def test_anonymous_callers_learn_nothing_of_what_exists(cluster: LocalCluster) -> None:
+    """Issue 33, item 4: before identity, a missing job or template answers as an existing one does."""
+    from shoal.v1 import templates_pb2
+
+    with as_user(cluster, "alice") as alice:
+        job_id = alice.submit(jobs_pb2.JobSpec(tasks=[task_spec("true")]))
+    with as_user(cluster, "root-admin") as admin:
+        admin.create_template(templates_pb2.Template(name="known-template", task=task_spec("", cores=1)))
+    unauthenticated = grpc.StatusCode.UNAUTHENTICATED
+    try:
+        with Client(cluster.address, tls=ca_only(cluster)) as anonymous:
+            pairs = [(lambda: anonymous.get_job(job_id), lambda: anonymous.get_job(job_id + 10_000)),
+                     (lambda: anonymous.cancel_job(job_id), lambda: anonymous.cancel_job(job_id + 10_000)),
+                     (lambda: anonymous.get_template("known-template"), lambda: anonymous.get_template("nope")),
+                     (lambda: anonymous.delete_template("known-template"), lambda: anonymous.delete_template("nope")),
+                     (lambda: anonymous.get_node("node1"), lambda: anonymous.get_node("node99"))]
+            for existing, missing in pairs:
+                assert refused(existing, unauthenticated) == refused(missing, unauthenticated)
+    finally:
+        with as_user(cluster, "root-admin") as admin:
+            admin.delete_template("known-template")
+
+
+def test_create_template_from_a_non_admin_is_denied_before_its_body_is_checked(cluster: LocalCluster) -> None:
+    """Issue 33, item 4: rights before work; a User's huge, invalid template is PERMISSION_DENIED
+    (not INVALID_ARGUMENT after validating it), and the message quotes little of it."""
+    from shoal.v1 import templates_pb2
+
+    huge = templates_pb2.Template(name="t" * (5 << 20), users=["a b", "c,d"],
+                                  job=jobs_pb2.JobSpec(tasks=[task_spec("", cores=-1)] * 20_000))
+    with as_user(cluster, "alice") as alice:
+        message = refused(lambda: alice.create_template(huge), grpc.StatusCode.PERMISSION_DENIED,
+                          "alice may not create template ttt")
+        assert "needs the Admin role" in message and len(message) < 300, message
+        refused(lambda: alice.delete_template("t" * 100_000), grpc.StatusCode.PERMISSION_DENIED,
+                "alice may not delete template")
+
+
+def test_denied_calls_with_huge_names_add_little_to_the_audit_log(cluster: LocalCluster) -> None:
+    """Issue 33, item 4: ten denied calls with 10 MiB names once added 105 MB to the log."""
+    from shoal.v1 import templates_pb2
+
+    log = cluster.log_dir / "head.log"
+    marker = uuid.uuid4().hex[:8]
+    before = log.stat().st_size
+    with as_user(cluster, "alice") as alice:
+        for i in range(5):
+            refused(lambda: alice.create_template(templates_pb2.Template(name=f"{marker}{i}" + "n" * (10 << 20))),
+                    grpc.StatusCode.PERMISSION_DENIED, f"alice may not create template {marker}{i}")
+            # DrainNode carries no job or template: 3 MiB is within its bound (4 MiB).
+            refused(lambda: alice.drain_node(f"{marker}{i}" + "d" * (3 << 20)), grpc.StatusCode.PERMISSION_DENIED,
+                    f"alice may not drain node {marker}{i}")
+    eventually(lambda: log.read_text(errors="replace").count(marker) >= 10, what="the ten denials in the audit log")
+    grown = log.stat().st_size - before
+    assert grown < 64 * 1024, f"the head's log grew {grown} bytes for ten denials"
+    lines = [line for line in log.read_text(errors="replace").splitlines() if marker in line]
+    assert len(lines) == 10 and all('"audit"' in line and '"allowed": false' in line for line in lines), lines[:2]
+    assert max(len(line) for line in lines) < 1000
+
+
+def test_error_messages_quote_at_most_200_characters_of_any_input(cluster: LocalCluster) -> None:
+    """Issue 33, item 4: whatever the status, a long input comes back as a short prefix and an ellipsis."""
+    from shoal.v1 import templates_pb2
+
+    invalid, missing = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
+    with as_user(cluster, "alice") as alice, as_user(cluster, "root-admin") as admin:
+        cases = [
+            ("a", lambda: alice.get_node("a" * (3 << 20)), missing),
+            ("b", lambda: alice.get_node("b" * (10 << 20)), invalid),  # past GetNode's 4 MiB bound: not parsed
+            ("c", lambda: alice.get_template("c" * (2 << 20)), missing),
+            ("e", lambda: admin.drain_node("e" * 100_000), missing),
+            ("f", lambda: admin.create_template(templates_pb2.Template(name="f" * (10 << 20), task=task_spec(""))),
+             invalid),
+            ("g", lambda: alice.submit(jobs_pb2.JobSpec(tasks=[task_spec("true", name="g" * 4000 + ",")])), invalid),
+            ("h", lambda: alice.submit(jobs_pb2.JobSpec(tasks=[task_spec("true", working_directory="h" * 4000)])),
+             invalid),
+        ]
+        for char, call, code in cases:
+            with pytest.raises(RequestFailed) as e:
+                call()
+            assert code is None or e.value.code == code, (char, e.value.code, e.value.message[:300])
+            message = e.value.message
+            assert _longest_run(message, char) <= 200 and len(message) <= 1001, (char, len(message), message[:300])
+            assert "…" in message or _longest_run(message, char) < 200, (char, message[:300])
+
+
+def test_an_anonymous_caller_is_rate_limited_per_peer_and_cannot_slow_a_user(cluster: LocalCluster) -> None:
+    """Issue 33, item 4: four anonymous callers hammering CreateTemplate with big bodies once pushed
+    a user's median latency to 4.2 s. Now they are answered before their requests are parsed, and
+    past 10 a second per address they get RESOURCE_EXHAUSTED; the user's calls, each with a short
+    deadline, all succeed meanwhile."""
+    import threading
+
+    from shoal.v1 import templates_pb2, templates_pb2_grpc
+
+    body = templates_pb2.CreateTemplateRequest(template=templates_pb2.Template(
+        name="hammer", job=jobs_pb2.JobSpec(tasks=[task_spec(f"echo {i} " + "x" * 200) for i in range(20_000)])))
+    stop = threading.Event()
+    seen: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        with _anonymous_channel(cluster) as channel:
+            stub = templates_pb2_grpc.TemplateServiceStub(channel)
+            while not stop.is_set():
+                try:
+                    stub.CreateTemplate(body, timeout=10)
+                    code = "OK"
+                except grpc.RpcError as e:
+                    code = e.code().name  # type: ignore[attr-defined]
+                with lock:
+                    seen[code] = seen.get(code, 0) + 1
+
+    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    user_calls: list[str] = []
+    try:
+        with Client(cluster.address, tls=cluster.user_tls("alice"), timeout=3.0) as alice:  # type: ignore[arg-type]
+            job_id = alice.submit(jobs_pb2.JobSpec(tasks=[task_spec("true")]))
+
+            def enough() -> bool:
+                try:  # each call has a 3 s deadline: a user slowed down by the anonymous ones fails here
+                    alice.get_job(job_id)
+                    alice.list_nodes()
+                    user_calls.append("OK")
+                except RequestFailed as e:
+                    user_calls.append(e.code.name)
+                except HeadUnreachable as e:
+                    user_calls.append(f"unreachable: {e}")
+                with lock:
+                    return seen.get("RESOURCE_EXHAUSTED", 0) >= 40 and len(user_calls) >= 20
+
+            eventually(enough, timeout=60, what="the anonymous callers to be rate limited while alice works")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert set(user_calls) == {"OK"}, f"alice's calls: {user_calls}"
+    assert set(seen) <= {"UNAUTHENTICATED", "RESOURCE_EXHAUSTED"}, seen
+    assert seen.get("UNAUTHENTICATED", 0) >= 1, seen
+    # Later callers from this address start with a full bucket again.
+    with Client(cluster.address, tls=ca_only(cluster)) as anonymous:
+        def refilled() -> bool:
+            try:
+                anonymous.list_nodes()
+            except RequestFailed as e:
+                return e.code == grpc.StatusCode.UNAUTHENTICATED
+            return False
+        eventually(refilled, timeout=10, what="the address's bucket to refill")

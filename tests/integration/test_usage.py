@@ -149,7 +149,7 @@ def test_report_usage_refuses_bad_dates_with_a_clear_message(cluster: LocalClust
 CONFIG = """\
 [head]
 admins = ["root-admin"]
-users_see_all_jobs = false
+users_list_others_jobs = false
 """
 
 

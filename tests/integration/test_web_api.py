@@ -6,6 +6,9 @@ The browser tests (tests/e2e) look at the pages; these pin down what the pages a
 from __future__ import annotations
 
 import getpass
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,7 +164,7 @@ def test_bad_requests_say_what_to_fix(web: Web, path: str, status: int, words: s
 SECURE_CONFIG = """\
 [head]
 admins = ["root-admin"]
-users_see_all_jobs = false
+users_list_others_jobs = false
 """
 
 
@@ -223,6 +226,81 @@ def _submit_as(cluster: LocalCluster, token: str) -> int:
 
     with Client(cluster.address, tls=tls.Files(cluster.tls_dir / tls.CA_CERT), token=token) as c:
         return c.submit(jobs_pb2.JobSpec(tasks=[task_spec("true")]))
+
+
+def test_a_change_from_another_origin_is_refused_and_one_from_the_dashboard_accepted(
+        cluster: LocalCluster, secure: LocalCluster) -> None:
+    from common import tls
+
+    here = cluster.web_url.rstrip("/")
+    for headers, said in (({"Origin": "http://evil.example"}, "came from origin http://evil.example"),
+                          ({"Origin": "null"}, "came from origin null"),
+                          ({"Sec-Fetch-Site": "cross-site", "Origin": here}, "came from a cross-site page"),
+                          ({"Sec-Fetch-Site": "same-site"}, "came from a same-site page"),
+                          ({"Referer": "http://evil.example/attack.html"}, "came from a page of http://evil.example"),
+                          ({"Origin": here.replace("127.0.0.1", "localhost")}, "came from origin http://localhost")):
+        forged = Web(cluster.web_url, headers=headers)
+        for method, body in (("POST", {"user": "mallory"}), ("DELETE", None)):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                forged.open("/api/session", method, body)
+            answer = json.loads(e.value.read())
+            assert (e.value.code, answer["code"]) == (403, "PERMISSION_DENIED"), answer
+            assert said in answer["error"] and f"not from this dashboard ({here})" in answer["error"], answer
+            assert "Set-Cookie" not in e.value.headers, "no session was made"
+        assert forged.get("/api/session")["user"] == getpass.getuser(), "reads are not changes"
+    # A form another site posts (no JSON, no origin from an old browser) makes no session either.
+    form = urllib.request.Request(cluster.web_url + "api/session", data=b'{"user": "mallory"}', method="POST",
+                                  headers={"Content-Type": "text/plain"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(form, timeout=15)
+    assert e.value.code == 400
+    assert "send JSON with Content-Type: application/json" in json.loads(e.value.read())["error"]
+
+    # The dashboard's own pages: what a browser sends for them.
+    for headers in ({"Origin": here}, {"Sec-Fetch-Site": "same-origin", "Origin": here}, {"Referer": here + "/#/jobs"},
+                    {}):
+        own = Web(cluster.web_url, headers=headers)
+        status, body = own.call("/api/session", "POST", {"user": "zoe"})
+        assert (status, body["user"]) == (200, "zoe") and own.cookie.startswith("shoal_user="), (headers, body)
+        assert own.call("/api/session", "DELETE")[0] == 200
+    # On a secure cluster a token does not make a cross-origin sign-in either.
+    ca = secure.tls_dir / tls.CA_CERT
+    with Client(secure.address, tls=secure.admin_tls()) as admin:  # type: ignore[arg-type]
+        token = admin.call_admin("CreateUserToken", admin_pb2.CreateUserTokenRequest(user="alice")).token
+    status, body = Web(secure.web_url, ca=ca, headers={"Origin": "https://evil.example"}).call(
+        "/api/session", "POST", {"token": token})
+    assert status == 403 and "came from origin https://evil.example" in body["error"], body
+    mine = Web(secure.web_url, ca=ca, headers={"Origin": secure.web_url.rstrip("/")})
+    assert mine.call("/api/session", "POST", {"token": token})[1]["user"] == "alice"
+    assert mine.get("/api/session")["user"] == "alice"
+
+
+def test_the_dashboard_shows_others_jobs_without_what_they_run(cluster: LocalCluster, web: Web) -> None:
+    secret = "hunter2-web"
+    with Client(cluster.address, user="bobweb") as bob:
+        job = bob.submit(jobs_pb2.JobSpec(name="bobs-web-job", tasks=[
+            task_spec(f"echo {secret}", environment={"PASSWORD": secret}, stdout_path=f"/tmp/{secret}.out"),
+            task_spec(f"echo {secret}-*", sweep=(1, 3, 1))]))
+        bob.wait_job(job)
+    listed = web.get("/api/jobs?owner=bobweb")["jobs"]
+    assert [(int(j["id"]), j["name"], j["redacted"]) for j in listed] == [(job, "bobs-web-job", True)]
+    shown = web.get(f"/api/jobs/{job}")
+    assert shown["owner"] == "bobweb" and shown["state"] == "JOB_STATE_FINISHED" and shown["redacted"]
+    assert [t["spec"]["command_line"] for t in shown["tasks"]] == ["", ""]
+    assert [t["state"] for t in shown["tasks"]] == ["TASK_STATE_FINISHED"] * 2
+    instances = web.get(f"/api/jobs/{job}/instances?task=2")["instances"]
+    assert [(i["state"], i["command_line"], i["redacted"]) for i in instances] == \
+        [("TASK_STATE_FINISHED", "", True)] * 3
+    for body in (listed, shown, instances, web.get(f"/api/jobs/{job}/grid")):
+        assert secret not in json.dumps(body)
+    status, body = web.call(f"/api/jobs/{job}/tasks/1/output")
+    assert (status, body["code"]) == (403, "PERMISSION_DENIED") and "may not read the output of job" in body["error"]
+    # bobweb sees all of it.
+    status, _ = Web(cluster.web_url).call("/api/session", "POST", {"user": "bobweb"})
+    bobs = Web(cluster.web_url, cookie="shoal_user=bobweb")
+    assert status == 200 and bobs.get(f"/api/jobs/{job}")["tasks"][0]["spec"]["command_line"] == f"echo {secret}"
+    with bobs.events(f"/api/jobs/{job}/tasks/1/output") as stream:
+        stream.wait_for(lambda e, d: e == "chunk" and secret in d["text"], what="bob's own output")
 
 
 def test_the_dashboard_is_off_unless_configured(tmp_path: Path) -> None:

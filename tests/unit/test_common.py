@@ -119,6 +119,13 @@ def test_config_errors_say_what_to_fix(tmp_path: Path) -> None:
         load(HeadConfig, "head", None, {"dispatch_ahead_wait": 0})
     with pytest.raises(ConfigError, match="dispatch_ahead_pass_interval must be between 0 and 1 seconds"):
         load(HeadConfig, "head", None, {"dispatch_ahead_pass_interval": 2})
+    with pytest.raises(ConfigError, match="users_see_all_jobs = true .* users_list_others_jobs = false .* one"):
+        load(HeadConfig, "head", None, {"users_see_all_jobs": True, "users_list_others_jobs": False})
+
+
+def test_others_jobs_are_listed_but_what_they_run_is_not_shown_by_default() -> None:
+    config = load(HeadConfig, "head", None, {})
+    assert (config.users_see_all_jobs, config.users_list_others_jobs) == (False, True)
 
 
 def test_backoff_grows_with_jitter_and_resets() -> None:
