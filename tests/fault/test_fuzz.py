@@ -270,6 +270,12 @@ def _secure_channel(cluster: LocalCluster, files: object) -> grpc.Channel:
                                options=[("grpc.max_send_message_length", 64 << 20)])
 
 
+# Rounds of every method after the first (a round is ~18 s here): one in the suite, ten for
+# `make fuzz` (SHOAL_FUZZ_EXAMPLES=3000).
+OVERSIZED_ROUNDS = max(1, min(10, EXAMPLES // 300))
+
+
+@pytest.mark.timeout(90 + 40 * OVERSIZED_ROUNDS)
 def test_oversized_and_nested_inputs_keep_a_tls_head_flat_and_sound(secure_cluster: LocalCluster) -> None:
     """Every method of every service, anonymous and as a User: multi-MiB strings, huge repeated
     fields, deeply nested messages. Each gets a status; the head's RSS stays within 100 MiB of
@@ -280,7 +286,7 @@ def test_oversized_and_nested_inputs_keep_a_tls_head_flat_and_sound(secure_clust
     from shoal.v1 import templates_pb2
 
     cluster = secure_cluster
-    rounds = max(1, EXAMPLES // 100)
+    rounds = OVERSIZED_ROUNDS
     user_files = cluster.user_tls("fuzzer")
     admin_files = cluster.user_tls("fuzz-admin", "Admin")
     with Client(cluster.address, tls=user_files) as user:  # type: ignore[arg-type]
