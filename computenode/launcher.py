@@ -49,9 +49,10 @@ from common import log
 # half again what starting `true` costs. The status path is fixed into the trap's text when
 # the trap is set, so a path with a single quote in it takes the subshell form instead.
 # "$4": the run id, written after the code ("CODE RUN_ID"), fixed into the trap's text too.
-# `1<>` (no truncation) writes over a file the agent made for a task that runs as another
-# user (spool.make_status), or makes one; each record's .status is its own (spool.py). The
-# run id tells this task's code from anything else; only the first line counts.
+# The file is written over in place (`1<>`, no truncation), not created: a slot's .status
+# outlives its task (spool.py), and a create and an unlink per task cost 0.06 ms of the
+# shell's CPU and 0.03 of the agent's here. The run id tells this task's code from what an
+# earlier task in the same slot left; only the first line counts.
 # (The subshell is the rule for `exec` and `trap` commands, see the module's docstring.)
 # "$3": the working directory, entered first, as the task's user (`[ -x ]` asks the kernel
 # with the user's ids, so no message of the shell's own comes before ours). If it cannot be

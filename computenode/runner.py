@@ -83,10 +83,13 @@ class TaskRunner:
 
     def begin(self) -> None:
         """Start watching processes, output and memory (needs the running event loop)."""
+        # The spool asks for file leases to learn no one else holds a slot's files (spool.py);
+        # one broken meanwhile signals SIGIO, whose default would end the agent.
+        _signal.signal(_signal.SIGIO, _signal.SIG_IGN)
         self.launcher = Launcher(self._on_exit)
         asyncio.get_running_loop().add_reader(self.spool.watch(self._on_growth), self.spool.pump)
         if not self.isolation.cgroups:
-            if tracking.become_subreaper():
+            if not os.environ.get("SHOAL_NO_TRACK") and tracking.become_subreaper():
                 self.tracker = tracking.Tracker()
             else:
                 _log.warning("no_subreaper", detail="the kernel refused PR_SET_CHILD_SUBREAPER: processes that "
@@ -203,55 +206,60 @@ class TaskRunner:
             _log.warning("launch_failed", task_id=str(task), attempt=attempt, error=why)
             self._feed(st.StartFailed(key, why))
             return
-        self._metas[key] = meta
-        self._look_again = True
-        env = self._environ.copy()
-        env.update(launch.environment)  # the head resolved the task's SHOAL_* variables
-        env.update({"SHOAL_NODE": node, "SHOAL_ATTEMPT": str(attempt), "SHOAL_RUN_ID": meta.run_id,
-                    "SHOAL_LEASE": self.lease_id})
-        if meta.gpus or GPU in launch.resources.generic:
-            # The head counts GPUs; which devices is the node's business (it knows which are busy).
-            env["CUDA_VISIBLE_DEVICES"] = env["SHOAL_GPUS"] = ",".join(meta.gpus)
-        if int(launch.environment.get("SHOAL_NODE_COUNT", "1")) > 1:
-            env["SHOAL_HOSTFILE"] = str(self._hostfile(key, launch.environment.get("SHOAL_NODES", "")))
-        status = self.spool.status_path(key)
-        prefix: list[str] = []
-        if not meta.error:
-            try:
-                group = self.isolation.create(self.spool.name(key), meta.memory_mb, launch.resources.cores,
-                                              self.config.max_processes)
-            except OSError as e:
-                meta.error = f"cannot set up the task's cgroup on node {node}: {e.strerror}"
-            else:
-                if group is not None:
-                    self._groups[key] = group
-                    meta.cgroups = group.dirs
-                    prefix = group.prefix()
-                    env["SHOAL_CGROUP"] = group.dirs[0]
-        if run_as is not None:
-            env.update(run_as.environment())
-            try:  # the wrapper writes the exit code as the task's user
-                self.spool.make_status(key, run_as.uid, run_as.gid)
-            except OSError as e:
-                meta.error = self.spool_trouble(e)
         try:
-            if meta.error:
-                raise LaunchError(meta.error)
-            self._open_user_files(key, meta, truncate=True, owner=run_as)
-            pid = self.launcher.start(key, launch.command_line, env, cwd, launch.stdin_path, out_fd,
-                                      err_fd, status, meta.run_id, prefix + (run_as.prefix() if run_as else []),
-                                      hand_over=run_as is not None, files=run_as.files if run_as else nullcontext)
-        except LaunchError as e:
-            self._close_user_files(key)
-            meta.error = str(e)
+            self._metas[key] = meta
+            self._look_again = True
+            env = self._environ.copy()
+            env.update(launch.environment)  # the head resolved the task's SHOAL_* variables
+            env.update({"SHOAL_NODE": node, "SHOAL_ATTEMPT": str(attempt), "SHOAL_RUN_ID": meta.run_id,
+                        "SHOAL_LEASE": self.lease_id})
+            if meta.gpus or GPU in launch.resources.generic:
+                # The head counts GPUs; which devices is the node's business (it knows which are busy).
+                env["CUDA_VISIBLE_DEVICES"] = env["SHOAL_GPUS"] = ",".join(meta.gpus)
+            if int(launch.environment.get("SHOAL_NODE_COUNT", "1")) > 1:
+                env["SHOAL_HOSTFILE"] = str(self._hostfile(key, launch.environment.get("SHOAL_NODES", "")))
+            status = self.spool.status_path(key)
+            prefix: list[str] = []
+            if not meta.error:
+                try:
+                    group = self.isolation.create(self.spool.name(key), meta.memory_mb, launch.resources.cores,
+                                                  self.config.max_processes)
+                except OSError as e:
+                    meta.error = f"cannot set up the task's cgroup on node {node}: {e.strerror}"
+                else:
+                    if group is not None:
+                        self._groups[key] = group
+                        meta.cgroups = group.dirs
+                        prefix = group.prefix()
+                        env["SHOAL_CGROUP"] = group.dirs[0]
+            if run_as is not None:
+                env.update(run_as.environment())
+                try:  # the wrapper writes the exit code as the task's user
+                    self.spool.make_status(key, run_as.uid, run_as.gid)
+                except OSError as e:
+                    meta.error = self.spool_trouble(e)
+            try:
+                if meta.error:
+                    raise LaunchError(meta.error)
+                self._open_user_files(key, meta, truncate=True, owner=run_as)
+                pid = self.launcher.start(key, launch.command_line, env, cwd, launch.stdin_path, out_fd,
+                                          err_fd, status, meta.run_id, prefix + (run_as.prefix() if run_as else []),
+                                          hand_over=run_as is not None, files=run_as.files if run_as else nullcontext)
+            except LaunchError as e:
+                self._close_user_files(key)
+                meta.error = str(e)
+                self._save(meta, key)
+                _log.warning("launch_failed", task_id=str(task), attempt=attempt, error=str(e))
+                self._feed(st.StartFailed(key, str(e)))
+                return
+            meta.pid = pid
             self._save(meta, key)
-            _log.warning("launch_failed", task_id=str(task), attempt=attempt, error=str(e))
-            self._feed(st.StartFailed(key, str(e)))
-            return
-        meta.pid = pid
-        self._save(meta, key)
-        _log.info("task_started", task_id=str(task), attempt=attempt, pid=pid)
-        self._feed(st.ProcessStarted(key, pid))
+            _log.info("task_started", task_id=str(task), attempt=attempt, pid=pid)
+            self._feed(st.ProcessStarted(key, pid))
+        finally:
+            # The task holds its own copies now (or never will): the spool keeps its own.
+            os.close(out_fd)
+            os.close(err_fd)
 
     def spool_trouble(self, error: OSError) -> str:
         """What a failed write to the spool means, for the task's reason and the node's condition."""

@@ -14,20 +14,33 @@ while the agent or the head was down is sent afterwards. A record is removed onc
 has acknowledged the task's exit. Growth of the files is signalled by inotify (one watch on
 the directory), which only wakes the agent; sizes are read from the files themselves.
 
-Records' .meta files are recycled, by slot; output never is. A slot is the stem its record's
-files share: s<N> for one this agent made (N above any already in the directory when it
-started), or the record's own <job>.<task>.<instance>.<attempt> for one an older agent left
-(still adopted as it is; the task's cgroup keeps that name, `Spool.name()`). Each record gets
-its own .stdout, .stderr and .status, created fresh (O_CREAT|O_EXCL|O_NOFOLLOW, owner-only)
-and unlinked at its removal: a process its task left behind (a detached daemon holding its
-output open) then writes into a file no one reads, and can neither read the next task's
-output nor write into it, whoever that task's owner (issue 33: handing a freed slot's files to
-the next task let one user copy another's output). Creating and unlinking a record's files
-was ~150 us of the agent's CPU per trivial task on this ext4; keeping the .meta, which no task
-ever holds (close-on-exec, the agent's alone), saves a third of that: a removed record's
-.meta is blanked in place (spaces, which are no record to an agent that restarts) and kept
-open for the next create(). At most MAX_FREE slots are kept free; a restarted agent deletes
-them, as it deletes records cut short.
+Files are recycled, by slot, but never while anyone else holds them. A slot is the stem its
+record's files share: s<N> for one this agent made (N above any already in the directory when
+it started), or the record's own <job>.<task>.<instance>.<attempt> for one an older agent left
+(still adopted as it is; the task's cgroup keeps that name, `Spool.name()`). Creating a
+record's files and unlinking them was ~150 us of the agent's CPU per trivial task on this
+ext4 (mounted with `discard`) when quiet, and ~1 ms under a busy head's commits (its journal
+is shared): a sweep of `true` ran 25% slower with fresh files per task. Handing the same files
+to the next record costs ~50 us. So a removed record whose task wrote no output keeps its
+slot: its .meta is blanked in place (spaces, which are no record to an agent that restarts),
+its .hostfile goes, and its descriptors stay open for the next create(). Its .status stays
+too, for the next task's wrapper to write over: each names the run it is from, and
+exit_status() takes only its own run's. A slot with output is deleted, not emptied: an
+ftruncate of a non-empty file that is then written again makes ext4 (auto_da_alloc) flush
+it, ~600 us of wall time here.
+
+Nor is a slot kept while any process but the agent holds one of its files open (issue 33: a
+detached process of one user's task kept its output open, and read and wrote the next task's,
+another user's). The task is given its own open file description of each output file
+(opened apart from the agent's), so whatever inherits, duplicates or is passed it (fork,
+dup, SCM_RIGHTS) holds that description, and so does anything that opened the file by path;
+at removal the kernel is asked for a write lease on each file (F_SETLEASE, ~4 us), which it
+grants only when no other description of the file is open. Refused: the slot is deleted and
+the holder writes into a file no one reads. A kept .status is first given back to the agent's
+user (a task's user's other processes cannot open it by path from then on), then checked the
+same way. New files are made with O_CREAT|O_EXCL|O_NOFOLLOW, owner-only. At most MAX_FREE
+slots are kept free, three descriptors each; a restarted agent deletes them, as it deletes
+records cut short.
 
 One directory rather than one per record: a directory's creation and removal were the two
 slowest file-system calls of a trivial task here (ext4 waits on its journal, which the head's
@@ -36,6 +49,7 @@ commits keep busy). Records an older agent left in directories are moved out on 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -53,11 +67,9 @@ STREAMS = ("stdout", "stderr")
 _KINDS = ("meta", *STREAMS, "status", "hostfile")
 _OLD_NAMES = {"meta.json": "meta", "stdout": "stdout", "stderr": "stderr", "status": "status", "hostfile": "hostfile"}
 _SLOT_FILE = re.compile(r"s(\d+)\.", re.ASCII)
-MAX_FREE = 64  # free slots kept (a descriptor each)
-# A record's own files: made fresh, never through a link, readable by the agent alone (the
-# task writes its output through the descriptors it is given).
+MAX_FREE = 64  # free slots kept (three descriptors each: the soft limit is often 1,024)
+# A record's new files: never through a link, never an existing file, readable by the agent alone.
 _FRESH = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_OUTPUT = os.O_RDWR | os.O_APPEND | _FRESH
 # json.dumps's own text (its separators), from an encoder made once: json.dumps makes its C
 # encoder afresh on every call, and a record is saved twice per task.
 _encode = jsontext.encoder(", ", ": ")
@@ -148,49 +160,65 @@ class Spool:
     # -- lifecycle of one task's record ----------------------------------------------------
 
     def create(self, meta: Meta, key: Key | None = None) -> tuple[int, int]:
-        """A fresh record; returns the (stdout, stderr) fds to give the task's process. They
-        stay the spool's (it reads the output through them; remove() closes them). `key`:
-        meta.key, when the caller has it (parsing it again costs). Its output files are new
-        (O_EXCL): nothing of an earlier record's, and no one else's."""
+        """A fresh record; returns the (stdout, stderr) fds to give the task's process: its own
+        open file descriptions (write-only), the caller's to close once the task has them.
+        The spool reads the output through its own. `key`: meta.key, when the caller has it
+        (parsing it again costs). Its files hold nothing of an earlier record that counts, and
+        no one else holds them: a free slot's output is empty and unheld (remove()), and its
+        .status names another run."""
         key = key or meta.key
         if key in self._slots:  # launched again under the same key: the old record goes
             self.remove(key)
-        slot = self._free.pop() if self._free else self._new_slot()
-        try:
-            # Made before the .meta is saved, so that a record never lacks them after a crash.
-            # Whatever a crash left under these names is no one's to reuse: it goes first.
-            for stream in STREAMS:
-                _unlink(f"{slot.base}.{stream}")
-            _unlink(f"{slot.base}.status")
-            slot.fds = {stream: os.open(f"{slot.base}.{stream}", _OUTPUT, 0o600) for stream in STREAMS}
-        except OSError:
-            self._drop(slot)
-            raise
+        slot = self._take()
         self._slots[key] = slot
         self.save(meta, key, keep=True)
         for name in slot.outputs:
             self._outputs[name] = key
-        return slot.fds["stdout"], slot.fds["stderr"]
+        flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        out = os.open(f"{slot.base}.stdout", flags)
+        try:
+            return out, os.open(f"{slot.base}.stderr", flags)
+        except OSError:
+            os.close(out)
+            raise
 
     def make_status(self, key: Key, uid: int, gid: int) -> str:
-        """The record's .status, made fresh for a task that runs as another user (the
-        wrapper writes its exit code there as that user); returns its path."""
+        """The record's .status, the task's user's (the wrapper writes its exit code there as
+        that user); returns its path. A kept one is unheld (remove()) and written over."""
         path = self.status_path(key)
-        fd = os.open(path, os.O_WRONLY | _FRESH, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             os.fchown(fd, uid, gid)
         finally:
             os.close(fd)
         return path
 
+    def _take(self) -> _Slot:
+        while self._free:
+            slot = self._free.pop()  # the last freed: its inodes are the likeliest still cached
+            if _empty(slot):
+                return slot
+            self._drop(slot)  # written to while free, by something its last task left behind
+        return self._new_slot()
+
     def _new_slot(self) -> _Slot:
         name = f"s{self._next}"
         self._next += 1
         base = f"{self._root}/{name}"
+        # O_TRUNC, and the status unlinked: nothing found under a new name (there should be
+        # none) is taken for this record's.
+        _unlink(f"{base}.status")
+        # One descriptor per stream, both the task's output (O_APPEND) and what the agent
+        # reads it through (pread, which ignores the shared offset). Made before the .meta,
+        # so that a record never lacks them after a crash.
+        for stream in STREAMS:
+            _unlink(f"{base}.{stream}")
+        fds = {stream: os.open(f"{base}.{stream}", os.O_RDWR | os.O_APPEND | _FRESH, 0o600) for stream in STREAMS}
         # Kept open for the save that follows the start (the pid): each open of a file cost
         # about 40 us of CPU here, and a trivial task made seven.
-        meta_fd = os.open(f"{base}.meta", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        return _Slot(name, base, {}, meta_fd, ours=True)
+        _unlink(f"{base}.meta")
+        meta_fd = os.open(f"{base}.meta", os.O_WRONLY | _FRESH, 0o600)
+        return _Slot(name, base, fds, meta_fd, ours=True)
 
     def save(self, meta: Meta, key: Key | None = None, keep: bool = False) -> None:
         """Rewrite the record in place with one pwrite, padded with blanks (which JSON allows)
@@ -276,24 +304,24 @@ class Spool:
             shutil.rmtree(path, ignore_errors=True)
 
     def remove(self, key: Key) -> None:
-        """The record goes: its output and status are deleted (their descriptors closed), and
-        its slot's .meta is kept for the next create() (blanked) while there is room."""
+        """The record goes: its slot is kept free for the next create() if its task wrote no
+        output and no process but the agent holds its files, else deleted (its descriptors
+        closed)."""
         slot = self._slots.pop(key, None)
         if slot is None:
             return
         for name in slot.outputs:
             self._outputs.pop(name, None)
-        if slot.ours and len(self._free) < MAX_FREE:
+        if slot.ours and len(self._free) < MAX_FREE and _empty(slot) and _unheld(slot):
             try:
                 # The blank first: from then on a restarted agent deletes the slot, status and all.
                 blanked = self._blank(slot)
             except OSError:
                 blanked = False
             if blanked:
-                _close_outputs(slot)
-                for kind in (*STREAMS, "status", *(("hostfile",) if slot.hostfile else ())):
-                    _unlink(f"{slot.base}.{kind}")
-                slot.hostfile = False
+                if slot.hostfile:
+                    _unlink(f"{slot.base}.hostfile")
+                    slot.hostfile = False
                 self._free.append(slot)
                 return
         # Not blanked first: its .meta is unlinked before the rest, which is as final.
@@ -351,10 +379,45 @@ class Spool:
             self._inotify.close()
 
 
-def _close_outputs(slot: _Slot) -> None:
+def _empty(slot: _Slot) -> bool:
+    return all(os.fstat(fd).st_size == 0 for fd in slot.fds.values())
+
+
+def _unheld(slot: _Slot) -> bool:
+    """No one but the agent holds the slot's output or status open (the module's docstring).
+    A kept .status goes back to the agent's user first, so no one opens it anew meanwhile."""
     for fd in slot.fds.values():
+        if not _lease_free(fd):
+            return False
+    try:
+        fd = os.open(f"{slot.base}.status", os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid():
+            os.fchown(fd, os.geteuid(), os.getegid())
+        if st.st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+        return _lease_free(fd)
+    except OSError:
+        return False
+    finally:
         os.close(fd)
-    slot.fds = {}
+
+
+def _lease_free(fd: int) -> bool:
+    """Whether the kernel grants a write lease on the file: no other open file description of
+    it exists (fork, dup and SCM_RIGHTS share one; an open by path makes another). Taken and
+    dropped at once (a lease-break signal, SIGIO, is ignored by the agent: see TaskRunner)."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+    except OSError:
+        return False
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    return True
 
 
 def _close(slot: _Slot) -> None:

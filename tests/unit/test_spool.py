@@ -16,6 +16,12 @@ from computenode.launcher import SUBSHELL_WRAPPER, WRAPPER, cd_failed, wrapper_f
 from computenode.spool import Meta, Spool
 
 
+def create(spool: Spool, m: Meta) -> None:
+    """A record, with the task's descriptors closed (as the runner closes them once the task has them)."""
+    for fd in spool.create(m):
+        os.close(fd)
+
+
 def meta(instance: int = 1, **fields: object) -> Meta:
     return Meta(**{"task": f"7.1.{instance}", "attempt": 1, "run_id": "r" * 32, **fields})  # type: ignore[arg-type]
 
@@ -23,7 +29,7 @@ def meta(instance: int = 1, **fields: object) -> Meta:
 def test_a_record_is_rewritten_in_place_and_read_back_whole(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     m = meta(user_files={"stdout": "/somewhere/with/a/long/name/out.txt"}, error="x" * 50)
-    spool.create(m)
+    create(spool, m)
     m.user_files, m.error, m.pid, m.start_time = {}, "", 4242, 12.5  # shorter than before
     spool.save(m)
     text = Path(spool.file(m.key, "meta")).read_text()
@@ -57,40 +63,38 @@ def test_remove_takes_the_whole_record_of_a_task_that_wrote_output(tmp_path: Pat
     spool.watch(lambda key: None)
     a, b = meta(1), meta(2)
     out_a, _ = spool.create(a)
-    spool.create(b)
+    create(spool, b)
     os.write(out_a, b"x")
     Path(spool.status_path(a.key)).write_text("0\n")
     Path(spool.hostfile_path(a.key)).write_text("n1 slots=2\n")
     sa, sb = slot(spool, a), slot(spool, b)
     assert files(spool, sa) == [f"{sa}.{kind}" for kind in ("hostfile", "meta", "status", "stderr", "stdout")]
     spool.remove(a.key)
-    assert files(spool, sa) == [f"{sa}.meta"], "output, status and hostfile gone, the blanked .meta kept"
+    assert files(spool, sa) == []
     assert len(files(spool, sb)) == 3, "the other record is untouched"
     spool.remove(b.key)
     spool.remove(b.key)  # twice is harmless
-    assert files(spool, sb) == [f"{sb}.meta"], "its .meta kept, free; its output gone"
+    assert files(spool, sb) == [f"{sb}.meta", f"{sb}.stderr", f"{sb}.stdout"], "no output: kept, free"
     assert Path(f"{spool.root}/{sb}.meta").read_text().strip() == "", "blanked: no record"
     spool.close()
 
 
-def test_a_removed_records_slot_lends_the_next_only_its_meta_never_its_output(tmp_path: Path) -> None:
+def test_a_removed_record_without_output_lends_its_files_to_the_next(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     first = meta(1, error="e" * 200, user_files={"stdout": "/a/long/path"})
-    out, err = spool.create(first)
+    create(spool, first)
     spool.save(first)  # as after the start
     Path(spool.status_path(first.key)).write_text(f"3 {first.run_id}\n")  # as the wrapper leaves it
     Path(spool.hostfile_path(first.key)).write_text("n1 slots=2\n")
-    stem = slot(spool, first)
-    os.write(out, b"first's")
+    stem, inode = slot(spool, first), os.stat(spool.file(first.key, "stdout")).st_ino
     spool.remove(first.key)
-    assert files(spool, stem) == [f"{stem}.meta"], "output, status and hostfile gone"
+    assert files(spool, stem) == [f"{stem}.meta", f"{stem}.status", f"{stem}.stderr", f"{stem}.stdout"], \
+        "all but the hostfile, the status for the next task's wrapper to write over"
     second = meta(2, run_id="s" * 32)
-    spool.create(second)
-    assert slot(spool, second) == stem
+    create(spool, second)
+    assert slot(spool, second) == stem and os.stat(spool.file(second.key, "stdout")).st_ino == inode
     assert spool.exit_status(second.key, second.run_id) is None, "nothing of the last occupant's exit"
     assert (spool.size(second.key, "stdout"), spool.size(second.key, "stderr")) == (0, 0)
-    for stream in ("stdout", "stderr", "meta"):
-        assert os.stat(spool.file(second.key, stream)).st_mode & 0o077 == 0, "the agent's alone"
     assert json.loads(Path(spool.file(second.key, "meta")).read_text()) == vars(second)
     assert Spool(tmp_path / "spool").existing() == [second], "the shorter record, whole"
     spool.close()
@@ -99,74 +103,97 @@ def test_a_removed_records_slot_lends_the_next_only_its_meta_never_its_output(tm
 def test_a_reused_slots_status_is_its_new_tasks_own(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     first, second = meta(1), meta(2, run_id="s" * 32)
-    spool.create(first)
+    create(spool, first)
     status = Path(spool.status_path(first.key))
     assert run(WRAPPER, "exit 125", status, first.run_id) == (125, f"125 {first.run_id}")
     assert spool.exit_status(first.key, first.run_id) == 125
+    inode = status.stat().st_ino
     spool.remove(first.key)
-    assert not status.exists(), "a record's status goes with it"
-    spool.create(second)
+    create(spool, second)
     assert spool.status_path(second.key) == str(status), "the same slot"
     assert spool.exit_status(second.key, second.run_id) is None, "not the last occupant's 125"
     assert run(WRAPPER, "true", status, second.run_id) == (0, f"0 {second.run_id}")
-    assert spool.exit_status(second.key, second.run_id) == 0
+    assert spool.exit_status(second.key, second.run_id) == 0, "its own line, not what the longer one left after it"
+    assert status.stat().st_ino == inode, "written over, not made again"
     spool.close()
 
 
-def test_a_process_left_holding_a_tasks_output_never_reaches_the_next_tasks(tmp_path: Path) -> None:
-    """Issue 33, item 2: a detached process of one task keeps its output open; the next task in
-    the same slot (another user's) gets files it can neither read nor write."""
+def test_a_record_whose_task_wrote_output_is_deleted_not_reused(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     first = meta(1)
-    out, _ = spool.create(first)
+    out, err = spool.create(first)
+    os.write(err, b"oops")
+    os.close(out)
+    os.close(err)
+    stem = slot(spool, first)
+    spool.remove(first.key)
+    assert files(spool, stem) == []
+    second = meta(2)
+    create(spool, second)
+    assert slot(spool, second) != stem and spool.size(second.key, "stderr") == 0
+    spool.close()
+
+
+def test_a_slot_is_not_reused_while_any_process_holds_its_files(tmp_path: Path) -> None:
+    """Issue 33, item 2: a detached process of one user's task keeps its output open; the next
+    task (another user's) must get files it can neither read nor write. The kernel is asked
+    (a write lease) whether anyone but the agent holds the slot's output or status."""
+    spool = Spool(tmp_path / "spool")
+    first = meta(1)
+    out, err = spool.create(first)
     # What the first task left running: it holds the task's stdout, writes into it later and
     # reads back whatever the file holds.
     left = subprocess.Popen(["sh", "-c", "read go; echo injected; cat </proc/$$/fd/1 >&2"],
                             stdin=subprocess.PIPE, stdout=out, stderr=subprocess.PIPE, start_new_session=True)
+    os.close(out)
+    os.close(err)
     try:
         stem = slot(spool, first)
         spool.remove(first.key)
+        assert files(spool, stem) == [], "deleted, not kept for the next record"
         second = meta(2, run_id="s" * 32)
-        out2, _ = spool.create(second)
-        assert slot(spool, second) == stem, "the same slot, so the same names"
+        out2, err2 = spool.create(second)
         os.write(out2, b"secret of the second task\n")
         stolen = left.communicate(b"go\n", timeout=30)[1]
         assert spool.read(second.key, "stdout", 0, 4096) == b"secret of the second task\n", "nothing injected"
         assert b"secret" not in stolen, "nothing read"
+        os.close(out2)
+        os.close(err2)
     finally:
         left.kill()
         left.wait()
-    spool.close()
-
-
-def test_a_records_output_is_deleted_and_its_descriptors_closed(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool")
-    first = meta(1)
-    _, err = spool.create(first)
-    os.write(err, b"oops")
-    stem = slot(spool, first)
-    spool.remove(first.key)
-    assert files(spool, stem) == [f"{stem}.meta"]
-    with pytest.raises(OSError):
-        os.fstat(err)
-    second = meta(2)
-    spool.create(second)
-    assert spool.size(second.key, "stderr") == 0
+    status = Path(spool.status_path(second.key))
+    status.write_text(f"0 {second.run_id}\n")
+    os.chmod(status, 0o644)
+    holder = os.open(status, os.O_RDONLY)  # the status held, by path, by someone else
+    try:
+        stem = slot(spool, second)
+        spool.remove(second.key)
+        assert files(spool, stem) == [], "a held status is not handed on either"
+    finally:
+        os.close(holder)
+    third = meta(3, run_id="t" * 32)
+    create(spool, third)
+    stem = slot(spool, third)
+    Path(spool.status_path(third.key)).write_text(f"0 {third.run_id}\n")
+    spool.remove(third.key)  # no one holds it
+    assert len(files(spool, stem)) == 4, "kept, free"
+    assert os.stat(f"{spool.root}/{stem}.status").st_mode & 0o077 == 0, "the agent's alone while free"
     spool.close()
 
 
 def test_a_free_slot_is_no_record_to_a_restarted_agent(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     kept, freed = meta(1), meta(2)
-    spool.create(kept)
-    spool.create(freed)
+    create(spool, kept)
+    create(spool, freed)
     spool.remove(freed.key)
     spool.close()  # the agent stops, or is killed
     again = Spool(tmp_path / "spool")
     assert again.existing() == [kept]
     assert sorted(p.suffix for p in again.root.iterdir()) == [".meta", ".stderr", ".stdout"], "the free slot went"
     new = meta(3)
-    again.create(new)
+    create(again, new)
     assert slot(again, new) not in {slot(again, kept), "s1", "s2"}, "no name an earlier agent used"
     again.close()
 
@@ -175,7 +202,7 @@ def test_an_agent_killed_while_it_frees_a_slot_leaves_no_record_and_no_status(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spool = Spool(tmp_path / "spool")
     m = meta()
-    spool.create(m)
+    create(spool, m)
     Path(spool.status_path(m.key)).write_text(f"0 {m.run_id}\n")
     Path(spool.hostfile_path(m.key)).write_text("n1 slots=1\n")  # the one file remove() unlinks after the blank
 
@@ -207,13 +234,13 @@ def test_few_slots_are_kept_free_and_a_held_record_keeps_two_descriptors(
     before = len(os.listdir("/proc/self/fd"))
     ms = [meta(i) for i in range(1, 5)]
     for m in ms:
-        spool.create(m)
+        create(spool, m)
         spool.save(m)  # as after the start: the .meta is closed
     assert len(os.listdir("/proc/self/fd")) == before + 2 * len(ms)
     for m in ms:
         spool.remove(m.key)
     assert len(list(spool.root.glob("*.meta"))) == 2, "the other two deleted"
-    assert len(os.listdir("/proc/self/fd")) == before + 1 * 2, "a free slot's .meta"
+    assert len(os.listdir("/proc/self/fd")) == before + 3 * 2, "a free slot's three"
     spool.close()
     assert len(os.listdir("/proc/self/fd")) == before
 
@@ -244,7 +271,7 @@ def test_files_an_agent_left_without_a_record_are_deleted_at_start_up(tmp_path: 
     spool = Spool(root)
     assert spool.existing() == [] and list(root.iterdir()) == []
     m = meta()
-    spool.create(m)
+    create(spool, m)
     assert slot(spool, m) == "s5"
     spool.close()
 
@@ -258,9 +285,10 @@ def test_what_the_task_writes_through_its_descriptors_is_read_back_by_the_spool(
     os.write(out, b"world")  # appended, whatever the agent read meanwhile
     assert spool.read(m.key, "stdout", 0, 100) == b"hello world"
     assert (spool.size(m.key, "stdout"), spool.read(m.key, "stderr", 2, 100)) == (11, b"ps")
+    os.close(out)
+    os.close(err)
     spool.remove(m.key)
-    with pytest.raises(OSError):
-        os.fstat(out)  # the spool's descriptors, closed with the record
+    assert spool.read(m.key, "stdout", 0, 100) == b"", "the record and its descriptors gone"
     spool.close()
 
 
@@ -273,7 +301,7 @@ def test_a_fresh_record_keeps_nothing_of_one_left_under_its_name(tmp_path: Path)
     spool.close()  # the agent died before starting it; the same attempt is launched again
     again = Spool(tmp_path / "spool")
     short = meta()
-    again.create(short)
+    create(again, short)
     assert json.loads(Path(again.file(short.key, "meta")).read_text()) == vars(short)
     assert (again.size(short.key, "stdout"), again.exit_status(short.key, short.run_id)) == (0, None)
     again.close()
@@ -282,7 +310,7 @@ def test_a_fresh_record_keeps_nothing_of_one_left_under_its_name(tmp_path: Path)
 def test_a_cut_short_record_is_dropped_as_never_started(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     m = meta()
-    spool.create(m)
+    create(spool, m)
     Path(spool.file(m.key, "meta")).write_text("")  # the agent died before its first write
     stem = slot(spool, m)
     assert Spool(tmp_path / "spool").existing() == []
