@@ -25,6 +25,18 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 
 
+def unix_user(name: str):  # type: ignore[no-untyped-def]
+    """A local Unix account `name` (made with useradd if missing: the tests run as root), for
+    tasks that run as their owner."""
+    import pwd
+
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True, capture_output=True)
+        return pwd.getpwnam(name)
+
+
 def eventually(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
     value = wait_until(predicate, timeout)
     assert value, f"timed out after {timeout:g}s waiting for {what}"

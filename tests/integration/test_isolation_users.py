@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from computenode import cgroups
 from shoal.client import Client, task_spec
 from shoal.local import LocalCluster
 from shoal.v1 import jobs_pb2
-from tests.conftest import eventually
+from tests.conftest import eventually, unix_user
 
 pytestmark = [pytest.mark.cluster,
               pytest.mark.skipif(os.geteuid() != 0, reason="tasks run as their owners only under a root agent")]
@@ -38,18 +37,10 @@ PROBE.close()
 NODES = ["watcher", *(["cgroup"] if PROBE.cgroups else [])]  # the second where this machine has cgroups
 
 
-def _user(name: str) -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True, capture_output=True)
-        return pwd.getpwnam(name)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    _user(ALICE)
-    _user(BOB)
+    unix_user(ALICE)
+    unix_user(BOB)
     c = LocalCluster(tmp_path_factory.mktemp("isolation-users"), nodes=0, cores=2, secure=True, run_as="owner",
                      node_args=["--kill-grace", "1", "--max-processes", str(MAX_PROCESSES)])
     with c:

@@ -18,6 +18,7 @@ from common.ids import TaskId
 from shoal.client import Client, task_spec
 from shoal.local import LocalCluster
 from shoal.v1 import jobs_pb2
+from tests.conftest import unix_user
 
 pytestmark = [pytest.mark.cluster,
               pytest.mark.skipif(os.geteuid() != 0, reason="switching a task's user needs the agent to run as root")]
@@ -26,11 +27,7 @@ USER = "shoaltask"
 
 @pytest.fixture(scope="module")
 def user() -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True, capture_output=True)
-        return pwd.getpwnam(USER)
+    return unix_user(USER)
 
 
 @pytest.fixture(scope="module")
