@@ -140,8 +140,9 @@ class _Proc:
 
 
 _TICKS = os.sysconf("SC_CLK_TCK")
-# The signals Python ignores (SIGPIPE) or may (SIGXFSZ), back to their defaults in a task.
-_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+# The signals Python ignores (SIGPIPE) or may (SIGXFSZ), and the agent does (SIGIO: runner.py),
+# back to their defaults in a task.
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGIO)
 
 
 def start_time(pid: int) -> float:
