@@ -260,6 +260,11 @@ def test_output_follow_and_watch_ride_out_a_failover_to_the_standby(tmp_path: Pa
             watcher = spawn(ha.address, ends, "job", "watch", "--ends-only", "--json")
             try:
                 eventually(lambda: out.read_text().count("\n") >= 3, what="the follower to print 3 lines")
+                # The watcher is watching once it has seen a job end (before that, a loaded
+                # machine may still be starting it when the head goes, and a watch that never
+                # reached a head fails at once, as documented).
+                probe = client.submit(jobs_pb2.JobSpec(tasks=[task_spec("true")]))
+                eventually(lambda: _ends_of(_json_events(ends), probe), timeout=30, what="the watcher to be watching")
                 ha.kill_head()
                 eventually(lambda: ha.active_head() is not None, timeout=30, what="the standby to take over")
                 gate.touch()
