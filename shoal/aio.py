@@ -23,6 +23,7 @@ standby as the sync client's do, carrying on from where they were (shoal.resume)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -34,7 +35,7 @@ from google.protobuf import field_mask_pb2
 from common.addr import channel
 from common.ids import TaskId
 from common.tls import Files
-from shoal.client import LIST_PAGE, USER_METADATA, os_user, ref
+from shoal.client import LIST_PAGE, USER_METADATA, in_batches, os_user, ref
 from shoal.errors import HeadUnreachable, RequestFailed, translate
 from shoal.resume import ENDED_JOB_STATES, RECONNECT_FOR, JobsCursor, Outage, ended, in_order
 from shoal.v1 import admin_pb2, admin_pb2_grpc, common_pb2, jobs_pb2, jobs_pb2_grpc
@@ -69,8 +70,21 @@ class AsyncClient:
     # -- jobs ------------------------------------------------------------------------------
 
     async def submit(self, spec: jobs_pb2.JobSpec) -> int:
-        """Create, add the tasks and queue, in one call."""
-        return (await self._unary(self._jobs.SubmitJob, jobs_pb2.SubmitJobRequest(spec=spec))).job_id
+        """Create, add the tasks and queue, in one call (a job too large for one request goes
+        in batches, as Client.submit says)."""
+        split = in_batches(spec)
+        if split is None:
+            return (await self._unary(self._jobs.SubmitJob, jobs_pb2.SubmitJobRequest(spec=spec))).job_id
+        bare, batches = split
+        job_id = (await self.create_job(bare)).id
+        try:
+            for batch in batches:
+                await self.add_tasks(job_id, *batch)
+            return await self.submit_existing(job_id)
+        except BaseException:
+            with contextlib.suppress(RequestFailed, HeadUnreachable):
+                await self.cancel_job(job_id, "its submission in batches failed")
+            raise
 
     async def submit_many(self, specs: Sequence[jobs_pb2.JobSpec], batch: int = 1000) -> list[int]:
         """Queue many jobs, `batch` per call (each call is one durable step: all or none)."""

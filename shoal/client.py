@@ -8,6 +8,7 @@ head node's restart or a failover to a standby, carrying on from where they were
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -38,6 +39,28 @@ __all__ = ["ENDED_JOB_STATES", "USER_METADATA", "Client", "HeadUnreachable", "Re
 
 USER_METADATA = "shoal-user"
 LIST_PAGE = 10_000  # the largest page ListJobs sends
+# The head takes requests of at most 8 MiB (headnode/api/server.py): a larger job goes in batches.
+SUBMIT_MOST = 7 << 20
+ADD_MOST = 4 << 20
+
+
+def in_batches(spec: jobs_pb2.JobSpec) -> tuple[jobs_pb2.JobSpec, list[list[jobs_pb2.TaskSpec]]] | None:
+    """A job too large for one request, as the job without its tasks and its tasks in batches
+    of at most ADD_MOST bytes (in order); None when it fits in one (Client.submit)."""
+    if spec.ByteSize() <= SUBMIT_MOST or len(spec.tasks) < 2:
+        return None
+    bare = jobs_pb2.JobSpec()
+    bare.CopyFrom(spec)
+    del bare.tasks[:]
+    batches: list[list[jobs_pb2.TaskSpec]] = [[]]
+    size = 0
+    for task in spec.tasks:
+        if batches[-1] and size + task.ByteSize() > ADD_MOST:
+            batches.append([])
+            size = 0
+        batches[-1].append(task)
+        size += task.ByteSize() + 8  # its tag and length
+    return bare, batches
 T = TypeVar("T")
 
 
@@ -135,8 +158,23 @@ class Client:
     # -- jobs ------------------------------------------------------------------------------
 
     def submit(self, spec: jobs_pb2.JobSpec) -> int:
-        """Create, add the tasks and queue, in one call (HPC Pack's QueueJob)."""
-        return self._unary(self._jobs.SubmitJob, jobs_pb2.SubmitJobRequest(spec=spec)).job_id
+        """Create, add the tasks and queue, in one call (HPC Pack's QueueJob). A job too large
+        for one request (the head takes at most 8 MiB: ~80,000 tasks of short commands) is
+        made Configuring, given its tasks in batches and then queued; if a step fails, the
+        Configuring job is cancelled and the error raised."""
+        split = in_batches(spec)
+        if split is None:
+            return self._unary(self._jobs.SubmitJob, jobs_pb2.SubmitJobRequest(spec=spec)).job_id
+        bare, batches = split
+        job_id = self.create_job(bare).id
+        try:
+            for batch in batches:
+                self.add_tasks(job_id, *batch)
+            return self.submit_existing(job_id)
+        except BaseException:
+            with contextlib.suppress(RequestFailed, HeadUnreachable):
+                self.cancel_job(job_id, "its submission in batches failed")
+            raise
 
     def submit_many(self, specs: Sequence[jobs_pb2.JobSpec], batch: int = 1000) -> list[int]:
         """Queue many jobs, `batch` per call (each call is one durable step: all or none)."""

@@ -144,3 +144,27 @@ def test_the_async_watch_of_all_jobs_sees_a_new_job_end(cluster) -> None:
             assert any(e.job_id == job_id for e in seen)
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_job_too_large_for_one_request_is_submitted_in_batches(cluster) -> None:
+    """The head takes requests of at most 8 MiB; `submit` of a 10 MiB job makes it Configuring,
+    adds its tasks in batches and queues it: one job, every task, in order."""
+    with Client(cluster.address) as client:
+        pad = "x" * 10_000
+        tasks = [task_spec(f"true {i} {pad}", name=f"t{i}") for i in range(1_000)]
+        spec = jobs_pb2.JobSpec(name="large", hold=True, tasks=tasks)
+        assert spec.ByteSize() > 8 << 20
+        job_id = client.submit(spec)
+        assert client.get_job(job_id, full=False).state == jobs_pb2.JOB_STATE_QUEUED
+        names = [t.spec.name for t in client.list_tasks(job_id, page_size=100)]  # a page under 4 MiB
+        assert names == [f"t{i}" for i in range(1_000)]
+        client.cancel_job(job_id)
+
+    async def the_async_client() -> int:
+        async with AsyncClient(cluster.address) as c:
+            return await c.submit(spec)
+
+    job_id = asyncio.run(the_async_client())
+    with Client(cluster.address) as client:
+        assert len(list(client.list_tasks(job_id, page_size=100))) == 1_000, "the async client's too"
+        client.cancel_job(job_id)
