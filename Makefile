@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # then every `shoal` command compiles its modules afresh, a third of its start-up.
 COMPILE = $(PY) -m compileall -q common headnode computenode shoal
 
-.PHONY: run test bench soak fuzz protos clean venv web browser screenshots
+.PHONY: run test lint bench soak fuzz protos clean venv web browser screenshots
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Shoal needs Python 3.11 or newer (set PYTHON=...)")'
@@ -26,6 +26,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The rules are in pyproject.toml ([tool.ruff.lint]); .ci/run runs this before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
 	$(COMPILE)
