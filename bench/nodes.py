@@ -29,9 +29,11 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 import psutil  # noqa: E402
 from figures import cpu_seconds, report, stat  # noqa: E402
 
-from common.clock import perf_counter  # noqa: E402
+from common.clock import (
+    perf_counter,  # noqa: E402
+    wait_until,  # noqa: E402
+)
 from shoal.client import Client, task_spec  # noqa: E402
-from common.clock import wait_until  # noqa: E402
 from shoal.local import LocalCluster  # noqa: E402
 from shoal.v1 import admin_pb2, jobs_pb2  # noqa: E402
 

@@ -11,10 +11,9 @@ from typing import Any
 
 import grpc
 
-from common.hostport import parse_address
 from common.errors import ConfigError
+from common.hostport import parse_address
 from common.tls import Files
-
 
 # For every channel to the head nodes. gRPC backs off reconnecting up to 120 s by default,
 # and shares subchannels (with their backoff) between channels to the same address: a standby

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from common import log
-from common.hostport import parse_address
 from common.errors import ConfigError
+from common.hostport import parse_address
 
 if TYPE_CHECKING:  # prometheus_client is imported only when metrics are on
     from prometheus_client import CollectorRegistry

@@ -36,14 +36,14 @@ from common.config import NodeConfig
 from common.resources import GPU, Resources
 from common.retry import Backoff
 from common.wire import STREAM_VALUES, resources_msg, task_id, task_ref, timestamp
+from computenode import probe
 from computenode import state as st
 from computenode.capacity import gpu_devices
 from computenode.cgroups import Isolation
-from computenode.fake import FakeRunner
 from computenode.conn import CHANNEL_OPTIONS, NAME_IN_USE_GRACE, Refused
 from computenode.conn import HEARTBEAT as _HEARTBEAT
 from computenode.conn import Conn as _Conn
-from computenode import probe
+from computenode.fake import FakeRunner
 from computenode.keeper import LeaseKeeper
 from computenode.metrics import NO_METRICS, AgentMetrics
 from computenode.runner import TaskRunner

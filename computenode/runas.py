@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from common.config import NodeConfig
 from computenode.launcher import LaunchError
 
-
 # setgroups(2) by number: glibc's setgroups() changes every thread of the process, and only
 # the calling thread's identity may change here, for as long as one open takes.
 _SETGROUPS = {"x86_64": 116, "aarch64": 159, "ppc64le": 81, "s390x": 206}.get(platform.machine())

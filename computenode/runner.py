@@ -24,8 +24,8 @@ from common.clock import Clock
 from common.config import NodeConfig
 from common.resources import GPU
 from computenode import runas, tracking
-from computenode.cgroups import Isolation, TaskGroup
 from computenode import state as st
+from computenode.cgroups import Isolation, TaskGroup
 from computenode.launcher import Launcher, LaunchError, cd_failed, find_by_run_id
 from computenode.spool import STREAMS, Meta, Spool
 from shoal.v1 import nodes_pb2

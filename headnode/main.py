@@ -20,7 +20,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 from common import config as config_mod
-from common import heap, log
+from common import heap, log, tokens
 from common import loop as loops
 from common import metrics as metrics_common
 from common.clock import Clock, SystemClock
@@ -29,29 +29,28 @@ from common.hostport import parse_address
 from common.statedir import StateDirLock
 from headnode.api import server as server_mod
 from headnode.api.admin_servicer import AdminServicer
+from headnode.api.identity import Authority
 from headnode.api.job_servicer import JobServicer, TemplateServicer
 from headnode.api.node_servicer import NodeServicer
-from headnode.services.allocator import Allocator
-from headnode.services.join_tokens import META_KEY as JOIN_TOKENS
-from headnode.services.join_tokens import JoinTokens
-from headnode.services.revocations import META_KEY as REVOKED
-from headnode.services.revocations import Revocations
-from headnode.services.effects import Effects
-from headnode.services.events import EventBus
-from headnode.services.housekeeping import Housekeeping
-from headnode.services.journal import Journal
-from headnode.services.lease import Lease
-from common import tokens
-from headnode.api.identity import Authority
 from headnode.domain.cluster import Cluster
 from headnode.scheduling.policy import Policy
+from headnode.services.allocator import Allocator
+from headnode.services.effects import Effects
+from headnode.services.events import EventBus
 from headnode.services.fairshare import FairShare
 from headnode.services.history import ClusterHistory, Tee
+from headnode.services.housekeeping import Housekeeping
+from headnode.services.join_tokens import META_KEY as JOIN_TOKENS
+from headnode.services.join_tokens import JoinTokens
+from headnode.services.journal import Journal
+from headnode.services.lease import Lease
 from headnode.services.membership import Membership
 from headnode.services.metrics import NO_METRICS, HeadMetrics, Metrics
 from headnode.services.nodes import NodeAdmin
 from headnode.services.output import OutputStore
 from headnode.services.queue import QueueService
+from headnode.services.revocations import META_KEY as REVOKED
+from headnode.services.revocations import Revocations
 from headnode.services.templates import TemplateService
 from headnode.services.usage import UsageService
 from headnode.store import checks, open_store, redacted

@@ -20,8 +20,8 @@ import grpc
 from google.protobuf import field_mask_pb2
 
 from common.addr import channel
-from common.tls import Files
 from common.ids import TaskId
+from common.tls import Files
 from shoal.errors import HeadUnreachable, RequestFailed, translate
 from shoal.resume import ENDED_JOB_STATES, RECONNECT_FOR, JobsCursor, Outage, ended, in_order
 from shoal.v1 import (

@@ -242,7 +242,6 @@ class LocalCluster:
         if not self.secure:
             return ["--plaintext"]
         from common import tls
-
         from common.clock import SystemClock
 
         if not (self.tls_dir / tls.CA_KEY).exists():

@@ -10,9 +10,9 @@ from typing import Any
 from google.protobuf import field_mask_pb2
 from google.protobuf.duration_pb2 import Duration
 
+from common.constraints import NONE, Constraints, check_token, make
 from common.errors import InvalidArgument
 from common.formats import format_exit_codes, parse_exit_codes
-from common.constraints import NONE, Constraints, check_token, make
 from common.resources import Generic, Resources, check_name, generic_of
 from common.wire import resources_msg, task_ref, timestamp
 from headnode.domain.launch import substitute

@@ -26,9 +26,8 @@ import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable
-from typing import Any, Protocol, TypeVar
-
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError

@@ -25,7 +25,7 @@ from typing import Any
 
 import grpc
 
-from common import log, tokens, tls
+from common import log, tls, tokens
 from common.clock import Clock
 from common.config import HeadConfig
 from common.errors import PermissionDenied, ResourceExhausted, Unauthenticated, quote

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from common.errors import InvalidArgument
-from headnode.api.errors import check
 from common.wire import STREAM_NAMES, resources, resources_msg, seconds, task_id, task_ref, timestamp
+from headnode.api.errors import check
 from headnode.domain.node import (
     AckExit,
     AgentEvent,

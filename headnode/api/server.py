@@ -6,22 +6,20 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pathlib import Path
-
-from google.protobuf.descriptor import ServiceDescriptor
-from google.protobuf.message_factory import GetMessageClass
-
 from common import tls
 from common.clock import perf_counter
-from headnode.api.errors import tolerant, unparsed
-from common.hostport import parse_address
 from common.errors import ConfigError
+from common.hostport import parse_address
+from headnode.api.errors import tolerant, unparsed
 from shoal.v1 import (
     admin_pb2,
     admin_pb2_grpc,

@@ -25,7 +25,6 @@ from common.resources import ZERO, Resources
 from headnode.domain.launch import RunSpec
 from headnode.domain.states import NodeState
 
-
 HISTORY = 20  # state changes kept per node
 HEARTBEATS_KEPT = 60
 

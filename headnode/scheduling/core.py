@@ -30,8 +30,8 @@ from common.resources import CORES, ZERO, Resources, fits
 from headnode.scheduling.backfill import Reservation, may_backfill, releases, reserve, runtime, victims
 from headnode.scheduling.board import SINGLE, WHOLE_NODES, Board
 from headnode.scheduling.feasibility import Rejection, Why, explain, never_fits
-from headnode.scheduling.pools import Grant, Pools
 from headnode.scheduling.policy import EASY, LEVELS, Policy
+from headnode.scheduling.pools import Grant, Pools
 from headnode.scheduling.snapshot import Running, Snapshot, TaskRequest
 
 DEFAULT = Policy()

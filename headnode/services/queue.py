@@ -28,7 +28,13 @@ from headnode.services.effects import Effects
 from headnode.services.events import EventBus, JobChanged, replay
 from headnode.services.journal import Journal
 from headnode.services.output import OutputStore
-from headnode.services.validation import MAX_BATCH, MAX_TASKS, validate_job_spec, validate_task, validate_task_in_job
+from headnode.services.validation import (
+    MAX_BATCH,
+    MAX_TASKS,
+    validate_job_spec,
+    validate_task,
+    validate_task_in_job,
+)
 from headnode.store.base import HistoryRecord
 from headnode.store.records import NEXT_JOB_ID, change_of
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from common.errors import InvalidArgument
 from common.constraints import Constraints
+from common.errors import InvalidArgument
 from headnode.domain.model import Job, JobSpec, TaskSpec
 
 MAX_INSTANCES = 10_000_000  # per task; a sweep beyond this is almost surely a typo

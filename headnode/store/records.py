@@ -9,8 +9,8 @@ from types import MappingProxyType
 from typing import Any
 
 from common import jsontext
-from common.ids import TaskId
 from common.constraints import NONE, Constraints, make
+from common.ids import TaskId
 from common.resources import ZERO, Resources, generic_of
 from headnode.domain.cluster import Cluster
 from headnode.domain.model import (

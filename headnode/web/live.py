@@ -22,8 +22,17 @@ from aiohttp import web
 
 from common.errors import InvalidArgument, ShoalError
 from headnode.web.context import Refused
-from headnode.web.routes import Api, int_param, json_errors, minute_json, path_int, point_json, refusal, \
-    to_json, totals_json
+from headnode.web.routes import (
+    Api,
+    int_param,
+    json_errors,
+    minute_json,
+    path_int,
+    point_json,
+    refusal,
+    to_json,
+    totals_json,
+)
 from shoal.v1 import admin_pb2, common_pb2, jobs_pb2
 
 KEEPALIVE = 10.0

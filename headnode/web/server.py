@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from common import log, tls
-from common.hostport import parse_address
 from common.errors import ConfigError
+from common.hostport import parse_address
 from common.metrics import connectable
 from headnode.web import ADDRESS_FILE
 from headnode.web.live import live_routes

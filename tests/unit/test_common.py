@@ -16,8 +16,8 @@ import pytest
 
 from common.clock import FakeClock
 from common.config import HeadConfig, NodeConfig, load, resolve
-from common.hostport import parse_address
 from common.errors import ConfigError, InvalidArgument
+from common.hostport import parse_address
 from common.ids import TaskId, parse_job_id
 from common.resources import CORES, MEMORY, Resources, fits, shortfall
 from common.retry import Backoff

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from common.config import HeadConfig, LEASE_MARGIN
+from common.config import LEASE_MARGIN, HeadConfig
 from common.errors import ConfigError
 from common.ids import TaskId
 from computenode import fence
