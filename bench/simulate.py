@@ -16,7 +16,7 @@ from figures import figure, report
 from headnode.scheduling.policy import Policy
 from headnode.sim import replay, swf
 
-TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "traces"
+TRACES = Path(__file__).resolve().parent / "traces"  # copies of the Parallel Workloads Archive's (README there)
 TRACE = TRACES / "lublin_256.swf.gz"
 SDSC = TRACES / "SDSC-SP2-1998-4.2-cln.swf.gz"
 
