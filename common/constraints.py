@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from common.errors import quote
+
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:=/+-]{1,64}$")
 
 
@@ -79,6 +81,6 @@ def why_not(c: Constraints, name: str, groups: frozenset[str], labels: frozenset
 def check_token(text: str, what: str) -> str | None:
     """Why `text` cannot be a group or label, or None."""
     if not _TOKEN.match(text):
-        return (f"{what} {text[:64]!r}{'…' if len(text) > 64 else ''} must be 1 to 64 letters, digits or . _ : = / + - "
+        return (f"{what} {quote(text, 64)!r} must be 1 to 64 letters, digits or . _ : = / + - "
                 f"(no spaces or commas)")
     return None

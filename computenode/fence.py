@@ -149,6 +149,11 @@ def _value(env: bytes, name: bytes) -> bytes | None:
     return env[start:] if end < 0 else env[start:end]
 
 
+def environ_value(pid: int, name: str) -> str:
+    """A variable of the environment process `pid` started with ("" when absent or unreadable)."""
+    return (_value(_environ(pid), name.encode()) or b"").decode(errors="replace")
+
+
 @dataclass(frozen=True)
 class Victim:
     pid: int

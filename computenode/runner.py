@@ -89,7 +89,7 @@ class TaskRunner:
         self.launcher = Launcher(self._on_exit)
         asyncio.get_running_loop().add_reader(self.spool.watch(self._on_growth), self.spool.pump)
         if not self.isolation.cgroups:
-            if not os.environ.get("SHOAL_NO_TRACK") and tracking.become_subreaper():
+            if tracking.become_subreaper():
                 self.tracker = tracking.Tracker()
             else:
                 _log.warning("no_subreaper", detail="the kernel refused PR_SET_CHILD_SUBREAPER: processes that "
@@ -111,8 +111,8 @@ class TaskRunner:
                 self.tracker.spare = self.spare_pids()
                 trees = self.tracker.scan(running)
             else:
-                trees = {key: tracking.descendants(r.leader) for key, r in running.items()
-                         if self._metas[key].memory_mb}
+                trees = tracking.descendants({key: r.leader for key, r in running.items()
+                                              if self._metas[key].memory_mb})
             for key in running:
                 meta = self._metas[key]
                 if meta.memory_mb and not meta.out_of_memory:

@@ -29,6 +29,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
 from common import log
+from computenode.fence import alive, environ_value
 
 _log = log.get("tracking")
 PR_SET_CHILD_SUBREAPER = 36
@@ -61,11 +62,10 @@ class Tracker:
         self.spare: set[int] = set()  # the agent's own children that are no task's (the watchdog)
         self._orphans: dict[Proc, Hashable] = {}  # orphans given to a task
         self._last: dict[Proc, Hashable] = {}  # every task's processes at the last look
-        self.trees: dict[Hashable, list[int]] = {}
 
     def scan(self, tasks: Mapping[Hashable, Running]) -> dict[Hashable, list[int]]:
         """Look at every process: give orphans to their tasks, kill those of none, reap the
-        ended; returns each task's processes (pids), also kept in `trees`."""
+        ended; returns each task's processes (pids)."""
         table = _table()
         children: dict[int, list[int]] = {}
         for pid, (ppid, _, _) in table.items():
@@ -84,7 +84,7 @@ class Tracker:
             proc = (pid, start)
             key = self._orphans.get(proc) or self._last.get(proc)
             if key is None:
-                key = by_run.get(_run_id(pid))
+                key = by_run.get(environ_value(pid, "SHOAL_RUN_ID"))
             if key is None or key not in tasks:
                 _kill(pid, "no running task's")
                 continue
@@ -105,7 +105,6 @@ class Tracker:
                 stack.extend(children.get(pid, ()))
             trees[key] = seen
         self._last = last
-        self.trees = trees
         return trees
 
     def kill(self, key: Hashable, sig: int = signal.SIGKILL) -> int:
@@ -113,23 +112,26 @@ class Tracker:
         returns how many were signalled."""
         sent = 0
         for proc, owner in list(self._last.items()):
-            if owner == key and _alive(proc):
+            if owner == key and alive(*proc):
                 sent += _kill(proc[0], "", sig)
         return sent
 
 
-def descendants(pid: int) -> list[int]:
-    """`pid` and its descendants (where no subreaper could be had)."""
+def descendants(leaders: Mapping[Hashable, int]) -> dict[Hashable, list[int]]:
+    """Each leader and its descendants, from one look at every process (where no subreaper
+    could be had)."""
     table = _table()
     children: dict[int, list[int]] = {}
     for p, (ppid, _, _) in table.items():
         children.setdefault(ppid, []).append(p)
-    out, stack = [], [pid]
-    while stack:
-        p = stack.pop()
-        if p in table:
-            out.append(p)
-            stack.extend(children.get(p, ()))
+    out: dict[Hashable, list[int]] = {}
+    for key, pid in leaders.items():
+        tree, stack = out.setdefault(key, []), [pid]
+        while stack:
+            p = stack.pop()
+            if p in table:
+                tree.append(p)
+                stack.extend(children.get(p, ()))
     return out
 
 
@@ -159,30 +161,6 @@ def _table() -> dict[int, tuple[int, str, int]]:
         except (OSError, ValueError, IndexError):
             continue
     return out
-
-
-def _run_id(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            env = b"\0" + f.read()
-    except OSError:
-        return ""
-    at = env.find(b"\0SHOAL_RUN_ID=")
-    if at < 0:
-        return ""
-    start = at + len(b"\0SHOAL_RUN_ID=")
-    end = env.find(b"\0", start)
-    return env[start:end if end >= 0 else None].decode(errors="replace")
-
-
-def _alive(proc: Proc) -> bool:
-    try:
-        with open(f"/proc/{proc[0]}/stat", "rb") as f:
-            raw = f.read()
-        fields = raw[raw.rindex(b")") + 2:].split()
-        return int(fields[19]) == proc[1] and fields[0] != b"Z"
-    except (OSError, ValueError, IndexError):
-        return False
 
 
 def _kill(pid: int, why: str, sig: int = signal.SIGKILL) -> int:

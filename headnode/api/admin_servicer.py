@@ -6,7 +6,7 @@ import grpc
 
 from common import tokens
 from common.constraints import check_token
-from common.errors import InvalidArgument
+from common.errors import InvalidArgument, quote
 from common.formats import format_duration
 from common.tls import ROLES
 from common.wire import timestamp
@@ -123,7 +123,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             if request.user or request.node or request.join_tokens or request.certificate_serial:
                 raise InvalidArgument("give exactly one of user, node, join_tokens, join_token_id or "
                                       "certificate_serial")
-            self._admin(context, f"revoke join token {request.join_token_id[:64]}")
+            self._admin(context, f"revoke join token {quote(request.join_token_id, 64)}")
             record = await self.auth.join_tokens.revoke(request.join_token_id)
             return admin_pb2.RevokeResponse(revoked=f"join token {record.id}", time=timestamp(self.auth.clock.now()))
         given = [(f"user:{request.user}", f"tokens of {request.user}") if request.user else None,

@@ -280,7 +280,7 @@ class Authority:
             if unit != "node":
                 raise PermissionDenied(f"{cn}'s certificate is a user's; an agent needs a node certificate")
             if cn != name:
-                raise PermissionDenied(f"this agent's certificate is for node {cn}, not {name[:64]}")
+                raise PermissionDenied(f"this agent's certificate is for node {cn}, not {quote(name, 64)}")
             return Admission()
         now = self.clock.now()
         if own := metadata(context, NODE_TOKEN):
@@ -289,7 +289,7 @@ class Authority:
             except tokens.BadToken as e:
                 raise Unauthenticated(f"the agent's node token is {e}") from None
             if claims.subject != name:
-                raise PermissionDenied(f"this agent's node token is for node {claims.subject}, not {name[:64]}")
+                raise PermissionDenied(f"this agent's node token is for node {claims.subject}, not {quote(name, 64)}")
             if self.revocations.revoked(f"node:{name}", claims.issued):
                 raise Unauthenticated(f"node {name}'s credential was revoked (the node was removed or revoked); "
                                       "join it anew with a join token (`shoal node token create`)")

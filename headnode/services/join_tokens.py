@@ -20,7 +20,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 
 from common.clock import Clock
-from common.errors import InvalidArgument, NotFound, PermissionDenied
+from common.errors import InvalidArgument, NotFound, PermissionDenied, quote
 from headnode.services.journal import Journal
 
 META_KEY = "join_tokens"
@@ -87,7 +87,7 @@ class JoinTokens:
                                    "`shoal node token create`")
         if token.names and not any(fnmatch.fnmatchcase(name, p) for p in token.names):
             raise PermissionDenied(f"join token {token.id} admits only nodes named {_listed(token.names)}, "
-                                   f"not {name[:64]}")
+                                   f"not {quote(name, 64)}")
         if token.groups and (extra := [g for g in groups if g not in token.groups]):
             raise PermissionDenied(f"join token {token.id} puts its nodes in {_listed(token.groups)} only; this "
                                    f"agent asks for {_listed(extra)} (create a token with --group for them)")
@@ -105,7 +105,7 @@ class JoinTokens:
     async def revoke(self, token_id: str) -> JoinToken:
         token = self._tokens.get(token_id)
         if token is None:
-            raise NotFound(f"no join token {token_id[:64]} (see `shoal node token list`)")
+            raise NotFound(f"no join token {quote(token_id, 64)} (see `shoal node token list`)")
         token.revoked = True
         await self.save()
         return token
@@ -124,5 +124,5 @@ class JoinTokens:
 
 
 def _listed(items: list[str] | tuple[str, ...]) -> str:
-    shown = ", ".join(i[:64] for i in items[:5])
+    shown = ", ".join(quote(i, 64) for i in items[:5])
     return shown + (f" and {len(items) - 5} more" if len(items) > 5 else "") if items else "none"

@@ -28,7 +28,7 @@ from common import log
 from common.clock import Clock
 from common.config import HeadConfig
 from common.constraints import check_token
-from common.errors import AlreadyExists, InvalidArgument, Unavailable
+from common.errors import AlreadyExists, InvalidArgument, Unavailable, quote
 from common.ids import TaskId
 from headnode.domain import lifecycle
 from headnode.domain.cluster import Cluster
@@ -449,7 +449,7 @@ class Membership:
 def _validate_hello(hello: Hello) -> None:
     if not hello.node_name or len(hello.node_name) > MAX_NODE_NAME or not hello.node_name.isprintable() \
             or any(c.isspace() for c in hello.node_name):
-        raise InvalidArgument(f"node name {hello.node_name[:64]!r}{'…' if len(hello.node_name) > 64 else ''} must "
+        raise InvalidArgument(f"node name {quote(hello.node_name, 64)!r} must "
                               f"be 1 to {MAX_NODE_NAME} printable characters with no spaces")
     for what, items in (("group", hello.groups), ("label", hello.labels)):
         if len(items) > MAX_NODE_TAGS:
